@@ -1,0 +1,48 @@
+package agentdesk
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// ReasonKind separates the admin-managed reason lists.
+type ReasonKind string
+
+const (
+	ContactReason      ReasonKind = "contact"
+	CancellationReason ReasonKind = "cancellation"
+)
+
+// Reason is a category (ParentID nil) or a reason under a category. Reasons
+// that were used are archived, never deleted, so reports stay true.
+type Reason struct {
+	ID         int64      `json:"id"`
+	AccountID  int64      `json:"-"`
+	Kind       ReasonKind `json:"kind"`
+	ParentID   *int64     `json:"parent_id"`
+	Name       string     `json:"name"`
+	ArchivedAt *time.Time `json:"archived_at"`
+	CreatedAt  time.Time  `json:"created_at"`
+}
+
+// Validate checks the caller-set fields.
+func (r *Reason) Validate() error {
+	r.Name = strings.TrimSpace(r.Name)
+	if r.Name == "" || len(r.Name) > 200 {
+		return FieldError("name", "must be 1-200 characters")
+	}
+	if r.Kind != ContactReason && r.Kind != CancellationReason {
+		return FieldError("kind", "must be contact or cancellation")
+	}
+	return nil
+}
+
+// ReasonStore keeps reasons.
+type ReasonStore interface {
+	CreateReason(ctx context.Context, accountID int64, r *Reason) error
+	Reasons(ctx context.Context, accountID int64, kind ReasonKind, includeArchived bool) ([]Reason, error)
+	UpdateReason(ctx context.Context, accountID int64, r *Reason) error
+	// DeleteReason deletes an unused reason and archives a used one.
+	DeleteReason(ctx context.Context, accountID, id int64) (archived bool, err error)
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# run.sh is `make run`: a private PostgreSQL under DATA (unless DATABASE_URL is
+# set), migrations, demo data on first start, then the server in the
+# foreground. Ctrl-C stops the server and then the cluster.
+set -euo pipefail
+bin=$1 data=$2 port=$3 addr=$4
+cd "$(dirname "$0")/.."
+own_pg=""
+if [ -z "${DATABASE_URL:-}" ]; then
+  DATABASE_URL=$(scripts/pg.sh start "$data/pg" "$port")
+  own_pg=1
+fi
+export DATABASE_URL
+stop_pg() { [ -n "$own_pg" ] && scripts/pg.sh stop "$data/pg" && echo "run: PostgreSQL stopped" >&2 || true; }
+trap stop_pg EXIT
+"$bin" migrate up
+"$bin" seed --demo --if-empty
+echo
+echo "AgentDesk: http://$addr"
+"$bin" seed --print-logins
+echo
+"$bin" serve --addr "$addr" &
+server=$!
+trap 'kill -TERM $server 2>/dev/null; wait $server; stop_pg; trap - EXIT; exit 0' INT TERM
+wait $server
