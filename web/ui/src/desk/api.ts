@@ -1,0 +1,318 @@
+// api.ts is the desk's only door to the server: every REST path, request and
+// response shape, and every websocket message type lives here, so following a
+// change of the API is an edit in one file.
+
+export type Role = "agent" | "supervisor" | "admin";
+export type Channel = "email" | "chat" | "voice" | "form" | "order" | "social" | "in_person";
+export type Status = "new" | "open" | "pending" | "on_hold" | "solved" | "closed";
+export type Priority = "low" | "normal" | "high" | "urgent";
+export type MessageKind = "email" | "chat" | "call" | "form" | "order_event" | "social" | "in_person" | "note";
+
+export const STATUSES: Status[] = ["new", "open", "pending", "on_hold", "solved", "closed"];
+export const PRIORITIES: Priority[] = ["low", "normal", "high", "urgent"];
+export const CHANNELS: Channel[] = ["email", "chat", "voice", "form", "order", "social", "in_person"];
+export const RESOLUTIONS = ["solved", "cancellation", "retained", "duplicate", "no_response", "spam"] as const;
+export type Resolution = (typeof RESOLUTIONS)[number];
+export const AWAY_REASONS = ["break", "lunch", "meeting", "training"] as const;
+
+export interface Agent {
+  id: number;
+  email: string;
+  name: string;
+  role: Role;
+  team_ids: number[];
+}
+
+export interface Identity {
+  id: number;
+  kind: "email" | "phone" | "visitor" | "social" | "shop";
+  network?: string;
+  value: string;
+}
+
+export interface Customer {
+  id: number;
+  name: string;
+  company_id: number | null;
+  lifecycle_stage: string;
+  identities: Identity[];
+  attributes: Record<string, string>;
+  lifetime_value_cents?: number;
+  currency?: string;
+  created_at: string;
+}
+
+export interface Company {
+  id: number;
+  name: string;
+  domain?: string;
+}
+
+export interface Outcome {
+  contact_reason_id: number | null;
+  resolution_code?: string;
+  cancellation_reason_id: number | null;
+  revenue_lost_cents?: number;
+  retention_offered?: boolean;
+  retention_accepted?: boolean;
+}
+
+export interface Ticket {
+  id: number;
+  subject: string;
+  status: Status;
+  priority: Priority;
+  channel: Channel;
+  customer_id: number;
+  assignee_id: number | null;
+  team_id: number | null;
+  tags: string[];
+  outcome: Outcome;
+  times: { created_at: string; updated_at: string; resolved_at: string | null; resolution_seconds: number | null };
+  customer_name?: string;
+}
+
+export interface Attachment {
+  id?: number | string;
+  name: string;
+  size?: number;
+  content_type?: string;
+  url?: string;
+}
+
+export interface Message {
+  id: number;
+  ticket_id: number;
+  customer_id: number;
+  kind: MessageKind;
+  direction: "in" | "out" | "internal";
+  author_id: number | null;
+  subject?: string;
+  body: string;
+  meta?: { attachments?: Attachment[]; [k: string]: unknown };
+  created_at: string;
+}
+
+export interface Reason {
+  id: number;
+  kind: "contact" | "cancellation";
+  parent_id: number | null;
+  name: string;
+  archived_at: string | null;
+}
+
+export interface Team {
+  id: number;
+  name: string;
+}
+
+export interface Canned {
+  id: number | string;
+  title: string;
+  body: string;
+}
+
+export interface List<T> {
+  items: T[];
+  next_cursor?: string;
+}
+
+/** An offer of one task to this agent, as the routing engine sends it. */
+export interface Offer {
+  offer_id: number;
+  ticket_id: number;
+  channel: Channel;
+  customer_id?: number;
+  customer_name?: string;
+  queue_name?: string;
+  subject?: string;
+  waited_seconds?: number;
+  /** RFC 3339; the offer goes to the next agent after this. */
+  expires_at?: string;
+  timeout_seconds?: number;
+}
+
+export type PresenceState = "available" | "away" | "offline";
+export interface Presence {
+  state: PresenceState;
+  reason?: string;
+}
+
+/** The one error body every endpoint answers with. */
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public kind: string,
+    message: string,
+    public field?: string,
+  ) {
+    super(message);
+  }
+}
+
+const BASE = "/api/v1";
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const init: RequestInit = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    (init.headers as Record<string, string>)["Content-Type"] = "application/json";
+  }
+  let res: Response;
+  try {
+    res = await fetch(BASE + path, init);
+  } catch {
+    throw new ApiError(0, "unavailable", "The server cannot be reached. Check the connection.");
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  let data: any = undefined;
+  try {
+    data = text ? JSON.parse(text) : undefined;
+  } catch {
+    /* not JSON: handled below */
+  }
+  if (!res.ok) {
+    const e = data?.error;
+    if (res.status === 401) onUnauthenticated?.();
+    throw new ApiError(res.status, e?.kind ?? "internal", e?.message ?? `HTTP ${res.status}`, e?.field || undefined);
+  }
+  return data as T;
+}
+
+let onUnauthenticated: (() => void) | undefined;
+/** Registers what happens when the session ends (401 on any call). */
+export function setUnauthenticatedHandler(f: () => void) {
+  onUnauthenticated = f;
+}
+
+function qs(params: Record<string, string | number | boolean | undefined | null | string[]>): string {
+  const u = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v === undefined || v === null || v === "" || v === false) continue;
+    if (Array.isArray(v)) v.forEach((x) => u.append(k, x));
+    else u.set(k, String(v));
+  }
+  const s = u.toString();
+  return s ? "?" + s : "";
+}
+
+function unwrap<T>(r: any, key: string): T {
+  return r && typeof r === "object" && key in r ? r[key] : r;
+}
+
+// --- session -----------------------------------------------------------
+
+export async function login(email: string, password: string): Promise<Agent> {
+  return unwrap<Agent>(await call("POST", "/auth/login", { email, password }), "agent");
+}
+export const logout = () => call<void>("POST", "/auth/logout");
+export async function me(): Promise<Agent> {
+  return unwrap<Agent>(await call("GET", "/auth/me"), "agent");
+}
+
+// --- presence and offers ----------------------------------------------
+
+export const setPresence = (p: Presence) => call<Presence>("PUT", "/me/presence", p);
+export const getPresence = () => call<Presence>("GET", "/me/presence");
+export const acceptOffer = (id: number) => call<unknown>("POST", `/offers/${id}/accept`);
+export const rejectOffer = (id: number) => call<unknown>("POST", `/offers/${id}/reject`);
+
+// --- tickets -----------------------------------------------------------
+
+export interface TicketFilter {
+  status?: string[];
+  assignee_id?: number;
+  team_id?: number;
+  customer_id?: number;
+  channel?: string;
+  priority?: string;
+  tag?: string;
+  unassigned?: boolean;
+  q?: string;
+  limit?: number;
+  cursor?: string;
+}
+
+export const tickets = (f: TicketFilter) => call<List<Ticket>>("GET", "/tickets" + qs(f as any));
+export const ticket = (id: number) => call<Ticket>("GET", `/tickets/${id}`);
+export const updateTicket = (id: number, patch: Partial<Ticket>) => call<Ticket>("PATCH", `/tickets/${id}`, patch);
+
+export const messages = (ticketId: number, cursor?: string) =>
+  call<List<Message>>("GET", `/tickets/${ticketId}/messages` + qs({ cursor, limit: 100 }));
+
+export interface NewMessage {
+  kind: MessageKind;
+  body: string;
+  subject?: string;
+  attachment_ids?: (number | string)[];
+}
+export const sendMessage = (ticketId: number, m: NewMessage) => call<Message>("POST", `/tickets/${ticketId}/messages`, m);
+
+export async function uploadAttachment(file: File): Promise<Attachment> {
+  const fd = new FormData();
+  fd.append("file", file, file.name);
+  return call<Attachment>("POST", "/attachments", fd);
+}
+
+export interface WrapUp {
+  status: Status;
+  contact_reason_id: number;
+  resolution_code: Resolution;
+  cancellation_reason_id: number | null;
+  note?: string;
+}
+export const wrapUp = (ticketId: number, w: WrapUp) =>
+  call<Ticket>("PATCH", `/tickets/${ticketId}`, {
+    status: w.status,
+    outcome: {
+      contact_reason_id: w.contact_reason_id,
+      resolution_code: w.resolution_code,
+      cancellation_reason_id: w.cancellation_reason_id,
+    },
+  });
+
+// --- customers ---------------------------------------------------------
+
+export const customer = (id: number) => call<Customer>("GET", `/customers/${id}`);
+export const company = (id: number) => call<Company>("GET", `/companies/${id}`);
+export const customerTimeline = (id: number, cursor?: string) =>
+  call<List<Message>>("GET", `/customers/${id}/timeline` + qs({ cursor, limit: 30 }));
+
+// --- reference data ----------------------------------------------------
+
+export const reasons = (kind: "contact" | "cancellation") => call<List<Reason>>("GET", "/reasons" + qs({ kind }));
+export const teams = () => call<List<Team>>("GET", "/teams");
+export const agents = () => call<List<Agent>>("GET", "/agents" + qs({ limit: 200 }));
+export async function cannedResponses(): Promise<Canned[]> {
+  try {
+    return (await call<List<Canned>>("GET", "/canned_responses")).items;
+  } catch (e) {
+    if (e instanceof ApiError && e.status === 404) return [];
+    throw e;
+  }
+}
+
+// --- websocket ---------------------------------------------------------
+
+/** Server → desk event types on /ws/agent. */
+export const EV = {
+  offer: "offer",
+  offerGone: "offer.revoked",
+  message: "message.created",
+  typing: "typing",
+  ticketUpdated: "ticket.updated",
+  presence: "presence",
+  resync: "resync",
+  error: "error",
+} as const;
+
+/** Desk → server message types on /ws/agent. */
+export const CMD = {
+  resume: "resume",
+  typing: "typing",
+} as const;
+
+export const AGENT_SOCKET = "/ws/agent";

@@ -1,0 +1,145 @@
+import { useEffect, useRef, useState } from "preact/hooks";
+import { CHANNELS, PRIORITIES, STATUSES, tickets, type Agent, type Ticket, type TicketFilter } from "./api";
+import { CHANNEL_ICON, ago, label } from "./format";
+
+export type ListName = "mine" | "queue" | "open";
+export const LISTS: { name: ListName; title: string }[] = [
+  { name: "mine", title: "My tickets" },
+  { name: "queue", title: "Team queue" },
+  { name: "open", title: "All open" },
+];
+const OPEN: string[] = ["new", "open", "pending", "on_hold"];
+
+function baseFilter(list: ListName, me: Agent): TicketFilter {
+  switch (list) {
+    case "mine":
+      return { assignee_id: me.id, status: OPEN };
+    case "queue":
+      return { team_id: me.team_ids?.[0], unassigned: true, status: OPEN };
+    default:
+      return { status: OPEN };
+  }
+}
+
+export function TicketList(props: {
+  list: ListName;
+  me: Agent;
+  selected?: number;
+  unread: Record<number, number>;
+  refresh: number;
+  onOpen: (id: number) => void;
+}) {
+  const { list, me } = props;
+  const [items, setItems] = useState<Ticket[]>([]);
+  const [next, setNext] = useState<string | undefined>();
+  const [error, setError] = useState("");
+  const [loading, setLoading] = useState(false);
+  const [channel, setChannel] = useState("");
+  const [priority, setPriority] = useState("");
+  const [status, setStatus] = useState("");
+  const [tag, setTag] = useState("");
+  const [cursorIdx, setCursorIdx] = useState(0);
+  const listRef = useRef<HTMLUListElement>(null);
+
+  const filter: TicketFilter = {
+    ...baseFilter(list, me),
+    ...(status ? { status: [status] } : {}),
+    channel: channel || undefined,
+    priority: priority || undefined,
+    tag: tag.trim() || undefined,
+    limit: 50,
+  };
+  const key = JSON.stringify(filter);
+
+  async function load(cursor?: string) {
+    setLoading(true);
+    setError("");
+    try {
+      const page = await tickets({ ...filter, cursor });
+      setItems((old) => (cursor ? [...old, ...page.items] : page.items));
+      setNext(page.next_cursor || undefined);
+    } catch (e) {
+      setError((e as Error).message);
+    } finally {
+      setLoading(false);
+    }
+  }
+  useEffect(() => {
+    setCursorIdx(0);
+    load();
+  }, [key, props.refresh]);
+
+  function onKey(e: KeyboardEvent) {
+    if (!items.length) return;
+    let i = cursorIdx;
+    if (e.key === "ArrowDown" || e.key === "j") i = Math.min(items.length - 1, i + 1);
+    else if (e.key === "ArrowUp" || e.key === "k") i = Math.max(0, i - 1);
+    else if (e.key === "Home") i = 0;
+    else if (e.key === "End") i = items.length - 1;
+    else if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      props.onOpen(items[i].id);
+      return;
+    } else return;
+    e.preventDefault();
+    setCursorIdx(i);
+    (listRef.current?.children[i] as HTMLElement | undefined)?.focus();
+  }
+
+  return (
+    <section class="list-pane" aria-label={LISTS.find((l) => l.name === list)?.title}>
+      <form class="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filters">
+        <label>
+          <span class="sr-only">Status</span>
+          <select value={status} onChange={(e) => setStatus(e.currentTarget.value)} aria-label="Status filter">
+            <option value="">Any open status</option>
+            {STATUSES.map((s) => <option value={s}>{label(s)}</option>)}
+          </select>
+        </label>
+        <label>
+          <span class="sr-only">Channel</span>
+          <select value={channel} onChange={(e) => setChannel(e.currentTarget.value)} aria-label="Channel filter">
+            <option value="">All channels</option>
+            {CHANNELS.map((c) => <option value={c}>{label(c)}</option>)}
+          </select>
+        </label>
+        <label>
+          <span class="sr-only">Priority</span>
+          <select value={priority} onChange={(e) => setPriority(e.currentTarget.value)} aria-label="Priority filter">
+            <option value="">Any priority</option>
+            {PRIORITIES.map((p) => <option value={p}>{label(p)}</option>)}
+          </select>
+        </label>
+        <label class="grow">
+          <span class="sr-only">Tag</span>
+          <input type="search" placeholder="Tag" value={tag} aria-label="Tag filter"
+            onChange={(e) => setTag(e.currentTarget.value)} />
+        </label>
+      </form>
+      {error && <p class="error" role="alert">{error}</p>}
+      <ul class="tickets" role="listbox" aria-label="Tickets" ref={listRef} onKeyDown={onKey}
+        aria-activedescendant={items[cursorIdx] ? `t-${items[cursorIdx].id}` : undefined}>
+        {items.map((t, i) => (
+          <li id={`t-${t.id}`} key={t.id} role="option" tabIndex={i === cursorIdx ? 0 : -1}
+            aria-selected={t.id === props.selected}
+            class={`ticket-row prio-${t.priority}${t.id === props.selected ? " selected" : ""}`}
+            onClick={() => { setCursorIdx(i); props.onOpen(t.id); }}
+            onFocus={() => setCursorIdx(i)}>
+            <span class="ch" aria-label={label(t.channel)} title={label(t.channel)}>{CHANNEL_ICON[t.channel]}</span>
+            <span class="subject">{t.subject}</span>
+            {props.unread[t.id] ? <span class="badge" aria-label={`${props.unread[t.id]} unread`}>{props.unread[t.id]}</span> : null}
+            <span class="meta">
+              #{t.id} · {label(t.status)} · {label(t.priority)} · {ago(t.times.updated_at)}
+            </span>
+          </li>
+        ))}
+      </ul>
+      {!loading && !items.length && !error && <p class="empty">No tickets here.</p>}
+      {next && (
+        <button class="more" disabled={loading} onClick={() => load(next)}>
+          {loading ? "Loading…" : "Load more"}
+        </button>
+      )}
+    </section>
+  );
+}
