@@ -210,7 +210,7 @@ export async function login(email: string, password: string): Promise<Agent> {
 }
 export const logout = () => call<void>("POST", "/auth/logout");
 export async function me(): Promise<Agent> {
-  return unwrap<Agent>(await call("GET", "/auth/me"), "agent");
+  return unwrap<Agent>(await call("GET", "/me"), "agent");
 }
 
 // --- presence and offers ----------------------------------------------

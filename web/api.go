@@ -1,0 +1,52 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"agentdesk/agentdesk"
+)
+
+var errMethod = errors.New("method not allowed")
+
+// doc describes an endpoint for the OpenAPI document.
+type doc struct {
+	Body     any // request body example type (nil: none)
+	Response any // response body type (nil: none)
+	Status   int // success status (default 200)
+	Query    []string
+	// Idempotent marks create endpoints that honour Idempotency-Key.
+	Idempotent bool
+	// Public endpoints authenticate some other way (signatures, widget tokens).
+	Auth string
+}
+
+// endpoint is one documented route.
+type endpoint struct {
+	Method, Path, Summary string
+	Role                  agentdesk.Role
+	Doc                   doc
+}
+
+// apiRouter declares /api/v1 routes: each with its minimum role ("" for
+// public), its handler and its documentation.
+type apiRouter struct {
+	s         *Server
+	r         chi.Router
+	endpoints []endpoint
+}
+
+// route declares one endpoint.
+func (a *apiRouter) route(method, path string, role agentdesk.Role, summary string, h HandlerFunc, d doc) {
+	a.endpoints = append(a.endpoints, endpoint{Method: method, Path: path, Summary: summary, Role: role, Doc: d})
+	var handler http.Handler = a.s.handle(h)
+	if d.Idempotent {
+		handler = a.s.idempotent(handler)
+	}
+	if role != "" {
+		handler = requireRole(role)(handler)
+	}
+	a.r.Method(method, path, handler)
+}

@@ -1,0 +1,453 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Config tunes a Hub. Zero values take the defaults in parentheses.
+type Config struct {
+	Retention     time.Duration // how long events stay resumable (24h)
+	PruneInterval time.Duration // how often the retention sweep runs (10m)
+	PollInterval  time.Duration // safety poll for missed notifications (1s)
+	MaxBacklog    int64         // a client further behind gets "resync" (1000)
+	FetchBatch    int           // events read per query (500)
+	Workers       int           // goroutines fetching streams (4)
+
+	SendQueue       int           // frames queued per connection before it counts as slow (256)
+	MaxMessageBytes int           // largest client message accepted (32 KiB); up to 4× gets an error frame, more closes
+	PingInterval    time.Duration // server pings (25s)
+	PongWait        time.Duration // connection dropped after this long without any frame (60s)
+	WriteWait       time.Duration // one frame's write deadline (10s)
+	ReadBufferSize  int           // per-connection read buffer (1024)
+
+	// AllowedOrigins are the origins allowed on /ws/agent and /ws/supervisor
+	// besides the server's own host ("https://desk.example.com").
+	AllowedOrigins []string
+
+	// Customer rate limits: messages per second and burst, per visitor and per IP.
+	VisitorRate, VisitorBurst float64 // (2/s, 20)
+	IPRate, IPBurst           float64 // (20/s, 100)
+}
+
+func (c *Config) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.Retention, 24*time.Hour)
+	def(&c.PruneInterval, 10*time.Minute)
+	def(&c.PollInterval, time.Second)
+	def(&c.PingInterval, 25*time.Second)
+	def(&c.PongWait, 60*time.Second)
+	def(&c.WriteWait, 10*time.Second)
+	if c.MaxBacklog <= 0 {
+		c.MaxBacklog = 1000
+	}
+	if c.FetchBatch <= 0 {
+		c.FetchBatch = 500
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 256
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 32 << 10
+	}
+	if c.ReadBufferSize <= 0 {
+		c.ReadBufferSize = 1024
+	}
+	if c.VisitorRate <= 0 {
+		c.VisitorRate, c.VisitorBurst = 2, 20
+	}
+	if c.IPRate <= 0 {
+		c.IPRate, c.IPBurst = 20, 100
+	}
+}
+
+// Hub fans durable stream events out to the websocket connections of this
+// process. Several processes each run a Hub on the same database.
+type Hub struct {
+	db      *pgxpool.Pool
+	cfg     Config
+	log     *slog.Logger
+	actions Actions
+	limits  *limiter
+
+	mu      sync.Mutex
+	streams map[streamKey]*stream
+	conns   map[*conn]struct{}
+	closed  bool
+
+	work     workQueue
+	loops    sync.WaitGroup // listener, poller, pruner, workers
+	connWG   sync.WaitGroup // readers, writers, closers
+	stop     context.CancelFunc
+	started  bool
+	listenUp atomic.Bool
+
+	stats Stats
+}
+
+// Stats are counters for /metrics and tests.
+type Stats struct {
+	Connections    atomic.Int64 // open now
+	SlowClosed     atomic.Int64 // disconnected for not reading fast enough
+	Resyncs        atomic.Int64 // resync instructions sent
+	EventsSent     atomic.Int64 // event frames queued to clients
+	Fetches        atomic.Int64 // stream reads from the database
+	Notifications  atomic.Int64 // notifications received
+	ErrorsReturned atomic.Int64 // error frames sent
+}
+
+// New returns a Hub on db. actions carries out what clients ask for; it may be
+// nil for a hub that only delivers events (every action is then refused).
+func New(db *pgxpool.Pool, actions Actions, cfg Config, log *slog.Logger) *Hub {
+	cfg.defaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Hub{
+		db:      db,
+		cfg:     cfg,
+		log:     log,
+		actions: actions,
+		limits:  newLimiter(cfg),
+		streams: map[streamKey]*stream{},
+		conns:   map[*conn]struct{}{},
+		work:    newWorkQueue(),
+	}
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() *Stats { return &h.stats }
+
+// Start begins listening for notifications, polling and pruning. It returns
+// once the notification listener is connected, so that an event committed
+// after Start returns wakes this hub without waiting for a poll.
+func (h *Hub) Start(ctx context.Context) error {
+	if h.started {
+		return errors.New("hub: already started")
+	}
+	h.started = true
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	h.stop = cancel
+	ready := make(chan error, 1)
+	h.loops.Add(4 + h.cfg.Workers)
+	go func() { defer h.loops.Done(); h.listen(runCtx, ready) }()
+	go func() { defer h.loops.Done(); h.pollLoop(runCtx) }()
+	go func() { defer h.loops.Done(); h.pruneLoop(runCtx) }()
+	go func() { defer h.loops.Done(); h.limits.sweepLoop(runCtx) }()
+	for range h.cfg.Workers {
+		go func() { defer h.loops.Done(); h.worker(runCtx) }()
+	}
+	select {
+	case err := <-ready:
+		if err != nil {
+			// The listener keeps retrying and the poll covers the gap; the
+			// hub works, only slower to wake.
+			h.log.Warn("hub: notification listener not connected yet", "err", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Stop closes every connection with "going away" (clients reconnect to
+// another process and resume), then stops the background loops.
+func (h *Hub) Stop(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.closeWith(closeGoingAway, "server shutting down")
+	}
+	if h.stop != nil {
+		h.stop()
+	}
+	h.work.close()
+	done := make(chan struct{})
+	go func() { h.connWG.Wait(); h.loops.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		for _, c := range conns {
+			c.ws.Close()
+		}
+		<-done
+		return ctx.Err()
+	}
+}
+
+// listen holds a dedicated connection in LISTEN and marks streams dirty as
+// notifications arrive. After a reconnect every stream is marked dirty,
+// because notifications sent meanwhile are lost.
+func (h *Hub) listen(ctx context.Context, ready chan<- error) {
+	backoff := 100 * time.Millisecond
+	first := true
+	for ctx.Err() == nil {
+		err := h.listenOnce(ctx, func() {
+			if first {
+				ready <- nil
+				first = false
+			}
+			h.listenUp.Store(true)
+			backoff = 100 * time.Millisecond
+			h.markAllDirty()
+		})
+		h.listenUp.Store(false)
+		if ctx.Err() != nil {
+			break
+		}
+		if first {
+			ready <- err
+			first = false
+		}
+		h.log.Warn("hub: notification listener lost; polling covers the gap", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	if first {
+		ready <- ctx.Err()
+	}
+}
+
+func (h *Hub) listenOnce(ctx context.Context, up func()) error {
+	cfg := h.db.Config().ConnConfig.Copy()
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, ch := range []string{streamChannel, ephemeralChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			return fmt.Errorf("listen %s: %w", ch, err)
+		}
+	}
+	up()
+	for {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		h.stats.Notifications.Add(1)
+		switch n.Channel {
+		case streamChannel:
+			h.onNotify(n.Payload)
+		case ephemeralChannel:
+			h.onEphemeral(n.Payload)
+		}
+	}
+}
+
+// onNotify handles "account seq stream" from the commit trigger.
+func (h *Hub) onNotify(payload string) {
+	acct, rest, ok1 := strings.Cut(payload, " ")
+	seqStr, name, ok2 := strings.Cut(rest, " ")
+	if !ok1 || !ok2 {
+		return
+	}
+	a, err1 := strconv.ParseInt(acct, 10, 64)
+	seq, err2 := strconv.ParseInt(seqStr, 10, 64)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	h.mu.Lock()
+	s := h.streams[streamKey{a, name}]
+	h.mu.Unlock()
+	if s != nil && s.behind(seq) {
+		h.markDirty(s)
+	}
+}
+
+func (h *Hub) onEphemeral(payload string) {
+	var p ephemeralPayload
+	if err := json.Unmarshal([]byte(payload), &p); err != nil {
+		return
+	}
+	h.mu.Lock()
+	s := h.streams[streamKey{p.AccountID, p.Stream}]
+	h.mu.Unlock()
+	if s == nil {
+		return
+	}
+	frame, err := json.Marshal(envelope{Type: p.Type, Stream: p.Stream, Data: p.Data})
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	subs := make([]*conn, 0, len(s.subs))
+	for c, sub := range s.subs {
+		if sub.last >= 0 {
+			subs = append(subs, c)
+		}
+	}
+	s.mu.Unlock()
+	for _, c := range subs {
+		c.send(frame)
+	}
+}
+
+// PublishEphemeral sends an event that is not stored (a typing indicator) to
+// whoever is subscribed now, in every process. It has no sequence number and
+// is not resumed.
+func (h *Hub) PublishEphemeral(ctx context.Context, e Event) error {
+	if err := e.validate(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(e.Data)
+	if err != nil {
+		return fmt.Errorf("ephemeral %s: %w", e.Type, err)
+	}
+	payload, err := json.Marshal(ephemeralPayload{AccountID: e.AccountID, Stream: e.Stream, Type: e.Type, Data: data})
+	if err != nil {
+		return fmt.Errorf("ephemeral %s: %w", e.Type, err)
+	}
+	if len(payload) > maxEphemeralBytes {
+		return fmt.Errorf("ephemeral %s: payload of %d bytes is too large", e.Type, len(payload))
+	}
+	_, err = h.db.Exec(ctx, "SELECT pg_notify($1, $2)", ephemeralChannel, string(payload))
+	return err
+}
+
+const pollHeads = `
+SELECT h.account_id, h.stream, h.last_seq
+FROM stream_heads h
+JOIN unnest($1::bigint[], $2::text[]) AS w(account_id, stream)
+  ON h.account_id = w.account_id AND h.stream = w.stream`
+
+// pollLoop reads the heads of every stream someone here is subscribed to
+// and wakes those that moved. Correctness never depends on a notification.
+func (h *Hub) pollLoop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := h.pollOnce(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("hub: poll stream heads", "err", err)
+		}
+	}
+}
+
+func (h *Hub) pollOnce(ctx context.Context) error {
+	h.mu.Lock()
+	accts := make([]int64, 0, len(h.streams))
+	names := make([]string, 0, len(h.streams))
+	for k := range h.streams {
+		accts = append(accts, k.account)
+		names = append(names, k.name)
+	}
+	h.mu.Unlock()
+	if len(accts) == 0 {
+		return nil
+	}
+	rows, err := h.db.Query(ctx, pollHeads, accts, names)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k streamKey
+		var head int64
+		if err := rows.Scan(&k.account, &k.name, &head); err != nil {
+			return err
+		}
+		h.mu.Lock()
+		s := h.streams[k]
+		h.mu.Unlock()
+		if s != nil && s.behind(head) {
+			h.markDirty(s)
+		}
+	}
+	return rows.Err()
+}
+
+const (
+	pruneLock     = 0x61676e747374 // one pruner at a time across processes
+	pruneAccounts = `SELECT DISTINCT account_id FROM stream_heads`
+	pruneAccount  = `
+WITH old AS (
+    SELECT stream, max(seq) AS upto
+    FROM stream_events
+    WHERE account_id = $1 AND created_at < $2 AND seq IS NOT NULL
+    GROUP BY stream
+)
+DELETE FROM stream_events e
+USING old
+WHERE e.account_id = $1 AND e.stream = old.stream AND e.seq <= old.upto`
+)
+
+func (h *Hub) pruneLoop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := h.Prune(ctx, time.Now().Add(-h.cfg.Retention)); err != nil && ctx.Err() == nil {
+			h.log.Warn("hub: prune events", "err", err)
+		} else if n > 0 {
+			h.log.Info("hub: pruned events", "count", n)
+		}
+	}
+}
+
+// Prune deletes events created before cutoff and returns how many. It deletes
+// whole prefixes of each stream (up to the highest old sequence number), so
+// what remains of a stream is always contiguous and a reader can tell
+// "pruned" from "not there yet".
+func (h *Hub) Prune(ctx context.Context, cutoff time.Time) (int64, error) {
+	var total int64
+	err := pgx.BeginFunc(ctx, h.db, func(tx pgx.Tx) error {
+		var got bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", pruneLock).Scan(&got); err != nil || !got {
+			return err
+		}
+		rows, err := tx.Query(ctx, pruneAccounts)
+		if err != nil {
+			return err
+		}
+		accts, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+		if err != nil {
+			return err
+		}
+		for _, a := range accts {
+			tag, err := tx.Exec(ctx, pruneAccount, a, cutoff)
+			if err != nil {
+				return fmt.Errorf("account %d: %w", a, err)
+			}
+			total += tag.RowsAffected()
+		}
+		return nil
+	})
+	return total, err
+}
