@@ -299,17 +299,18 @@ func (h *Hub) serve(ctx context.Context, s *stream) error {
 			h.resync(c, sb, s.key.name, head)
 			continue
 		}
+		open := true
 		for _, e := range events {
 			if e.seq != sb.last+1 {
 				continue
 			}
-			if !c.send(e.frame) {
-				break
+			if open = c.send(e.frame); !open {
+				break // closed; its reader unsubscribes it
 			}
 			sb.last = e.seq
 			h.stats.EventsSent.Add(1)
 		}
-		if sb.last < head {
+		if open && sb.last < head {
 			again = true
 		}
 	}

@@ -1,0 +1,45 @@
+package hub
+
+import (
+	"context"
+
+	"agentdesk/agentdesk"
+)
+
+// Actions carries out what clients ask for. Package web implements it with
+// the routing engine and the store; the hub only decides who may ask.
+// Implementations publish the resulting events themselves, in the same
+// transaction as their writes (Publish).
+type Actions interface {
+	// Ticket describes a ticket for authorisation; NotFound if it does not
+	// exist in the account.
+	Ticket(ctx context.Context, accountID, ticketID int64) (TicketInfo, error)
+	// SendChat stores a chat message on a ticket and publishes it to the
+	// ticket's and the visitor's streams. For a customer ticketID may be 0:
+	// the visitor's open chat. It returns the message and ticket ids.
+	SendChat(ctx context.Context, p Principal, ticketID int64, m ChatMessage) (messageID, ticket int64, err error)
+	// SetPresence changes the agent's own presence (available, away with a reason, ...).
+	SetPresence(ctx context.Context, a agentdesk.Actor, state, reason string) error
+	// AcceptOffer and RejectOffer answer an offer made to this agent; the
+	// routing engine refuses offers made to someone else.
+	AcceptOffer(ctx context.Context, a agentdesk.Actor, offerID int64) error
+	RejectOffer(ctx context.Context, a agentdesk.Actor, offerID int64, reason string) error
+	// WidgetOrigins lists the origins a chat widget may be embedded on;
+	// "*" allows any.
+	WidgetOrigins(ctx context.Context, accountID int64, widgetID string) ([]string, error)
+}
+
+// TicketInfo is what authorisation needs to know about a ticket.
+type TicketInfo struct {
+	ID         int64
+	AssigneeID int64  // 0 = unassigned
+	TeamID     int64  // 0 = no team
+	Private    bool   // visible only to its team (and supervisors)
+	VisitorID  string // the chat visitor, "" when the ticket has none
+}
+
+// ChatMessage is what a client sends with chat.send.
+type ChatMessage struct {
+	Body        string
+	ClientMsgID string // the client's id, so a retried send is stored once
+}

@@ -1,0 +1,256 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Close codes sent to clients. 4xxx codes are ours; PROTOCOL.md lists them.
+const (
+	closeGoingAway     = websocket.CloseGoingAway    // 1001: server shutting down, reconnect and resume
+	closeTooBig        = websocket.CloseMessageTooBig // 1009: a frame over the hard read limit
+	CloseUnauthorized  = 4001                         // token expired or revoked; get a new one
+	CloseSlowConsumer  = 4008                         // send queue overflowed; reconnect and resume
+	maxSubscriptions   = 50                           // streams one connection may follow
+	hardLimitFactor    = 4                            // frames up to this × MaxMessageBytes get an error frame
+	closeFrameDeadline = time.Second
+)
+
+// item is one frame waiting for the writer.
+type item struct {
+	frame []byte
+	ping  bool
+}
+
+// conn is one websocket client. The reader goroutine owns subs and handles
+// client messages one at a time; a writer goroutine exists only while there
+// is something to write, so an idle connection costs one blocked reader.
+type conn struct {
+	h  *Hub
+	ws *websocket.Conn
+	p  Principal
+
+	mu        sync.Mutex
+	queue     []item
+	writing   bool
+	closed    bool   // accepts no more frames
+	closeCode int    // when set, the writer sends this close frame and hangs up
+	closeText string // reason sent with closeCode
+	ping      *time.Timer
+
+	subs map[streamKey]*stream // reader goroutine only
+}
+
+// start registers c and runs its reader. It is called with the upgrade done.
+func (h *Hub) start(ws *websocket.Conn, p Principal) error {
+	c := &conn{h: h, ws: ws, p: p}
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeGoingAway, "server shutting down"), time.Now().Add(closeFrameDeadline)) //nolint:errcheck
+		ws.Close()
+		return nil
+	}
+	h.conns[c] = struct{}{}
+	h.connWG.Add(1)
+	h.mu.Unlock()
+	h.stats.Connections.Add(1)
+	c.mu.Lock() // pingTick uses c.ping
+	c.ping = time.AfterFunc(h.cfg.PingInterval, c.pingTick)
+	c.mu.Unlock()
+	// A fresh goroutine instead of the HTTP handler's: the handler's stack
+	// and the server's per-connection buffers are freed once it returns.
+	go c.readLoop()
+	return nil
+}
+
+// send queues a frame. It never blocks: a client whose queue is full is
+// disconnected with CloseSlowConsumer. It reports whether c still accepts frames.
+func (c *conn) send(frame []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if len(c.queue) >= c.h.cfg.SendQueue {
+		c.h.stats.SlowClosed.Add(1)
+		c.closeLocked(CloseSlowConsumer, "too slow: send queue full, reconnect and resume")
+		return false
+	}
+	c.queue = append(c.queue, item{frame: frame})
+	c.startWriterLocked()
+	return true
+}
+
+func (c *conn) pingTick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	c.queue = append(c.queue, item{ping: true})
+	c.startWriterLocked()
+	c.ping.Reset(c.h.cfg.PingInterval)
+}
+
+// closeWith asks the writer to send a close frame and hang up.
+func (c *conn) closeWith(code int, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked(code, text)
+}
+
+func (c *conn) closeLocked(code int, text string) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	c.queue = nil
+	c.closeCode, c.closeText = code, text
+	c.startWriterLocked()
+}
+
+func (c *conn) startWriterLocked() {
+	if c.writing {
+		return
+	}
+	c.writing = true
+	c.h.connWG.Add(1) // the reader's count is still held, see readLoop
+	go c.writeLoop()
+}
+
+// writeLoop drains the queue and exits when it is empty.
+func (c *conn) writeLoop() {
+	defer c.h.connWG.Done()
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		c.queue = nil
+		code, text := c.closeCode, c.closeText
+		if len(batch) == 0 && code == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		if code != 0 {
+			c.closeCode = -1 // sent once
+		}
+		c.mu.Unlock()
+
+		for _, it := range batch {
+			c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteWait)) //nolint:errcheck
+			var err error
+			if it.ping {
+				err = c.ws.WriteMessage(websocket.PingMessage, nil)
+			} else {
+				err = c.ws.WriteMessage(websocket.TextMessage, it.frame)
+			}
+			if err != nil {
+				c.fail()
+				return
+			}
+		}
+		if code > 0 {
+			c.ws.SetWriteDeadline(time.Now().Add(closeFrameDeadline))                       //nolint:errcheck
+			c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, text)) //nolint:errcheck
+			c.fail()
+			return
+		}
+	}
+}
+
+// fail hangs up: the reader's next read fails and it cleans up.
+func (c *conn) fail() {
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	c.writing = false
+	c.mu.Unlock()
+	c.ws.Close()
+}
+
+func (c *conn) readLoop() {
+	h := c.h
+	defer func() {
+		c.ping.Stop()
+		c.mu.Lock()
+		c.closed = true
+		c.queue = nil
+		c.mu.Unlock()
+		for _, s := range c.subs {
+			h.unsubscribe(c, s)
+		}
+		h.mu.Lock()
+		delete(h.conns, c)
+		h.mu.Unlock()
+		h.stats.Connections.Add(-1)
+		c.ws.Close()
+		h.connWG.Done()
+	}()
+	c.ws.SetReadLimit(int64(h.cfg.MaxMessageBytes * hardLimitFactor))
+	c.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait)) //nolint:errcheck
+	c.ws.SetPongHandler(func(string) error {
+		return c.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
+	})
+	ctx := context.Background()
+	for {
+		mt, r, err := c.ws.NextReader()
+		if err != nil {
+			if !errors.Is(err, websocket.ErrReadLimit) && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+				h.log.Debug("hub: connection ended", "err", err)
+			}
+			return
+		}
+		c.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait)) //nolint:errcheck
+		if mt != websocket.TextMessage {
+			io.Copy(io.Discard, r) //nolint:errcheck
+			c.sendError("", errorBody{Code: "invalid", Message: "only text frames with JSON messages are accepted"})
+			continue
+		}
+		data, err := io.ReadAll(io.LimitReader(r, int64(h.cfg.MaxMessageBytes)+1))
+		if err != nil {
+			return
+		}
+		if len(data) > h.cfg.MaxMessageBytes {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			c.sendError("", errorBody{Code: "too_large", Message: tooLargeMessage(h.cfg.MaxMessageBytes)})
+			continue
+		}
+		if c.p.Visitor != nil && c.p.Visitor.Expired(time.Now()) {
+			c.closeWith(CloseUnauthorized, "widget token expired")
+			continue // the writer hangs up; the next read fails
+		}
+		c.handle(ctx, data)
+	}
+}
+
+// upgrader is shared: buffers are small and the write buffer is pooled, so
+// an idle connection holds only its read buffer.
+func (h *Hub) upgrader() *websocket.Upgrader {
+	return &websocket.Upgrader{
+		ReadBufferSize:   h.cfg.ReadBufferSize,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  writePool,
+		HandshakeTimeout: 10 * time.Second,
+		// Origins are checked before Upgrade so the caller can write the error.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
+}
+
+var writePool = &sync.Pool{}
+
+func logAttrs(p Principal) []any {
+	if p.Visitor != nil {
+		return []any{slog.Int64("account_id", p.Visitor.AccountID), slog.String("visitor_id", p.Visitor.VisitorID)}
+	}
+	return []any{slog.Int64("account_id", p.Actor.AccountID), slog.Int64("agent_id", p.Actor.AgentID)}
+}

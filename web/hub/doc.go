@@ -1,0 +1,34 @@
+// Package hub owns AgentDesk's realtime delivery: durable event streams in
+// PostgreSQL and the websocket connections of agents, supervisors and chat
+// visitors.
+//
+// Streams. Anything that changes what someone sees on screen is an Event
+// published to a stream ("agent:42", "supervisor:7", "ticket:9",
+// "visitor:v_ab12") with Publish, inside the transaction that made the
+// change. The commit trigger of migration 004 numbers events per stream
+// (gap-free, in commit order) and NOTIFYs; every process's Hub LISTENs on a
+// dedicated connection, reads what its clients miss and fans it out. A
+// periodic poll of the stream heads catches lost notifications, so
+// correctness never depends on NOTIFY. Events are kept for Config.Retention
+// (24h) so a client that reconnects — to any process — resumes from its last
+// sequence number and receives exactly the missed events, or a "resync"
+// instruction when it is too far behind. Typing indicators are ephemeral:
+// NOTIFY only, never stored or resumed.
+//
+// Connections. One reader goroutine per connection handles client messages
+// one at a time; a writer goroutine runs only while frames are queued (an
+// idle connection has none), drains a bounded queue, and sends pings. A
+// client that cannot keep up is disconnected with close code 4008 and never
+// blocks anyone else. Every client message passes the hub's authorisation rules; what a client
+// may do beyond following streams (send chat, set presence, answer offers)
+// is carried out by the Actions the web layer supplies. web/PROTOCOL.md is
+// the wire protocol.
+//
+// The hub must never: import package web or routing (they import it); keep
+// state that matters only in memory (a lost process loses connections,
+// never events); write to business tables (Actions does); or let one
+// connection's slowness delay another's delivery.
+//
+// Written on gorilla/websocket and pgx; no library provides durable,
+// resumable per-stream sequences on PostgreSQL, hence this package.
+package hub
