@@ -97,7 +97,11 @@ CREATE TABLE tasks (
     priority_name    text NOT NULL,
     ticket_id        bigint,
     customer_id      bigint,
+    -- the queue's skills merged with request_skills, what matching reads
     required_skills  jsonb NOT NULL DEFAULT '{}',
+    -- the skills the contact itself asked for; kept so a move to another
+    -- queue recomputes required_skills from that queue's
+    request_skills   jsonb NOT NULL DEFAULT '{}',
     attributes       jsonb NOT NULL DEFAULT '{}',
     -- the task's place in line; kept across overflow and callbacks
     enqueued_at      timestamptz NOT NULL,

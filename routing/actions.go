@@ -1,0 +1,405 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"agentdesk/agentdesk"
+)
+
+// Accept turns the agent's offer into an assignment.
+func (e *Engine) Accept(ctx context.Context, accountID, agentID, taskID int64) error {
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		t, err := lockTask(ctx, tx, accountID, taskID)
+		if err != nil {
+			return err
+		}
+		if t.state != StateOffered || t.offeredTo != agentID {
+			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not offered to you (it is %s)", taskID, t.state)
+		}
+		now := e.now()
+		var expires time.Time
+		if err := tx.QueryRow(ctx, `SELECT offer_expires_at FROM tasks WHERE id = $1`, taskID).Scan(&expires); err != nil {
+			return err
+		}
+		if now.After(expires) {
+			return agentdesk.Errorf(agentdesk.Conflict, "the offer of task %d has expired", taskID)
+		}
+		wait := int(now.Sub(t.enqueuedAt) / time.Second)
+		if _, err := tx.Exec(ctx, `
+UPDATE tasks SET state = 'assigned', agent_id = $3, assigned_at = $4, wait_seconds = $5, offered_to = NULL,
+	offer_expires_at = NULL, excluded_agents = '{}', updated_at = $4
+WHERE account_id = $1 AND id = $2`, accountID, taskID, agentID, now, wait); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE agent_presence SET missed_offers = 0, last_assigned_at = $2 WHERE agent_id = $1`, agentID, now); err != nil {
+			return err
+		}
+		if t.ticketID != 0 {
+			if _, err := tx.Exec(ctx, `UPDATE tickets SET assignee_id = $3, updated_at = $4 WHERE account_id = $1 AND id = $2`,
+				accountID, t.ticketID, agentID, now); err != nil {
+				return err
+			}
+		}
+		if err := logTransition(ctx, tx, accountID, taskID, StateOffered, StateAssigned, agentID, t.queueID, "", now); err != nil {
+			return err
+		}
+		ch := TaskChange{TaskID: taskID, State: StateAssigned, AgentID: agentID}
+		for _, s := range []string{AgentStream(agentID), TaskStream(taskID)} {
+			if err := e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: s, Type: "task_assigned", Data: ch}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Reject hands the offer to the next agent. The rejecting agent is skipped
+// for this task while anyone else can take it.
+func (e *Engine) Reject(ctx context.Context, accountID, agentID, taskID int64, reason string) error {
+	reason = strings.TrimSpace(reason)
+	if len(reason) > 200 {
+		return agentdesk.FieldError("reason", "must be at most 200 characters")
+	}
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		t, err := lockTask(ctx, tx, accountID, taskID)
+		if err != nil {
+			return err
+		}
+		if t.state != StateOffered || t.offeredTo != agentID {
+			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not offered to you (it is %s)", taskID, t.state)
+		}
+		r := "rejected"
+		if reason != "" {
+			r += ": " + reason
+		}
+		return e.requeue(ctx, tx, t, r, false)
+	})
+}
+
+// EndInteraction ends the conversation or call: the task goes to wrap-up and
+// the agent into the wrap_up state until the wrap-up time passes or they
+// complete it.
+func (e *Engine) EndInteraction(ctx context.Context, accountID, agentID, taskID int64) error {
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		t, err := lockTask(ctx, tx, accountID, taskID)
+		if err != nil {
+			return err
+		}
+		if t.state != StateAssigned || t.agentID != agentID {
+			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not in progress with you (it is %s)", taskID, t.state)
+		}
+		now := e.now()
+		if _, err := tx.Exec(ctx, `UPDATE tasks SET state = 'wrapping', ended_at = $3, updated_at = $3 WHERE account_id = $1 AND id = $2`,
+			accountID, taskID, now); err != nil {
+			return err
+		}
+		col := loadColumn(t.capChannel)
+		var state PresenceState
+		if err := tx.QueryRow(ctx, `UPDATE agent_presence SET `+col+` = `+col+` - 1 WHERE agent_id = $1 RETURNING state`, agentID).Scan(&state); err != nil {
+			return err
+		}
+		wrap, err := e.wrapUpFor(ctx, tx, t.queueID)
+		if err != nil {
+			return err
+		}
+		if err := logTransition(ctx, tx, accountID, taskID, StateAssigned, StateWrapping, agentID, t.queueID, "", now); err != nil {
+			return err
+		}
+		if err := e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: AgentStream(agentID), Type: "task_state",
+			Data: TaskChange{TaskID: taskID, State: StateWrapping, AgentID: agentID}}); err != nil {
+			return err
+		}
+		switch {
+		case wrap > 0 && state == Available:
+			if err := e.changePresence(ctx, tx, accountID, agentID, state, WrapUp, "", 0, now); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `UPDATE agent_presence SET wrap_up_until = $2 WHERE agent_id = $1`, agentID, now.Add(wrap))
+			return err
+		case wrap > 0 && state == WrapUp:
+			_, err := tx.Exec(ctx, `UPDATE agent_presence SET wrap_up_until = greatest(wrap_up_until, $2) WHERE agent_id = $1`, agentID, now.Add(wrap))
+			return err
+		}
+		return wake(ctx, tx, accountID)
+	})
+}
+
+func (e *Engine) wrapUpFor(ctx context.Context, tx pgx.Tx, queueID int64) (time.Duration, error) {
+	var secs *int
+	if err := tx.QueryRow(ctx, `SELECT wrap_up_seconds FROM queues WHERE id = $1`, queueID).Scan(&secs); err != nil {
+		return 0, err
+	}
+	if secs != nil {
+		return time.Duration(*secs) * time.Second, nil
+	}
+	return max(e.cfg.WrapUp, 0), nil
+}
+
+// Complete closes the agent's task with its outcome. A contact reason is
+// required, and a cancellation reason when the outcome is a cancellation;
+// the outcome is also written to the task's ticket. Completing an assigned
+// task ends the interaction and the wrap-up at once.
+func (e *Engine) Complete(ctx context.Context, accountID, agentID, taskID int64, o agentdesk.Outcome) error {
+	if o.ContactReasonID == nil {
+		return agentdesk.FieldError("outcome.contact_reason_id", "is required to complete a contact")
+	}
+	if err := o.Validate(agentdesk.StatusSolved); err != nil {
+		return err
+	}
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		t, err := lockTask(ctx, tx, accountID, taskID)
+		if err != nil {
+			return err
+		}
+		if (t.state != StateAssigned && t.state != StateWrapping) || t.agentID != agentID {
+			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not yours to complete (it is %s)", taskID, t.state)
+		}
+		if err := checkReason(ctx, tx, accountID, *o.ContactReasonID, agentdesk.ContactReason, "outcome.contact_reason_id"); err != nil {
+			return err
+		}
+		if o.CancellationReasonID != nil {
+			if err := checkReason(ctx, tx, accountID, *o.CancellationReasonID, agentdesk.CancellationReason, "outcome.cancellation_reason_id"); err != nil {
+				return err
+			}
+		}
+		now := e.now()
+		if _, err := tx.Exec(ctx, `
+UPDATE tasks SET state = 'completed', completed_at = $3, ended_at = coalesce(ended_at, $3), closed_at = $3,
+	contact_reason_id = $4, cancellation_reason_id = $5, resolution_code = $6, updated_at = $3
+WHERE account_id = $1 AND id = $2`, accountID, taskID, now, o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode); err != nil {
+			return err
+		}
+		if t.ticketID != 0 {
+			if _, err := tx.Exec(ctx, `
+UPDATE tickets SET contact_reason_id = $3, cancellation_reason_id = $4, resolution_code = $5,
+	revenue_lost_cents = $6, retention_offered = $7, retention_accepted = $8, updated_at = $9
+WHERE account_id = $1 AND id = $2`, accountID, t.ticketID, o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode,
+				o.RevenueLostCents, o.RetentionOffered, o.RetentionAccepted, now); err != nil {
+				return translate(err, "ticket")
+			}
+		}
+		if t.state == StateAssigned {
+			col := loadColumn(t.capChannel)
+			if _, err := tx.Exec(ctx, `UPDATE agent_presence SET `+col+` = `+col+` - 1 WHERE agent_id = $1`, agentID); err != nil {
+				return err
+			}
+		}
+		if err := logTransition(ctx, tx, accountID, taskID, t.state, StateCompleted, agentID, t.queueID, o.ResolutionCode, now); err != nil {
+			return err
+		}
+		if err := e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: AgentStream(agentID), Type: "task_state",
+			Data: TaskChange{TaskID: taskID, State: StateCompleted, AgentID: agentID}}); err != nil {
+			return err
+		}
+		// The last wrap-up done ends the agent's wrap_up state early.
+		var state PresenceState
+		var open bool
+		if err := tx.QueryRow(ctx, `
+SELECT p.state, EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = $1 AND t.agent_id = $2 AND t.state = 'wrapping')
+FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID).Scan(&state, &open); err != nil {
+			return err
+		}
+		if state == WrapUp && !open {
+			return e.changePresence(ctx, tx, accountID, agentID, WrapUp, Available, "", 0, now)
+		}
+		return wake(ctx, tx, accountID)
+	})
+}
+
+func checkReason(ctx context.Context, tx pgx.Tx, accountID, id int64, kind agentdesk.ReasonKind, field string) error {
+	var k string
+	err := tx.QueryRow(ctx, `SELECT kind FROM reasons WHERE account_id = $1 AND id = $2`, accountID, id).Scan(&k)
+	if err == pgx.ErrNoRows || (err == nil && k != string(kind)) {
+		return agentdesk.FieldError(field, "is not a %s reason", kind)
+	}
+	return err
+}
+
+// MoveTarget is where a supervisor sends a task: another queue, or straight
+// to an agent.
+type MoveTarget struct {
+	QueueID int64 `json:"queue_id,omitempty"`
+	AgentID int64 `json:"agent_id,omitempty"`
+}
+
+// MoveTask moves a waiting task to another queue (keeping its place by age),
+// offers a waiting task directly to an agent, or transfers an assigned task
+// to another agent. Capacity is never exceeded: an agent without room
+// answers Conflict.
+func (e *Engine) MoveTask(ctx context.Context, accountID, taskID int64, to MoveTarget, bySupervisor int64) error {
+	if (to.QueueID == 0) == (to.AgentID == 0) {
+		return agentdesk.FieldError("queue_id", "give exactly one of queue_id and agent_id")
+	}
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		t, err := lockTask(ctx, tx, accountID, taskID)
+		if err != nil {
+			return err
+		}
+		by := fmt.Sprintf("by supervisor %d", bySupervisor)
+		if to.QueueID != 0 {
+			if t.state != StateQueued && t.state != StateOffered {
+				return agentdesk.Errorf(agentdesk.Conflict, "only a waiting task can change queue (it is %s)", t.state)
+			}
+			if t.state == StateOffered {
+				if err := e.requeue(ctx, tx, t, "moved "+by, false); err != nil {
+					return err
+				}
+			}
+			return e.moveQueue(ctx, tx, t, to.QueueID, fmt.Sprintf("moved from queue %d %s", t.queueID, by))
+		}
+		switch t.state {
+		case StateQueued, StateOffered:
+			if t.state == StateOffered {
+				if t.offeredTo == to.AgentID {
+					return nil
+				}
+				if err := e.requeue(ctx, tx, t, "moved "+by, false); err != nil {
+					return err
+				}
+			}
+			if err := lockAgentWithRoom(ctx, tx, accountID, to.AgentID, t.capChannel); err != nil {
+				return err
+			}
+			w, err := loadWaiting(ctx, tx, accountID, taskID)
+			if err != nil {
+				return err
+			}
+			queues, err := loadQueueRules(ctx, tx, accountID)
+			if err != nil {
+				return err
+			}
+			return e.offer(ctx, tx, accountID, w, queues[w.queueID], to.AgentID)
+		case StateAssigned:
+			if t.agentID == to.AgentID {
+				return nil
+			}
+			// Lock both agents in id order so two transfers cannot deadlock.
+			first, second := min(t.agentID, to.AgentID), max(t.agentID, to.AgentID)
+			if _, err := tx.Exec(ctx, `SELECT 1 FROM agent_presence WHERE agent_id IN ($1, $2) ORDER BY agent_id FOR UPDATE`, first, second); err != nil {
+				return err
+			}
+			if err := lockAgentWithRoom(ctx, tx, accountID, to.AgentID, t.capChannel); err != nil {
+				return err
+			}
+			col := loadColumn(t.capChannel)
+			now := e.now()
+			if _, err := tx.Exec(ctx, `UPDATE agent_presence SET `+col+` = `+col+` - 1 WHERE agent_id = $1`, t.agentID); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE agent_presence SET `+col+` = `+col+` + 1, last_assigned_at = $2 WHERE agent_id = $1`, to.AgentID, now); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE tasks SET agent_id = $3, updated_at = $4 WHERE account_id = $1 AND id = $2`, accountID, taskID, to.AgentID, now); err != nil {
+				return err
+			}
+			if t.ticketID != 0 {
+				if _, err := tx.Exec(ctx, `UPDATE tickets SET assignee_id = $3, updated_at = $4 WHERE account_id = $1 AND id = $2`, accountID, t.ticketID, to.AgentID, now); err != nil {
+					return err
+				}
+			}
+			if err := logTransition(ctx, tx, accountID, taskID, StateAssigned, StateAssigned, to.AgentID, t.queueID,
+				fmt.Sprintf("transferred from agent %d %s", t.agentID, by), now); err != nil {
+				return err
+			}
+			for _, a := range []int64{t.agentID, to.AgentID} {
+				if err := e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: AgentStream(a), Type: "task_assigned",
+					Data: TaskChange{TaskID: taskID, State: StateAssigned, AgentID: to.AgentID, Reason: "transfer"}}); err != nil {
+					return err
+				}
+			}
+			return wake(ctx, tx, accountID)
+		}
+		return agentdesk.Errorf(agentdesk.Conflict, "a %s task cannot be moved", t.state)
+	})
+}
+
+// lockAgentWithRoom locks an agent's presence and checks they are signed in
+// and have spare capacity on the channel.
+func lockAgentWithRoom(ctx context.Context, tx pgx.Tx, accountID, agentID int64, capChannel string) error {
+	var room bool
+	var state PresenceState
+	err := tx.QueryRow(ctx, `
+SELECT p.state, p.`+loadColumn(capChannel)+` < coalesce((a.capacity->>$3)::int, 0)
+FROM agent_presence p JOIN agents a ON a.id = p.agent_id
+WHERE p.account_id = $1 AND p.agent_id = $2
+FOR UPDATE OF p`, accountID, agentID, capChannel).Scan(&state, &room)
+	if err == pgx.ErrNoRows {
+		return agentdesk.Errorf(agentdesk.Conflict, "agent %d is offline", agentID)
+	}
+	if err != nil {
+		return err
+	}
+	if state == Offline {
+		return agentdesk.Errorf(agentdesk.Conflict, "agent %d is offline", agentID)
+	}
+	if !room {
+		return agentdesk.Errorf(agentdesk.Conflict, "agent %d has no spare %s capacity", agentID, capChannel)
+	}
+	return nil
+}
+
+func loadWaiting(ctx context.Context, tx pgx.Tx, accountID, taskID int64) (*waitingTask, error) {
+	var t waitingTask
+	err := tx.QueryRow(ctx, `
+SELECT id, queue_id, channel, capacity_channel, direction, priority_name, ticket_id, customer_id,
+	required_skills, attributes, enqueued_at, relax_step, coalesce(sticky_agent_id, 0), excluded_agents, callback_number
+FROM tasks WHERE account_id = $1 AND id = $2`, accountID, taskID).Scan(&t.id, &t.queueID, &t.channel, &t.capChannel,
+		&t.direction, &t.priority, &t.ticketID, &t.customerID, &t.skills, &t.attributes, &t.enqueuedAt, &t.relaxStep,
+		&t.stickyAgent, &t.excluded, &t.callback)
+	return &t, err
+}
+
+// moveQueue puts a queued task into another queue: the new queue's skills
+// and relaxation apply from now, the place in line (enqueued_at) is kept.
+func (e *Engine) moveQueue(ctx context.Context, tx pgx.Tx, t *lockedTask, queueID int64, reason string) error {
+	now := e.now()
+	var prio int
+	err := tx.QueryRow(ctx, `
+UPDATE tasks t SET queue_id = q.id, queue_entered_at = $4, relax_step = 0, updated_at = $4,
+	priority = (t.priority / 100) * 100 + q.priority,
+	required_skills = (SELECT coalesce(jsonb_object_agg(k, greatest(
+		coalesce((q.required_skills->>k)::int, 0), coalesce((t.request_skills->>k)::int, 0))), '{}')
+		FROM (SELECT jsonb_object_keys(q.required_skills) UNION SELECT jsonb_object_keys(t.request_skills)) s(k))
+FROM queues q
+WHERE t.account_id = $1 AND t.id = $2 AND q.account_id = $1 AND q.id = $3
+RETURNING t.priority`, t.accountID, t.id, queueID, now).Scan(&prio)
+	if err != nil {
+		return translate(err, "queue")
+	}
+	if err := logTransition(ctx, tx, t.accountID, t.id, StateQueued, StateQueued, 0, queueID, reason, now); err != nil {
+		return err
+	}
+	return wake(ctx, tx, t.accountID)
+}
+
+// SetPriority changes a task's priority; a waiting task moves in line.
+func (e *Engine) SetPriority(ctx context.Context, accountID, taskID int64, p agentdesk.Priority, bySupervisor int64) error {
+	if !p.Valid() {
+		return agentdesk.FieldError("priority", "must be one of low, normal, high, urgent")
+	}
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		t, err := lockTask(ctx, tx, accountID, taskID)
+		if err != nil {
+			return err
+		}
+		if t.state.Final() {
+			return agentdesk.Errorf(agentdesk.Conflict, "task is %s", t.state)
+		}
+		now := e.now()
+		if _, err := tx.Exec(ctx, `
+UPDATE tasks SET priority = $3 * 100 + priority % 100, priority_name = $4, updated_at = $5
+WHERE account_id = $1 AND id = $2`, accountID, taskID, p.Rank(), string(p), now); err != nil {
+			return err
+		}
+		if err := logTransition(ctx, tx, accountID, taskID, t.state, t.state, 0, t.queueID,
+			fmt.Sprintf("priority %s → %s by supervisor %d", t.priorityName, p, bySupervisor), now); err != nil {
+			return err
+		}
+		return wake(ctx, tx, accountID)
+	})
+}

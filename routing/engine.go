@@ -1,0 +1,235 @@
+package routing
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"agentdesk/agentdesk"
+)
+
+// Clock gives the engine its notion of "now"; tests inject one they move.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Config tunes the engine. Zero values take the defaults noted.
+type Config struct {
+	// OfferTimeout is how long an agent has to accept, per capacity channel
+	// (default voice 15 s, chat and email 20 s). A queue may override it.
+	OfferTimeout map[agentdesk.Channel]time.Duration
+	// MaxMissedOffers offers timing out in a row set the agent away (default 3).
+	MaxMissedOffers int
+	// VoiceAlongside lets an agent on a call still get chats and emails
+	// (default false: a call blocks other work, and other work blocks calls).
+	VoiceAlongside bool
+	// StickyWindow is how long a customer's last agent is preferred (default
+	// 24 h; negative disables).
+	StickyWindow time.Duration
+	// WrapUp is the after-contact time before the agent is available again
+	// (default 60 s). A queue may override it.
+	WrapUp time.Duration
+	// SweepInterval is how often timers are checked and tasks dispatched
+	// without a notification (default 1 s).
+	SweepInterval time.Duration
+	// StatsInterval is how often queue stats and positions are published
+	// (default 1 s; negative disables).
+	StatsInterval time.Duration
+	// BatchSize is how many waiting tasks one dispatch transaction considers
+	// (default 64).
+	BatchSize int
+	// DefaultHandleTime is used for wait estimates before a queue has history
+	// (default 3 min).
+	DefaultHandleTime time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.OfferTimeout == nil {
+		c.OfferTimeout = map[agentdesk.Channel]time.Duration{}
+	}
+	for ch, d := range map[agentdesk.Channel]time.Duration{agentdesk.ChannelVoice: 15 * time.Second, agentdesk.ChannelChat: 20 * time.Second, agentdesk.ChannelEmail: 20 * time.Second} {
+		if c.OfferTimeout[ch] <= 0 {
+			c.OfferTimeout[ch] = d
+		}
+	}
+	if c.MaxMissedOffers <= 0 {
+		c.MaxMissedOffers = 3
+	}
+	if c.StickyWindow == 0 {
+		c.StickyWindow = 24 * time.Hour
+	}
+	if c.WrapUp == 0 {
+		c.WrapUp = time.Minute
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = time.Second
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = time.Second
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 64
+	}
+	if c.DefaultHandleTime <= 0 {
+		c.DefaultHandleTime = 3 * time.Minute
+	}
+}
+
+// Engine is the routing engine. All its state is in PostgreSQL; several
+// engines (one per server process) may run on one database.
+type Engine struct {
+	db    *pgxpool.Pool
+	clock Clock
+	log   *slog.Logger
+	pub   Publisher
+	cfg   Config
+
+	wakeCh chan struct{}
+	cancel context.CancelFunc
+	done   sync.WaitGroup
+}
+
+// New builds an engine. It does nothing in the background until Start; its
+// methods work without Start (useful for API-only processes and tests).
+func New(db *pgxpool.Pool, clock Clock, log *slog.Logger, pub Publisher, cfg Config) *Engine {
+	cfg.defaults()
+	if clock == nil {
+		clock = SystemClock{}
+	}
+	return &Engine{db: db, clock: clock, log: log, pub: pub, cfg: cfg, wakeCh: make(chan struct{}, 1)}
+}
+
+// now is the single source of business time, truncated to what PostgreSQL
+// stores so comparisons in Go and SQL agree.
+func (e *Engine) now() time.Time { return e.clock.Now().UTC().Truncate(time.Microsecond) }
+
+// Start recovers from the database (expires dead offers, ends finished
+// wrap-ups, dispatches what waits) and then runs the dispatcher until Stop.
+func (e *Engine) Start(ctx context.Context) error {
+	if err := e.Sweep(ctx); err != nil {
+		return fmt.Errorf("routing: recover: %w", err)
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.done.Add(2)
+	go func() { defer e.done.Done(); e.listen(runCtx) }()
+	go func() { defer e.done.Done(); e.run(runCtx) }()
+	e.Wake()
+	return nil
+}
+
+// Stop ends the background work and waits for it (or for ctx).
+func (e *Engine) Stop(ctx context.Context) error {
+	if e.cancel == nil {
+		return nil
+	}
+	e.cancel()
+	ch := make(chan struct{})
+	go func() { e.done.Wait(); close(ch) }()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Wake makes the dispatcher look for work now.
+func (e *Engine) Wake() {
+	select {
+	case e.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) run(ctx context.Context) {
+	sweep := time.NewTicker(e.cfg.SweepInterval)
+	defer sweep.Stop()
+	var statsC <-chan time.Time
+	if e.cfg.StatsInterval > 0 {
+		st := time.NewTicker(e.cfg.StatsInterval)
+		defer st.Stop()
+		statsC = st.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.wakeCh:
+		case <-sweep.C:
+			if err := e.Sweep(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("routing sweep", "err", err)
+			}
+		case <-statsC:
+			if err := e.PublishStats(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("routing stats", "err", err)
+			}
+			continue
+		}
+		if _, err := e.Dispatch(ctx); err != nil && ctx.Err() == nil {
+			e.log.Error("routing dispatch", "err", err)
+		}
+	}
+}
+
+// listen turns NOTIFY agentdesk_routing into wake-ups, reconnecting on error.
+func (e *Engine) listen(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := e.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		e.log.Warn("routing listener reconnecting", "err", err)
+		e.Wake() // we may have missed notifications
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (e *Engine) listenOnce(ctx context.Context) error {
+	conn, err := e.db.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN agentdesk_routing"); err != nil {
+		return err
+	}
+	defer func() {
+		// The connection goes back to the pool: stop listening first.
+		c, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := conn.Exec(c, "UNLISTEN *"); err != nil {
+			conn.Conn().Close(c) //nolint:errcheck // the pool drops closed connections
+		}
+	}()
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		e.Wake()
+	}
+}
+
+// inTx runs fn in a transaction, retrying deadlocks between engines.
+func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	for attempt := 0; ; attempt++ {
+		err := pgx.BeginFunc(ctx, e.db, fn)
+		if err == nil || !retryable(err) || attempt == 4 {
+			return err
+		}
+		e.log.Debug("routing: retrying transaction", "err", err, "attempt", attempt)
+	}
+}

@@ -1,0 +1,44 @@
+package routing
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"agentdesk/agentdesk"
+)
+
+// translate turns database errors caused by the caller into domain errors.
+func translate(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	var de *agentdesk.Error
+	if errors.As(err, &de) {
+		return err
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return agentdesk.Errorf(agentdesk.NotFound, "%s not found", what)
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch pg.Code {
+		case "23505":
+			return &agentdesk.Error{Kind: agentdesk.Conflict, Message: what + " already exists", Err: err}
+		case "23503":
+			return &agentdesk.Error{Kind: agentdesk.Invalid, Message: "refers to something that does not exist", Err: err}
+		case "23514", "22001", "22P02", "22003", "22007", "22008":
+			return &agentdesk.Error{Kind: agentdesk.Invalid, Message: "value not accepted: " + pg.Message, Err: err}
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// retryable reports errors after which the whole transaction may simply be
+// run again: deadlocks and serialization failures between engines.
+func retryable(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
+}

@@ -1,0 +1,349 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"agentdesk/agentdesk"
+)
+
+// State is where a task is in its life.
+//
+//	queued → offered → assigned → wrapping → completed
+//	   ↑        │ reject/timeout
+//	   └────────┘
+//
+// and, from queued or offered: abandoned (the customer left), cancelled (the
+// contact went away or was replaced by a callback), overflowed (closed, or
+// waited past the maximum with nowhere to go).
+type State string
+
+const (
+	StateQueued     State = "queued"
+	StateOffered    State = "offered"
+	StateAssigned   State = "assigned"
+	StateWrapping   State = "wrapping"
+	StateCompleted  State = "completed"
+	StateAbandoned  State = "abandoned"
+	StateCancelled  State = "cancelled"
+	StateOverflowed State = "overflowed"
+
+	// stateNew is the "from" of a task's first event.
+	stateNew State = "new"
+)
+
+// Final reports whether no further transition can happen.
+func (s State) Final() bool {
+	return s == StateCompleted || s == StateAbandoned || s == StateCancelled || s == StateOverflowed
+}
+
+// Task is one contact waiting for, offered to, or handled by an agent.
+type Task struct {
+	ID           int64              `json:"id"`
+	QueueID      int64              `json:"queue_id"`
+	Channel      agentdesk.Channel  `json:"channel"`
+	Direction    string             `json:"direction"`
+	State        State              `json:"state"`
+	Priority     agentdesk.Priority `json:"priority"`
+	TicketID     *int64             `json:"ticket_id"`
+	CustomerID   *int64             `json:"customer_id"`
+	Skills       map[string]int     `json:"skills"`
+	Attributes   map[string]any     `json:"attributes"`
+	AgentID      *int64             `json:"agent_id"`
+	OfferedTo    *int64             `json:"offered_to"`
+	Callback     string             `json:"callback_number,omitempty"`
+	Reason       string             `json:"reason,omitempty"`
+	ParentTaskID *int64             `json:"parent_task_id,omitempty"`
+	Times        TaskTimes          `json:"times"`
+}
+
+// TaskTimes are the task's timestamps; reports derive wait and handle times.
+type TaskTimes struct {
+	EnqueuedAt     time.Time  `json:"enqueued_at"`
+	OfferExpiresAt *time.Time `json:"offer_expires_at"`
+	AssignedAt     *time.Time `json:"assigned_at"`
+	EndedAt        *time.Time `json:"ended_at"`
+	CompletedAt    *time.Time `json:"completed_at"`
+	ClosedAt       *time.Time `json:"closed_at"`
+	WaitSeconds    *int       `json:"wait_seconds"`
+}
+
+const taskColumns = `id, queue_id, channel, direction, state, priority_name, ticket_id, customer_id,
+	required_skills, attributes, agent_id, offered_to, callback_number, reason, parent_task_id,
+	enqueued_at, offer_expires_at, assigned_at, ended_at, completed_at, closed_at, wait_seconds`
+
+func scanTask(row pgx.Row) (*Task, error) {
+	var t Task
+	err := row.Scan(&t.ID, &t.QueueID, &t.Channel, &t.Direction, &t.State, &t.Priority, &t.TicketID, &t.CustomerID,
+		&t.Skills, &t.Attributes, &t.AgentID, &t.OfferedTo, &t.Callback, &t.Reason, &t.ParentTaskID,
+		&t.Times.EnqueuedAt, &t.Times.OfferExpiresAt, &t.Times.AssignedAt, &t.Times.EndedAt,
+		&t.Times.CompletedAt, &t.Times.ClosedAt, &t.Times.WaitSeconds)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Task returns one task.
+func (e *Engine) Task(ctx context.Context, accountID, taskID int64) (*Task, error) {
+	t, err := scanTask(e.db.QueryRow(ctx, `SELECT `+taskColumns+` FROM tasks WHERE account_id = $1 AND id = $2`, accountID, taskID))
+	if err != nil {
+		return nil, translate(err, "task")
+	}
+	return t, nil
+}
+
+// validateRequest checks and normalises what a channel adapter asks for.
+func validateRequest(req *agentdesk.TaskRequest) error {
+	if req.AccountID <= 0 {
+		return agentdesk.FieldError("account_id", "is required")
+	}
+	if !req.Channel.Valid() {
+		return agentdesk.FieldError("channel", "unknown channel %q", req.Channel)
+	}
+	if req.Priority == "" {
+		req.Priority = agentdesk.PriorityNormal
+	}
+	if !req.Priority.Valid() {
+		return agentdesk.FieldError("priority", "must be one of low, normal, high, urgent")
+	}
+	if req.Skills == nil {
+		req.Skills = map[string]int{}
+	}
+	if req.Attributes == nil {
+		req.Attributes = map[string]any{}
+	}
+	return validSkills("skills", req.Skills)
+}
+
+// Enqueue queues a task in its own transaction.
+func (e *Engine) Enqueue(ctx context.Context, req agentdesk.TaskRequest) (int64, error) {
+	var id int64
+	err := e.inTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		id, err = e.EnqueueTx(ctx, tx, req)
+		return err
+	})
+	return id, err
+}
+
+// EnqueueTx queues a task inside the caller's transaction, so the contact and
+// its routing task commit together. The dispatcher is woken when tx commits.
+func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req agentdesk.TaskRequest) (int64, error) {
+	if err := validateRequest(&req); err != nil {
+		return 0, err
+	}
+	now := e.now()
+	qid := req.QueueID
+	if qid == 0 {
+		var err error
+		if qid, err = defaultQueue(ctx, tx, req.AccountID, req.Channel); err != nil {
+			return 0, err
+		}
+	}
+	q, err := scanQueue(tx.QueryRow(ctx, `SELECT `+queueColumns+` FROM queues WHERE account_id = $1 AND id = $2`, req.AccountID, qid))
+	if err != nil {
+		return 0, translate(err, "queue")
+	}
+	if !q.accepts(req.Channel) {
+		return 0, agentdesk.FieldError("queue_id", "queue %q does not take %s contacts", q.Name, req.Channel)
+	}
+	state, reason := StateQueued, ""
+	if !q.Hours.OpenAt(now) {
+		reason = "closed"
+		switch q.ClosedAction {
+		case ClosedOverflow:
+			to, err := scanQueue(tx.QueryRow(ctx, `SELECT `+queueColumns+` FROM queues WHERE account_id = $1 AND id = $2`, req.AccountID, *q.Overflow.QueueID))
+			if err != nil {
+				return 0, translate(err, "overflow queue")
+			}
+			q, reason = to, fmt.Sprintf("closed: overflow from queue %d", qid)
+		case ClosedMessage:
+			state = StateOverflowed
+		}
+	}
+	skills := map[string]int{}
+	for k, v := range q.RequiredSkills {
+		skills[k] = v
+	}
+	for k, v := range req.Skills {
+		skills[k] = max(skills[k], v)
+	}
+	var sticky *int64
+	if req.CustomerID != 0 && e.cfg.StickyWindow > 0 {
+		var a int64
+		err := tx.QueryRow(ctx, `
+SELECT agent_id FROM tasks
+WHERE account_id = $1 AND customer_id = $2 AND agent_id IS NOT NULL AND assigned_at >= $3
+ORDER BY assigned_at DESC LIMIT 1`, req.AccountID, req.CustomerID, now.Add(-e.cfg.StickyWindow)).Scan(&a)
+		if err == nil {
+			sticky = &a
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			return 0, fmt.Errorf("sticky agent: %w", err)
+		}
+	}
+	var closedAt *time.Time
+	var wait *int
+	if state.Final() {
+		closedAt, wait = &now, new(int)
+	}
+	var id int64
+	err = tx.QueryRow(ctx, `
+INSERT INTO tasks (account_id, queue_id, channel, capacity_channel, state, priority, priority_name, ticket_id,
+	customer_id, required_skills, request_skills, attributes, enqueued_at, queue_entered_at, sticky_agent_id, reason,
+	closed_at, wait_seconds, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $11, $12, $12, $13, $14, $15, $16, $12)
+RETURNING id`,
+		req.AccountID, q.ID, string(req.Channel), string(req.Channel.CapacityChannel()), string(state),
+		req.Priority.Rank()*100+q.Priority, string(req.Priority), nullID(req.TicketID), nullID(req.CustomerID),
+		skills, req.Attributes, now, sticky, reason, closedAt, wait, req.Skills).Scan(&id)
+	if err != nil {
+		return 0, translate(err, "task")
+	}
+	if err := logTransition(ctx, tx, req.AccountID, id, stateNew, state, 0, q.ID, reason, now); err != nil {
+		return 0, err
+	}
+	if state.Final() {
+		return id, e.pub.Publish(ctx, tx, Event{AccountID: req.AccountID, Stream: TaskStream(id), Type: "task_state",
+			Data: TaskChange{TaskID: id, State: state, Reason: reason}})
+	}
+	if reason == "closed" && q.ClosedAction == ClosedCallback {
+		if err := e.pub.Publish(ctx, tx, Event{AccountID: req.AccountID, Stream: TaskStream(id), Type: "task_state",
+			Data: TaskChange{TaskID: id, State: state, Reason: "closed: callback offered"}}); err != nil {
+			return 0, err
+		}
+	}
+	if err := e.publishPosition(ctx, tx, req.AccountID, id); err != nil {
+		return 0, err
+	}
+	return id, wake(ctx, tx, req.AccountID)
+}
+
+// wake asks every engine's dispatcher to look at the account when tx commits.
+// It only speeds things up: the periodic sweep dispatches anyway.
+func wake(ctx context.Context, tx pgx.Tx, accountID int64) error {
+	_, err := tx.Exec(ctx, `SELECT pg_notify('agentdesk_routing', $1::text)`, accountID)
+	return err
+}
+
+// lockTask locks a task row for a transition.
+func lockTask(ctx context.Context, tx pgx.Tx, accountID, taskID int64) (*lockedTask, error) {
+	var t lockedTask
+	err := tx.QueryRow(ctx, `
+SELECT id, queue_id, state, capacity_channel, coalesce(offered_to, 0), coalesce(agent_id, 0), enqueued_at,
+	priority, priority_name, coalesce(ticket_id, 0), coalesce(customer_id, 0)
+FROM tasks WHERE account_id = $1 AND id = $2 FOR UPDATE`, accountID, taskID).Scan(
+		&t.id, &t.queueID, &t.state, &t.capChannel, &t.offeredTo, &t.agentID, &t.enqueuedAt,
+		&t.priority, &t.priorityName, &t.ticketID, &t.customerID)
+	if err != nil {
+		return nil, translate(err, "task")
+	}
+	t.accountID = accountID
+	return &t, nil
+}
+
+type lockedTask struct {
+	accountID, id, queueID int64
+	state                  State
+	capChannel             string
+	offeredTo, agentID     int64
+	enqueuedAt             time.Time
+	priority               int
+	priorityName           string
+	ticketID, customerID   int64
+}
+
+// Abandon records that the customer left before an agent took the contact.
+func (e *Engine) Abandon(ctx context.Context, accountID, taskID int64, reason string) error {
+	if reason = strings.TrimSpace(reason); reason == "" {
+		reason = "customer left"
+	}
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		return e.endWaiting(ctx, tx, accountID, taskID, StateAbandoned, reason)
+	})
+}
+
+// Cancel ends a task that no longer needs an agent (the contact was handled
+// elsewhere). Assigned tasks are completed by their agent instead.
+func (e *Engine) Cancel(ctx context.Context, accountID, taskID int64, reason string) error {
+	if reason = strings.TrimSpace(reason); reason == "" {
+		reason = "cancelled"
+	}
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		return e.endWaiting(ctx, tx, accountID, taskID, StateCancelled, reason)
+	})
+}
+
+// endWaiting moves a queued or offered task to a final state, releasing an
+// offer's reservation.
+func (e *Engine) endWaiting(ctx context.Context, tx pgx.Tx, accountID, taskID int64, to State, reason string) error {
+	t, err := lockTask(ctx, tx, accountID, taskID)
+	if err != nil {
+		return err
+	}
+	if t.state != StateQueued && t.state != StateOffered {
+		return agentdesk.Errorf(agentdesk.Conflict, "task is %s; only a waiting task can be %s", t.state, to)
+	}
+	now := e.now()
+	if t.state == StateOffered {
+		if err := e.releaseOffer(ctx, tx, t, "task "+string(to), false); err != nil {
+			return err
+		}
+	}
+	wait := int(now.Sub(t.enqueuedAt) / time.Second)
+	if _, err := tx.Exec(ctx, `
+UPDATE tasks SET state = $3, reason = $4, closed_at = $5, wait_seconds = $6, offered_to = NULL,
+	offer_expires_at = NULL, updated_at = $5
+WHERE account_id = $1 AND id = $2`, accountID, taskID, string(to), reason, now, wait); err != nil {
+		return err
+	}
+	if err := logTransition(ctx, tx, accountID, taskID, t.state, to, t.offeredTo, t.queueID, reason, now); err != nil {
+		return err
+	}
+	return e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: TaskStream(taskID), Type: "task_state",
+		Data: TaskChange{TaskID: taskID, State: to, Reason: reason}})
+}
+
+// RequestCallback replaces a waiting contact by an outbound call to number.
+// The call task takes over the contact's place in line (same priority and
+// enqueue time), so it is offered when the contact would have reached the
+// head; the customer need not stay connected.
+func (e *Engine) RequestCallback(ctx context.Context, accountID, taskID int64, number string) (int64, error) {
+	number = strings.TrimSpace(number)
+	if len(number) < 3 || len(number) > 32 || strings.Trim(number, "+0123456789 -()") != "" {
+		return 0, agentdesk.FieldError("number", "must be a phone number")
+	}
+	var id int64
+	err := e.inTx(ctx, func(tx pgx.Tx) error {
+		t, err := lockTask(ctx, tx, accountID, taskID)
+		if err != nil {
+			return err
+		}
+		if err := e.endWaiting(ctx, tx, accountID, taskID, StateCancelled, "callback requested"); err != nil {
+			return err
+		}
+		now := e.now()
+		err = tx.QueryRow(ctx, `
+INSERT INTO tasks (account_id, queue_id, channel, capacity_channel, direction, state, priority, priority_name,
+	ticket_id, customer_id, required_skills, request_skills, attributes, enqueued_at, queue_entered_at, relax_step, sticky_agent_id,
+	callback_number, parent_task_id, updated_at)
+SELECT account_id, queue_id, 'voice', 'voice', 'outbound', 'queued', priority, priority_name, ticket_id,
+	customer_id, required_skills, request_skills, attributes, enqueued_at, queue_entered_at, relax_step, sticky_agent_id,
+	$3, id, $4
+FROM tasks WHERE account_id = $1 AND id = $2
+RETURNING id`, accountID, taskID, number, now).Scan(&id)
+		if err != nil {
+			return err
+		}
+		if err := logTransition(ctx, tx, accountID, id, stateNew, StateQueued, 0, t.queueID, fmt.Sprintf("callback for task %d", taskID), now); err != nil {
+			return err
+		}
+		return wake(ctx, tx, accountID)
+	})
+	return id, err
+}
