@@ -215,10 +215,8 @@ export async function me(): Promise<Agent> {
 
 // --- presence and offers ----------------------------------------------
 
-export const setPresence = (p: Presence) => call<Presence>("PUT", "/me/presence", p);
+// Presence changes and offer answers go over the websocket (CMD below).
 export const getPresence = () => call<Presence>("GET", "/me/presence");
-export const acceptOffer = (id: number) => call<unknown>("POST", `/offers/${id}/accept`);
-export const rejectOffer = (id: number) => call<unknown>("POST", `/offers/${id}/reject`);
 
 // --- tickets -----------------------------------------------------------
 
@@ -295,9 +293,9 @@ export async function cannedResponses(): Promise<Canned[]> {
   }
 }
 
-// --- websocket ---------------------------------------------------------
+// --- websocket (web/PROTOCOL.md) --------------------------------------
 
-/** Server → desk event types on /ws/agent. */
+/** Server → desk event types. */
 export const EV = {
   offer: "offer",
   offerGone: "offer.revoked",
@@ -306,13 +304,16 @@ export const EV = {
   ticketUpdated: "ticket.updated",
   presence: "presence",
   resync: "resync",
-  error: "error",
 } as const;
 
-/** Desk → server message types on /ws/agent. */
+/** Desk → server message types. */
 export const CMD = {
-  resume: "resume",
-  typing: "typing",
+  typing: "typing", // {ticket_id, typing}
+  chatSend: "chat.send", // {ticket_id, body, client_msg_id}
+  presence: "presence.set", // {state, reason}
+  accept: "offer.accept", // {offer_id}
+  reject: "offer.reject", // {offer_id, reason}
 } as const;
 
 export const AGENT_SOCKET = "/ws/agent";
+export const ticketStream = (id: number) => `ticket:${id}`;

@@ -1,7 +1,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
-  AGENT_SOCKET, AWAY_REASONS, EV, acceptOffer, agents as listAgents, getPresence, logout, me as whoami, rejectOffer,
-  setPresence, setUnauthenticatedHandler, type Agent, type Customer, type Message, type Offer, type Presence, type Ticket,
+  AGENT_SOCKET, AWAY_REASONS, CMD, EV, agents as listAgents, getPresence, logout, me as whoami,
+  setUnauthenticatedHandler, type Agent, type Customer, type Message, type Offer, type Presence, type Ticket,
 } from "./api";
 import { CustomerPanel } from "./customer";
 import { label } from "./format";
@@ -127,8 +127,8 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       Notification.requestPermission().catch(() => {});
     }
     try {
-      const r = await setPresence(p);
-      setPres(r?.state ? r : p);
+      await socket.request(CMD.presence, { state: p.state, reason: p.reason ?? "" });
+      setPres(p);
     } catch (e) {
       setPresErr((e as Error).message);
     }
@@ -140,8 +140,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     setOfferBusy(true);
     setOfferErr("");
     try {
-      if (accept) await acceptOffer(offer.offer.offer_id);
-      else await rejectOffer(offer.offer.offer_id);
+      await socket.request(accept ? CMD.accept : CMD.reject, { offer_id: offer.offer.offer_id });
       setOffers((old) => old.filter((x) => x.offer.offer_id !== offer.offer.offer_id));
       if (accept) {
         setRefresh((x) => x + 1);
@@ -150,7 +149,8 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     } catch (e) {
       setOfferErr((e as Error).message);
       // An offer that timed out or went to someone else cannot be answered any more.
-      if ((e as any).status === 404 || (e as any).status === 409) {
+      const code = (e as any).code;
+      if (code === "not_found" || code === "conflict") {
         setTimeout(() => setOffers((old) => old.filter((x) => x.offer.offer_id !== offer.offer.offer_id)), 1500);
       }
     } finally {

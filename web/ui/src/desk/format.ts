@@ -47,15 +47,16 @@ export function bytes(n: number | undefined): string {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
+// Symbols from the basic fonts every desktop has (no colour emoji needed).
 export const CHANNEL_ICON: Record<string, string> = {
   email: "✉",
-  chat: "💬",
+  chat: "❝",
   voice: "☎",
   call: "☎",
-  form: "📝",
-  order: "🛒",
-  order_event: "🛒",
+  form: "☰",
+  order: "▣",
+  order_event: "▣",
   social: "#",
-  in_person: "👤",
-  note: "🗒",
+  in_person: "☺",
+  note: "✎",
 };

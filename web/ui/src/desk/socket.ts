@@ -1,22 +1,36 @@
-// socket.ts keeps the desk's websocket open: it reconnects with backoff and
-// resumes from the last sequence number it saw, so events missed during a
-// reconnect arrive once; a "resync" answer makes the app reload its data.
-import { CMD, EV } from "./api";
+// socket.ts keeps the desk's websocket open (web/PROTOCOL.md). It follows
+// streams ("agent:42", "ticket:9"), remembers the last sequence number of
+// each, and after a reconnect resumes every stream from there, so missed
+// events arrive exactly once. A "resync" for a stream makes the app reload
+// what it shows. Client requests get an ack or an error, matched by id.
 
 export interface Envelope {
   type: string;
+  stream?: string;
   seq?: number;
+  id?: string;
   data?: any;
 }
 
 type Handler = (data: any, env: Envelope) => void;
 export type SocketState = "connecting" | "open" | "closed";
 
+export class SocketError extends Error {
+  constructor(public code: string, message: string, public field?: string) {
+    super(message);
+  }
+}
+
 export class Socket {
   private ws?: WebSocket;
   private handlers = new Map<string, Set<Handler>>();
   private stateHandlers = new Set<(s: SocketState) => void>();
-  private lastSeq = 0;
+  /** stream → last seq handled (-1: follow from now, nothing seen yet). */
+  private streams = new Map<string, number>();
+  /** Streams the app asked for; the others are the server's defaults. */
+  private followed = new Set<string>();
+  private pending = new Map<string, { resolve: (v: any) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
   private attempt = 0;
   private stopped = false;
   private timer?: number;
@@ -32,7 +46,7 @@ export class Socket {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
-    this.ws?.close(1000, "logout");
+    this.ws?.close(1000, "signed out");
     this.setState("closed");
   }
 
@@ -48,9 +62,37 @@ export class Socket {
     return () => this.stateHandlers.delete(h);
   }
 
+  /** Follows a stream from now on (e.g. the ticket on screen). */
+  follow(stream: string) {
+    if (this.streams.has(stream)) return;
+    this.followed.add(stream);
+    this.streams.set(stream, -1);
+    this.request("resume", { streams: [{ stream }] }).catch(() => {});
+  }
+
+  unfollow(stream: string) {
+    this.followed.delete(stream);
+    if (!this.streams.delete(stream)) return;
+    this.request("unsubscribe", { stream }).catch(() => {});
+  }
+
+  /** Sends a client message and resolves with its ack's data. */
+  request(type: string, data?: unknown): Promise<any> {
+    const id = String(this.nextId++);
+    return new Promise((resolve, reject) => {
+      if (this.ws?.readyState !== WebSocket.OPEN) {
+        reject(new SocketError("unavailable", "Not connected. Reconnecting…"));
+        return;
+      }
+      this.pending.set(id, { resolve, reject });
+      this.ws.send(JSON.stringify({ type, id, data }));
+    });
+  }
+
+  /** Fire and forget (typing indicators). */
   send(type: string, data?: unknown): boolean {
     if (this.ws?.readyState !== WebSocket.OPEN) return false;
-    this.ws.send(JSON.stringify({ type, data }));
+    this.ws.send(JSON.stringify({ type, id: String(this.nextId++), data }));
     return true;
   }
 
@@ -59,16 +101,24 @@ export class Socket {
     this.stateHandlers.forEach((h) => h(s));
   }
 
+  private emit(type: string, env: Envelope) {
+    this.handlers.get(type)?.forEach((h) => h(env.data ?? {}, env));
+  }
+
   private connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const url = `${proto}//${location.host}${this.path}${this.lastSeq ? `?last_seq=${this.lastSeq}` : ""}`;
     this.setState("connecting");
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(`${proto}//${location.host}${this.path}`);
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
       this.setState("open");
-      if (this.lastSeq) this.send(CMD.resume, { last_seq: this.lastSeq });
+      // First connect: the server's default streams for this user, from now.
+      // Reconnect: every stream we follow, from the last event we handled.
+      const streams = [...this.streams].map(([stream, seq]) => (seq >= 0 ? { stream, last_seq: seq } : { stream }));
+      const haveDefaults = [...this.streams.keys()].some((k) => !this.followed.has(k));
+      if (!haveDefaults) this.send("resume", { streams: [] });
+      if (streams.length) this.send("resume", { streams });
     };
     ws.onmessage = (ev) => {
       let env: Envelope;
@@ -77,19 +127,38 @@ export class Socket {
       } catch {
         return;
       }
-      if (typeof env.seq === "number" && env.seq > 0) {
-        // A resumed stream may repeat what we already handled; drop it.
-        if (env.seq <= this.lastSeq && env.type !== EV.resync) return;
-        this.lastSeq = env.seq;
+      if (env.type === "ack" || (env.type === "error" && env.id && this.pending.has(env.id))) {
+        const p = env.id ? this.pending.get(env.id) : undefined;
+        if (!p) return;
+        this.pending.delete(env.id!);
+        if (env.type === "ack") p.resolve(env.data);
+        else p.reject(new SocketError(env.data?.code ?? "error", env.data?.message ?? "Request failed", env.data?.field));
+        return;
       }
-      if (env.type === EV.resync) this.lastSeq = env.data?.seq ?? env.seq ?? 0;
-      this.handlers.get(env.type)?.forEach((h) => h(env.data, env));
-      this.handlers.get("*")?.forEach((h) => h(env.data, env));
+      const s = env.stream;
+      if (env.type === "subscribed" && s) {
+        this.streams.set(s, env.seq ?? 0);
+        return;
+      }
+      if (env.type === "resync" && s) {
+        this.streams.set(s, env.seq ?? 0);
+        this.emit("resync", env);
+        return;
+      }
+      if (s && typeof env.seq === "number" && env.seq > 0) {
+        const last = this.streams.get(s) ?? -1;
+        if (env.seq <= last) return; // already handled before a reconnect
+        this.streams.set(s, env.seq);
+      }
+      this.emit(env.type, env);
+      this.emit("*", env);
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.setState("closed");
-      if (this.stopped || ev.code === 4401 || ev.code === 1008) return;
+      for (const p of this.pending.values()) p.reject(new SocketError("unavailable", "Connection lost"));
+      this.pending.clear();
+      if (this.stopped || ev.code === 4001) return;
       const delay = Math.min(15000, 500 * 2 ** this.attempt++) * (0.7 + Math.random() * 0.6);
       this.timer = window.setTimeout(() => this.connect(), delay);
     };

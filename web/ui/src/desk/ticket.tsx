@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
-  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messages, sendMessage, ticket, updateTicket, uploadAttachment,
+  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messages, ticketStream, sendMessage, ticket, updateTicket, uploadAttachment,
   type Agent, type Attachment, type Canned, type Message, type Ticket,
 } from "./api";
 import { CHANNEL_ICON, bytes, label, when } from "./format";
@@ -30,7 +30,7 @@ export function Timeline({ items, agents, customerName }: { items: Message[]; ag
           {m.meta?.attachments?.length ? (
             <ul class="attachments" aria-label="Attachments">
               {m.meta.attachments.map((a) => (
-                <li><a href={a.url} target="_blank" rel="noopener" download={a.name}>📎 {a.name}</a> <span class="muted">{bytes(a.size)}</span></li>
+                <li><a href={a.url} target="_blank" rel="noopener" download={a.name}>⤓ {a.name}</a> <span class="muted">{bytes(a.size)}</span></li>
               ))}
             </ul>
           ) : null}
@@ -43,7 +43,7 @@ export function Timeline({ items, agents, customerName }: { items: Message[]; ag
 
 type Mode = "reply" | "note";
 
-function Composer(props: { ticket: Ticket; socket: Socket; onSent: (m: Message) => void }) {
+function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m: Message) => void }) {
   const t = props.ticket;
   const replyKind = t.channel === "chat" ? "chat" : "email";
   const [mode, setMode] = useState<Mode>("reply");
@@ -65,7 +65,7 @@ function Composer(props: { ticket: Ticket; socket: Socket; onSent: (m: Message) 
     const now = Date.now();
     if (mode === "reply" && replyKind === "chat" && now - lastTyping.current > 2000) {
       lastTyping.current = now;
-      props.socket.send(CMD.typing, { ticket_id: t.id });
+      props.socket.send(CMD.typing, { ticket_id: t.id, typing: true });
     }
   }
 
@@ -89,12 +89,23 @@ function Composer(props: { ticket: Ticket; socket: Socket; onSent: (m: Message) 
     setBusy(true);
     setError("");
     try {
-      const m = await sendMessage(t.id, {
-        kind: mode === "note" ? "note" : replyKind,
-        body,
-        subject: mode === "reply" && replyKind === "email" ? subject : undefined,
-        attachment_ids: files.length ? files.map((f) => f.id!).filter((x) => x !== undefined) : undefined,
-      });
+      let m: Message;
+      if (mode === "reply" && replyKind === "chat" && !files.length) {
+        // Live chat goes over the websocket, which delivers it to the visitor.
+        const clientId = `${t.id}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+        const ack = await props.socket.request(CMD.chatSend, { ticket_id: t.id, body, client_msg_id: clientId });
+        m = {
+          id: ack?.message_id ?? Date.now(), ticket_id: t.id, customer_id: t.customer_id, kind: "chat", direction: "out",
+          author_id: props.me.id, body, created_at: new Date().toISOString(),
+        };
+      } else {
+        m = await sendMessage(t.id, {
+          kind: mode === "note" ? "note" : replyKind,
+          body,
+          subject: mode === "reply" && replyKind === "email" ? subject : undefined,
+          attachment_ids: files.length ? files.map((f) => f.id!).filter((x) => x !== undefined) : undefined,
+        });
+      }
       props.onSent(m);
       setBody("");
       setFiles([]);
@@ -135,7 +146,7 @@ function Composer(props: { ticket: Ticket; socket: Socket; onSent: (m: Message) 
       {files.length > 0 && (
         <ul class="attachments" aria-label="Attached files">
           {files.map((f, i) => (
-            <li>📎 {f.name} <span class="muted">{bytes(f.size)}</span>{" "}
+            <li>⎘ {f.name} <span class="muted">{bytes(f.size)}</span>{" "}
               <button type="button" class="link" aria-label={`Remove ${f.name}`} onClick={() => setFiles(files.filter((_, j) => j !== i))}>×</button>
             </li>
           ))}
@@ -143,7 +154,7 @@ function Composer(props: { ticket: Ticket; socket: Socket; onSent: (m: Message) 
       )}
       {error && <p class="error" role="alert">{error}</p>}
       <div class="composer-actions">
-        <label class="file-button">📎 Attach<input type="file" multiple onChange={attach} class="sr-only" /></label>
+        <label class="file-button">+ Attach file<input type="file" multiple onChange={attach} class="sr-only" /></label>
         <button type="submit" class="primary" disabled={busy || !body.trim()}>
           {mode === "note" ? "Add note" : "Send"}
         </button>
@@ -221,6 +232,7 @@ export function TicketView(props: {
         if (live) setError((e as Error).message);
       }
     })();
+    props.socket.follow(ticketStream(props.id));
     const offMsg = props.socket.on(EV.message, (d) => {
       const m: Message = d.message ?? d;
       if (m.ticket_id !== props.id) return;
@@ -228,7 +240,8 @@ export function TicketView(props: {
       if (m.direction === "in") setTypingUntil(0);
     });
     const offTyping = props.socket.on(EV.typing, (d) => {
-      if (d?.ticket_id === props.id && d?.from !== "agent") setTypingUntil(Date.now() + 5000);
+      if (d?.ticket_id !== props.id || d?.from === "agent") return;
+      setTypingUntil(d.typing === false ? 0 : Date.now() + 5000);
     });
     const offUpd = props.socket.on(EV.ticketUpdated, (d) => {
       const nt: Ticket = d.ticket ?? d;
@@ -239,6 +252,7 @@ export function TicketView(props: {
       offMsg();
       offTyping();
       offUpd();
+      props.socket.unfollow(ticketStream(props.id));
     };
   }, [props.id]);
 
@@ -273,7 +287,7 @@ export function TicketView(props: {
       <Timeline items={items} agents={props.agents} customerName={customerName} />
       <p class="typing" aria-live="polite">{typing ? `${customerName || "Customer"} is typing…` : ""}</p>
       {!done && (
-        <Composer ticket={t} socket={props.socket}
+        <Composer ticket={t} me={props.me} socket={props.socket}
           onSent={(m) => setItems((old) => (old.some((x) => x.id === m.id) ? old : [...old, m]))} />
       )}
       {wrapping && (

@@ -74,6 +74,21 @@ function h(tag: string, attrs: Attrs | null, ...kids: (Node | string | null | fa
   return el;
 }
 
+/** The launcher's speech bubble, drawn as SVG so no font or image is needed. */
+function bubble(): SVGSVGElement {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", "26");
+  svg.setAttribute("height", "26");
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
+  path.setAttribute("fill", "#fff");
+  svg.append(path);
+  return svg;
+}
+
 function fmtWait(s: number): string {
   if (s < 60) return "less than a minute";
   const m = Math.round(s / 60);
@@ -151,7 +166,7 @@ class Widget {
     this.launcher = h("button", {
       class: "launcher", type: "button", "aria-label": "Chat with us", "aria-expanded": "false",
       "aria-controls": "agentdesk-panel", "data-testid": "launcher", onclick: () => this.toggle(),
-    }, h("span", { class: "icon", "aria-hidden": "true", text: "💬" }), this.badge) as HTMLButtonElement;
+    }, bubble(), this.badge) as HTMLButtonElement;
     this.body = h("div", { class: "body" });
     this.panel = h("section", { id: "agentdesk-panel", class: "panel", role: "dialog", "aria-label": "Chat", hidden: true },
       h("header", null,
@@ -427,7 +442,7 @@ class Widget {
     if (who === "agent") el.append(h("span", { class: "who", text: m.author_name || this.agentName || "Agent" }));
     el.append(h("span", { class: "text", text: m.body }));
     for (const a of m.attachments ?? []) {
-      el.append(h("a", { class: "file", href: a.url ? (a.url.startsWith("http") ? a.url : this.host + a.url) : undefined, target: "_blank", rel: "noopener", text: `📎 ${a.name}` }));
+      el.append(h("a", { class: "file", href: a.url ? (a.url.startsWith("http") ? a.url : this.host + a.url) : undefined, target: "_blank", rel: "noopener", text: `⤓ ${a.name}` }));
     }
     return el;
   }
@@ -446,7 +461,7 @@ class Widget {
     const form = h("form", { class: "composer", "aria-label": "Send a message" },
       input,
       h("div", { class: "row" },
-        h("label", { class: "attach", title: "Attach a file" }, h("span", { "aria-hidden": "true", text: "📎" }), h("span", { class: "sr-only", text: "Attach a file" }), file),
+        h("label", { class: "attach", title: "Attach a file" }, h("span", { "aria-hidden": "true", text: "+" }), h("span", { class: "sr-only", text: "Attach a file" }), file),
         h("button", { type: "button", class: "end", onclick: () => { this.send(P.end); this.setView("ended"); }, text: "End chat" }),
         h("button", { type: "submit", class: "primary", text: "Send" }),
       ),
@@ -488,7 +503,7 @@ class Widget {
         const fd = new FormData();
         fd.append("file", f, f.name);
         const a = await this.api(P.upload(this.widgetId), undefined, fd);
-        this.send(P.send, { body: `📎 ${f.name}`, attachment_ids: [a.id] });
+        this.send(P.send, { body: f.name, attachment_ids: [a.id] });
       } catch (err) {
         this.error = (err as Error).message;
         this.render();
