@@ -9,31 +9,35 @@
 import { CSS } from "./style";
 
 // ---- PROTOCOL -----------------------------------------------------------
+// REST paths are relative to the desk's origin (the script's src).
+const W = (id: string) => `/api/v1/widget/${encodeURIComponent(id)}`;
 const P = {
-  /** POST: {visitor_id?} → Session. Issues the signed token bound to the visitor. */
-  session: (id: string) => `/api/v1/widget/${encodeURIComponent(id)}/session`,
-  /** POST (Bearer token): {name,email,message} → 201. Creates an email ticket. */
-  offline: (id: string) => `/api/v1/widget/${encodeURIComponent(id)}/messages`,
-  /** POST multipart (Bearer token) → {id,name,size,url}. */
-  upload: (id: string) => `/api/v1/widget/${encodeURIComponent(id)}/attachments`,
+  /** POST {visitor_id?} → Session: the signed token bound to the visitor. */
+  session: (id: string) => `${W(id)}/session`,
+  /** POST (Bearer) {name,email,queue_id,body} → {ticket_id}: starts a chat. */
+  start: (id: string) => `${W(id)}/chat`,
+  /** POST (Bearer) → 204: the visitor ends the chat. */
+  end: (id: string) => `${W(id)}/chat/end`,
+  /** POST (Bearer) {rating, comment} → 204: CSAT on the chat's ticket. */
+  rate: (id: string) => `${W(id)}/chat/rating`,
+  /** POST (Bearer) {email} → 202: mails the transcript. */
+  transcript: (id: string) => `${W(id)}/chat/transcript`,
+  /** POST (Bearer) {name,email,body} → 201: offline message, an email ticket. */
+  offline: (id: string) => `${W(id)}/messages`,
+  /** POST multipart (Bearer) → {id,name,size,url}. */
+  upload: (id: string) => `${W(id)}/attachments`,
   socket: "/ws/customer",
-  // client → server
-  start: "chat.start", // {name,email,queue_id,body}
-  send: "chat.message", // {body, attachment_ids?}
-  typing: "chat.typing",
-  end: "chat.end",
-  rate: "chat.rate", // {rating, comment}
-  transcript: "chat.transcript", // {email}
-  subscribe: "subscribe", // {stream, seq}
-  // server → client
-  queued: "chat.queued", // {position, estimated_wait_seconds}
-  joined: "chat.agent_joined", // {agent_name}
-  message: "chat.message", // {message}
-  agentTyping: "chat.typing",
+  // client → server over the socket
+  resume: "resume", // {streams:[{stream,last_seq}]}
+  send: "chat.send", // {ticket_id (0 = my open chat), body, client_msg_id}
+  typing: "typing", // {ticket_id, typing}
+  // server → client events on the visitor's stream
+  queued: "chat.queued", // {ticket_id, position, estimated_wait_seconds}
+  joined: "chat.agent_joined", // {ticket_id, agent_name}
+  message: "message.created", // {message} or the message itself
+  agentTyping: "typing", // {ticket_id, from, typing}
   ended: "chat.ended",
-  state: "chat.state", // full state after (re)connect: {status, messages, ...}
-  error: "error",
-  resync: "resync",
+  state: "chat.state", // the chat after (re)connect: {status, ticket_id, messages, ...}
 };
 
 interface Session {
@@ -50,6 +54,9 @@ interface Session {
 
 interface Msg {
   id?: number | string;
+  ticket_id?: number;
+  client_msg_id?: string;
+  meta?: { attachments?: { name: string; url?: string; size?: number }[]; client_msg_id?: unknown };
   direction?: "in" | "out";
   from?: "customer" | "agent" | "system";
   author_name?: string;
@@ -135,7 +142,9 @@ class Widget {
   private unread = 0;
   private open = false;
   private retry = 0;
-  private pending: { type: string; data: unknown }[] = [];
+  private pending: { type: string; id: string; data: unknown }[] = [];
+  private ticketId = 0;
+  private acks = new Map<string, (data: any) => void>();
   private error = "";
   private email = "";
 
@@ -242,8 +251,8 @@ class Widget {
     this.ws = ws;
     ws.onopen = () => {
       this.retry = 0;
-      const stream = this.session?.stream ?? `visitor:${this.session?.visitor_id}`;
-      ws.send(JSON.stringify({ type: P.subscribe, data: { stream, seq: this.seq[stream] ?? 0 } }));
+      const streams = Object.entries(this.seq).map(([stream, last_seq]) => ({ stream, last_seq }));
+      ws.send(JSON.stringify({ type: P.resume, id: "r", data: { streams } }));
       for (const p of this.pending.splice(0)) ws.send(JSON.stringify(p));
     };
     ws.onmessage = (ev) => {
@@ -256,7 +265,7 @@ class Widget {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = undefined;
-      if (ev.code === 4401 || ev.code === 4403) {
+      if (ev.code === 4001 || ev.code === 1008) {
         // The token expired or was refused: get a fresh one.
         this.session = undefined;
         setTimeout(() => this.connectSession(), 1000);
@@ -266,17 +275,32 @@ class Widget {
     };
   }
 
+  private nextId = 1;
   private send(type: string, data?: unknown) {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ type, data }));
-    else this.pending.push({ type, data });
+    const frame = { type, id: `w${this.nextId++}`, data };
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(frame));
+    else this.pending.push(frame);
   }
 
-  private onEvent(env: { type: string; stream?: string; seq?: number; data?: any }) {
+  private onEvent(env: { type: string; stream?: string; seq?: number; id?: string; data?: any }) {
+    if (env.stream && (env.type === "subscribed" || env.type === "resync")) {
+      this.seq[env.stream] = env.seq ?? 0;
+      return;
+    }
     if (env.stream && env.seq) {
-      if (env.type !== P.resync && env.seq <= (this.seq[env.stream] ?? 0)) return;
+      if (env.seq <= (this.seq[env.stream] ?? 0)) return;
       this.seq[env.stream] = env.seq;
     }
     const d = env.data ?? {};
+    if (env.type === "ack" || env.type === "error") {
+      const f = env.id ? this.acks.get(env.id) : undefined;
+      if (env.id) this.acks.delete(env.id);
+      if (env.type === "ack") {
+        f?.(d);
+        return;
+      }
+    }
+    if (d.ticket_id) this.ticketId = d.ticket_id;
     switch (env.type) {
       case P.state:
         this.applyState(d);
@@ -293,12 +317,13 @@ class Widget {
         break;
       case P.message: {
         const m: Msg = d.message ?? d;
+        if (m.ticket_id) this.ticketId = m.ticket_id;
         this.addMessage(m);
         if (this.view === "waiting" && this.isAgent(m)) this.setView("chat");
         break;
       }
       case P.agentTyping:
-        if (d.from === "customer") break;
+        if (d.from === "customer" || d.typing === false) break;
         this.showTyping(true);
         clearTimeout(this.typingTimer);
         this.typingTimer = window.setTimeout(() => this.showTyping(false), 5000);
@@ -306,10 +331,7 @@ class Widget {
       case P.ended:
         if (this.view !== "ended" && this.view !== "thanks") this.setView("ended");
         break;
-      case P.resync:
-        // Missed too much: the server sends the full state next.
-        break;
-      case P.error:
+      case "error":
         this.error = d.message || "Something went wrong.";
         this.render();
         break;
@@ -337,8 +359,9 @@ class Widget {
   }
 
   private addMessage(m: Msg, quiet = false) {
-    const key = m.id !== undefined ? String(m.id) : `${m.created_at}-${m.body}`;
-    if (this.seen.has(key)) return;
+    const key = m.id !== undefined && m.id !== null ? String(m.id) : `${m.created_at}-${m.body}`;
+    const clientKey = m.client_msg_id ?? (m.meta?.client_msg_id as string | undefined);
+    if (this.seen.has(key) || (clientKey && this.seen.has(clientKey))) return;
     this.seen.add(key);
     this.messages.push(m);
     if (this.isAgent(m)) {
@@ -353,6 +376,18 @@ class Widget {
       log.append(this.renderMessage(m));
       log.scrollTop = log.scrollHeight;
     }
+  }
+
+  /** Sends a chat message; it shows at once and the ack gives it its id. */
+  private sendChat(body: string) {
+    const clientId = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+    const local: Msg = { id: clientId, direction: "in", from: "customer", body };
+    this.addMessage(local);
+    this.acks.set(`w${this.nextId}`, (ack) => {
+      if (ack?.message_id) this.seen.add(String(ack.message_id));
+      if (ack?.ticket_id) this.ticketId = ack.ticket_id;
+    });
+    this.send(P.send, { ticket_id: this.ticketId, body, client_msg_id: clientId });
   }
 
   private showTyping(on: boolean) {
@@ -426,12 +461,24 @@ class Widget {
       const body = first.value.trim();
       this.messages = [];
       this.seen.clear();
-      this.send(P.start, {
+      this.position = 0;
+      const btn = form.querySelector("button[type=submit]") as HTMLButtonElement;
+      btn.disabled = true;
+      this.api(P.start(this.widgetId), {
         name: name.value.trim(), email: this.email,
         queue_id: topic.value ? Number(topic.value) : undefined, body,
+      }).then((r) => {
+        this.ticketId = r?.ticket_id ?? this.ticketId;
+        if (r?.position !== undefined) this.position = r.position;
+        if (r?.estimated_wait_seconds !== undefined) this.wait = r.estimated_wait_seconds;
+        if (this.session) this.session.name = name.value.trim();
+        this.addMessage({ id: r?.message_id, direction: "in", from: "customer", body });
+        if (this.view === "prechat") this.setView("waiting");
+      }, (err) => {
+        btn.disabled = false;
+        this.error = (err as Error).message;
+        this.render();
       });
-      this.position = 0;
-      this.setView("waiting");
     });
     return form;
   }
@@ -441,7 +488,7 @@ class Widget {
     const el = h("div", { class: `msg ${who}`, "data-testid": `msg-${who}` });
     if (who === "agent") el.append(h("span", { class: "who", text: m.author_name || this.agentName || "Agent" }));
     el.append(h("span", { class: "text", text: m.body }));
-    for (const a of m.attachments ?? []) {
+    for (const a of m.attachments ?? m.meta?.attachments ?? []) {
       el.append(h("a", { class: "file", href: a.url ? (a.url.startsWith("http") ? a.url : this.host + a.url) : undefined, target: "_blank", rel: "noopener", text: `⤓ ${a.name}` }));
     }
     return el;
@@ -462,7 +509,7 @@ class Widget {
       input,
       h("div", { class: "row" },
         h("label", { class: "attach", title: "Attach a file" }, h("span", { "aria-hidden": "true", text: "+" }), h("span", { class: "sr-only", text: "Attach a file" }), file),
-        h("button", { type: "button", class: "end", onclick: () => { this.send(P.end); this.setView("ended"); }, text: "End chat" }),
+        h("button", { type: "button", class: "end", onclick: () => { this.api(P.end(this.widgetId), {}).catch(() => {}); this.setView("ended"); }, text: "End chat" }),
         h("button", { type: "submit", class: "primary", text: "Send" }),
       ),
     );
@@ -475,7 +522,7 @@ class Widget {
         this.render();
         return;
       }
-      this.send(P.send, { body });
+      this.sendChat(body);
       input.value = "";
       input.focus();
     };
@@ -485,9 +532,9 @@ class Widget {
     });
     input.addEventListener("input", () => {
       const now = Date.now();
-      if (now - this.lastTypingSent > 2000) {
+      if (this.ticketId && now - this.lastTypingSent > 2000) {
         this.lastTypingSent = now;
-        this.send(P.typing);
+        this.send(P.typing, { ticket_id: this.ticketId, typing: true });
       }
     });
     file.addEventListener("change", async () => {
@@ -503,7 +550,7 @@ class Widget {
         const fd = new FormData();
         fd.append("file", f, f.name);
         const a = await this.api(P.upload(this.widgetId), undefined, fd);
-        this.send(P.send, { body: f.name, attachment_ids: [a.id] });
+        this.addMessage({ id: a.message_id, direction: "in", body: f.name, attachments: [a] });
       } catch (err) {
         this.error = (err as Error).message;
         this.render();
@@ -546,9 +593,12 @@ class Widget {
         this.render();
         return;
       }
-      this.send(P.rate, { rating, comment: comment.value.trim() });
-      if (wantTranscript.checked && tEmail.value.trim()) this.send(P.transcript, { email: tEmail.value.trim() });
-      this.setView("thanks");
+      const jobs = [this.api(P.rate(this.widgetId), { rating, comment: comment.value.trim() })];
+      if (wantTranscript.checked && tEmail.value.trim()) jobs.push(this.api(P.transcript(this.widgetId), { email: tEmail.value.trim() }));
+      Promise.all(jobs).then(() => this.setView("thanks"), (err) => {
+        this.error = (err as Error).message;
+        this.render();
+      });
     });
     return form;
   }
