@@ -117,7 +117,24 @@ export interface List<T> {
   next_cursor?: string;
 }
 
-/** An offer of one task to this agent, as the routing engine sends it. */
+/** The routing engine's offer event (routing.Offer) in the desk's terms. */
+export function normalizeOffer(d: any): Offer {
+  const a = d.attributes ?? {};
+  return {
+    offer_id: d.offer_id ?? d.task_id,
+    ticket_id: d.ticket_id ?? a.ticket_id,
+    channel: d.channel,
+    customer_id: d.customer_id ?? undefined,
+    customer_name: d.customer_name ?? a.customer_name ?? a.name,
+    queue_name: d.queue_name ?? a.queue_name ?? a.queue,
+    subject: d.subject ?? a.subject ?? a.topic,
+    waited_seconds: d.waited_seconds ?? (d.waited_ms !== undefined ? d.waited_ms / 1000 : undefined),
+    expires_at: d.expires_at,
+    timeout_seconds: d.timeout_seconds,
+  };
+}
+
+/** An offer of one task (offer_id is the routing task's id) to this agent. */
 export interface Offer {
   offer_id: number;
   ticket_id: number;
@@ -132,7 +149,7 @@ export interface Offer {
   timeout_seconds?: number;
 }
 
-export type PresenceState = "available" | "away" | "offline";
+export type PresenceState = "available" | "away" | "offline" | "busy" | "wrap_up";
 export interface Presence {
   state: PresenceState;
   reason?: string;
@@ -298,7 +315,8 @@ export async function cannedResponses(): Promise<Canned[]> {
 /** Server → desk event types. */
 export const EV = {
   offer: "offer",
-  offerGone: "offer.revoked",
+  offerGone: "offer_revoked", // {task_id, state, agent_id, reason}
+  assigned: "task_assigned",
   message: "message.created",
   typing: "typing",
   ticketUpdated: "ticket.updated",

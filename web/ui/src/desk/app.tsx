@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
-  AGENT_SOCKET, AWAY_REASONS, CMD, EV, agents as listAgents, getPresence, logout, me as whoami,
+  AGENT_SOCKET, AWAY_REASONS, CMD, EV, normalizeOffer, agents as listAgents, getPresence, logout, me as whoami,
   setUnauthenticatedHandler, type Agent, type Customer, type Message, type Offer, type Presence, type Ticket,
 } from "./api";
 import { CustomerPanel } from "./customer";
@@ -39,7 +39,9 @@ export function App() {
 }
 
 function PresenceSwitch({ presence, onChange }: { presence: Presence; onChange: (p: Presence) => void }) {
-  const value = presence.state === "away" ? `away:${presence.reason ?? "break"}` : presence.state;
+  const reason = presence.reason || "break";
+  const known = (AWAY_REASONS as readonly string[]).includes(reason);
+  const value = presence.state === "away" ? `away:${reason}` : presence.state;
   return (
     <label class={`presence presence-${presence.state}`}>
       <span class="dot" aria-hidden="true" />
@@ -48,8 +50,11 @@ function PresenceSwitch({ presence, onChange }: { presence: Presence; onChange: 
         const v = e.currentTarget.value;
         onChange(v.startsWith("away:") ? { state: "away", reason: v.slice(5) } : { state: v as Presence["state"] });
       }}>
+        {presence.state === "busy" && <option value="busy" disabled>Busy</option>}
+        {presence.state === "wrap_up" && <option value="wrap_up" disabled>Wrap-up</option>}
         <option value="available">Available</option>
         {AWAY_REASONS.map((r) => <option value={`away:${r}`}>Away — {label(r)}</option>)}
+        {presence.state === "away" && !known && <option value={`away:${reason}`}>Away — {reason}</option>}
         <option value="offline">Offline</option>
       </select>
     </label>
@@ -90,14 +95,18 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     const offs = [
       socket.onState(setSockState),
       socket.on(EV.offer, (d) => {
-        const o: Offer = d.offer ?? d;
+        const o: Offer = normalizeOffer(d.offer ?? d);
         setOffers((old) => (old.some((x) => x.offer.offer_id === o.offer_id) ? old : [...old, { offer: o, at: Date.now() }]));
         chime();
         notify(o);
       }),
       socket.on(EV.offerGone, (d) => {
-        const id = d.offer_id ?? d.id;
+        const id = d.offer_id ?? d.task_id;
         setOffers((old) => old.filter((x) => x.offer.offer_id !== id));
+      }),
+      socket.on(EV.assigned, (d) => {
+        setOffers((old) => old.filter((x) => x.offer.offer_id !== d.task_id));
+        setRefresh((x) => x + 1);
       }),
       socket.on(EV.message, (d) => {
         const m: Message = d.message ?? d;
