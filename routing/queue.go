@@ -104,6 +104,9 @@ func (h *BusinessHours) Validate() error {
 			return agentdesk.FieldError("business_hours.days", "open and close must be HH:MM with open before close")
 		}
 	}
+	if h.Holidays == nil {
+		h.Holidays = []string{}
+	}
 	for _, s := range h.Holidays {
 		if _, err := time.Parse(time.DateOnly, s); err != nil {
 			return agentdesk.FieldError("business_hours.holidays", "holidays are YYYY-MM-DD dates")

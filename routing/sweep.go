@@ -126,10 +126,10 @@ SELECT t.account_id, t.id, t.queue_id, t.enqueued_at, t.queue_entered_at, t.rela
 FROM tasks t JOIN queues q ON q.id = t.queue_id
 WHERE t.state = 'queued' AND (
 	(q.overflow_queue_id IS NOT NULL AND q.overflow_after_seconds > 0
-		AND t.queue_entered_at <= $1 - make_interval(secs => q.overflow_after_seconds))
-	OR (q.max_wait_seconds > 0 AND t.enqueued_at <= $1 - make_interval(secs => q.max_wait_seconds))
+		AND t.queue_entered_at <= $1::timestamptz - make_interval(secs => q.overflow_after_seconds))
+	OR (q.max_wait_seconds > 0 AND t.enqueued_at <= $1::timestamptz - make_interval(secs => q.max_wait_seconds))
 	OR (jsonb_array_length(q.relaxation) > t.relax_step
-		AND t.queue_entered_at <= $1 - make_interval(secs => (q.relaxation->t.relax_step->>'after_seconds')::int)))
+		AND t.queue_entered_at <= $1::timestamptz - make_interval(secs => (q.relaxation->t.relax_step->>'after_seconds')::int)))
 ORDER BY t.enqueued_at
 LIMIT $2
 FOR UPDATE OF t SKIP LOCKED`, now, sweepBatch)

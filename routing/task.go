@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -227,7 +228,7 @@ RETURNING id`,
 // wake asks every engine's dispatcher to look at the account when tx commits.
 // It only speeds things up: the periodic sweep dispatches anyway.
 func wake(ctx context.Context, tx pgx.Tx, accountID int64) error {
-	_, err := tx.Exec(ctx, `SELECT pg_notify('agentdesk_routing', $1::text)`, accountID)
+	_, err := tx.Exec(ctx, `SELECT pg_notify('agentdesk_routing', $1)`, strconv.FormatInt(accountID, 10))
 	return err
 }
 

@@ -1,0 +1,575 @@
+package routing
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"agentdesk/agentdesk"
+)
+
+func TestMatchingOrderPriorityThenAge(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	low := f.enqueue(agentdesk.TaskRequest{Priority: agentdesk.PriorityLow})
+	f.clock.Advance(time.Second)
+	normal1 := f.enqueue(agentdesk.TaskRequest{})
+	f.clock.Advance(time.Second)
+	normal2 := f.enqueue(agentdesk.TaskRequest{})
+	f.clock.Advance(time.Second)
+	high := f.enqueue(agentdesk.TaskRequest{Priority: agentdesk.PriorityHigh})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	for _, want := range []int64{high, normal1, normal2, low} {
+		if n := f.dispatch(); n != 1 {
+			t.Fatalf("dispatch made %d offers, want 1", n)
+		}
+		f.offeredTo(want, a)
+		f.handle(want, a)
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestLongestIdleAgentFirst(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	b := f.agent(map[string]int{"chat": 1}, nil)
+	t1 := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.offeredTo(t1, a)
+	f.handle(t1, a)
+	f.clock.Advance(time.Second)
+	t2 := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.offeredTo(t2, b) // a had the last offer
+	if got := f.pub.find(AgentStream(b), "offer"); len(got) != 1 || got[0].Data.(Offer).TaskID != t2 {
+		t.Fatalf("agent b got offers %+v", got)
+	}
+}
+
+func TestCapacityAndVoiceBlocksChat(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"voice": 1, "chat": 2, "email": 5}, nil)
+	c1 := f.enqueue(agentdesk.TaskRequest{})
+	c2 := f.enqueue(agentdesk.TaskRequest{})
+	c3 := f.enqueue(agentdesk.TaskRequest{})
+	if n := f.dispatch(); n != 2 {
+		t.Fatalf("offers = %d, want 2 (chat capacity)", n)
+	}
+	f.offeredTo(c1, a)
+	f.offeredTo(c2, a)
+	f.state(c3, StateQueued)
+	v := f.enqueue(agentdesk.TaskRequest{Channel: agentdesk.ChannelVoice})
+	f.dispatch()
+	f.state(v, StateQueued) // chats in hand block a call
+	f.handle(c1, a)
+	f.handle(c2, a)
+	// c3 (older) now goes first, and then blocks the call.
+	f.dispatch()
+	f.offeredTo(c3, a)
+	f.state(v, StateQueued)
+	f.handle(c3, a)
+	f.dispatch()
+	f.offeredTo(v, a)
+	f.must(f.e.Accept(f.ctx, f.account, a, v))
+	c4 := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.state(c4, StateQueued) // a call blocks chats
+	checkConsistency(t, f.ctx, f.db)
+
+	// Configured otherwise, a call and chats go together.
+	g := newFixture(t, Config{VoiceAlongside: true})
+	b := g.agent(nil, nil)
+	gv := g.enqueue(agentdesk.TaskRequest{Channel: agentdesk.ChannelVoice})
+	gc := g.enqueue(agentdesk.TaskRequest{})
+	if n := g.dispatch(); n != 2 {
+		t.Fatalf("voice alongside: offers = %d, want 2", n)
+	}
+	g.offeredTo(gv, b)
+	g.offeredTo(gc, b)
+}
+
+func TestSkillsAndRelaxation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	q := f.queue(Queue{Name: "Billing", RequiredSkills: map[string]int{"billing": 4},
+		Relaxation: []RelaxStep{{AfterSeconds: 30, MaxLevel: 2}, {AfterSeconds: 90, DropSkills: true}}})
+	expert := f.agent(nil, map[string]int{"billing": 5})
+	junior := f.agent(nil, map[string]int{"billing": 2})
+	novice := f.agent(nil, nil)
+	f.must(f.e.SetPresence(f.ctx, f.account, expert, Away, "lunch"))
+	f.must(f.e.SetPresence(f.ctx, f.account, junior, Offline, ""))
+
+	id := f.enqueue(agentdesk.TaskRequest{QueueID: q})
+	f.dispatch()
+	f.state(id, StateQueued)
+	f.clock.Advance(31 * time.Second)
+	f.sweep()
+	f.dispatch()
+	f.state(id, StateQueued) // level 2 would do, but the junior is offline
+	f.must(f.e.SetPresence(f.ctx, f.account, junior, Available, ""))
+	f.dispatch()
+	f.offeredTo(id, junior)
+	f.must(f.e.Reject(f.ctx, f.account, junior, id, "not mine"))
+	f.dispatch()
+	f.state(id, StateQueued) // only the junior qualifies, and they said no
+	f.clock.Advance(60 * time.Second)
+	f.sweep()
+	f.dispatch()
+	f.offeredTo(id, novice) // skills dropped after 90 s
+	evs, err := f.e.TaskEvents(f.ctx, f.account, id)
+	f.must(err)
+	var relaxed int
+	for _, e := range evs {
+		if e.From == StateQueued && e.To == StateQueued {
+			relaxed++
+		}
+	}
+	if relaxed != 2 {
+		t.Fatalf("relaxation events = %d, want 2: %+v", relaxed, evs)
+	}
+
+	// A task asking for a skill an agent has at the level is matched at once.
+	id2 := f.enqueue(agentdesk.TaskRequest{Skills: map[string]int{"billing": 5}})
+	f.must(f.e.SetPresence(f.ctx, f.account, expert, Available, ""))
+	f.dispatch()
+	f.offeredTo(id2, expert)
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestStickyAgent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{StickyWindow: time.Hour})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	b := f.agent(map[string]int{"chat": 1}, nil)
+	c := f.customer()
+	t1 := f.enqueue(agentdesk.TaskRequest{CustomerID: c})
+	f.dispatch()
+	f.offeredTo(t1, a)
+	f.handle(t1, a)
+	f.clock.Advance(10 * time.Minute)
+	t2 := f.enqueue(agentdesk.TaskRequest{CustomerID: c})
+	f.dispatch()
+	f.offeredTo(t2, a) // sticky beats b's longer idle time
+	f.handle(t2, a)
+	// Outside the window, fairness wins again.
+	f.clock.Advance(2 * time.Hour)
+	t3 := f.enqueue(agentdesk.TaskRequest{CustomerID: c})
+	f.dispatch()
+	f.offeredTo(t3, b)
+	f.handle(t3, b)
+	// Sticky agent busy: the next agent gets it rather than waiting.
+	t4 := f.enqueue(agentdesk.TaskRequest{CustomerID: c})
+	other := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	_ = other
+	if tk := f.task(t4); tk.State != StateOffered {
+		t.Fatalf("t4 = %s", tk.State)
+	}
+}
+
+func TestOfferTimeoutGoesToNextAgentAndMissedOffersSetAway(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{MaxMissedOffers: 2})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	id := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.offeredTo(id, a)
+	b := f.agent(map[string]int{"chat": 1}, nil)
+	f.clock.Advance(19 * time.Second)
+	f.sweep()
+	f.offeredTo(id, a) // not yet
+	f.clock.Advance(2 * time.Second)
+	f.sweep()
+	f.state(id, StateQueued)
+	if got := f.pub.find(AgentStream(a), "offer_revoked"); len(got) != 1 {
+		t.Fatalf("revocations to a: %d", len(got))
+	}
+	f.dispatch()
+	f.offeredTo(id, b)
+	if err := f.e.Accept(f.ctx, f.account, a, id); !agentdesk.IsKind(err, agentdesk.Conflict) {
+		t.Fatalf("late accept by a: %v, want conflict", err)
+	}
+	// b misses twice in a row and is set away.
+	f.clock.Advance(21 * time.Second)
+	f.sweep()
+	f.must(f.e.SetPresence(f.ctx, f.account, a, Offline, ""))
+	f.dispatch() // b was excluded, nobody else: exclusions are lifted
+	f.dispatch()
+	f.offeredTo(id, b)
+	f.clock.Advance(21 * time.Second)
+	f.sweep()
+	p, err := f.e.Presence(f.ctx, f.account, b)
+	f.must(err)
+	if p.State != Away || p.Reason != MissedOffersReason {
+		t.Fatalf("b presence = %+v, want away (missed offers)", p)
+	}
+	f.state(id, StateQueued)
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestAbandonKeepsWaitAndReleasesOffer(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	id := f.enqueue(agentdesk.TaskRequest{})
+	f.clock.Advance(42 * time.Second)
+	f.must(f.e.Abandon(f.ctx, f.account, id, "hung up"))
+	tk := f.task(id)
+	if tk.State != StateAbandoned || tk.Reason != "hung up" || tk.Times.WaitSeconds == nil || *tk.Times.WaitSeconds != 42 {
+		t.Fatalf("abandoned task = %+v", tk)
+	}
+	// Abandoning while offered gives the agent their capacity back.
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	id2 := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.offeredTo(id2, a)
+	f.must(f.e.Abandon(f.ctx, f.account, id2, ""))
+	id3 := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.offeredTo(id3, a)
+	if err := f.e.Abandon(f.ctx, f.account, id, ""); !agentdesk.IsKind(err, agentdesk.Conflict) {
+		t.Fatalf("abandon twice: %v", err)
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestCallbackKeepsPlace(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	first := f.enqueue(agentdesk.TaskRequest{})
+	f.clock.Advance(time.Second)
+	second := f.enqueue(agentdesk.TaskRequest{})
+	f.clock.Advance(time.Minute)
+	if _, err := f.e.RequestCallback(f.ctx, f.account, first, "not a number"); !agentdesk.IsKind(err, agentdesk.Invalid) {
+		t.Fatalf("bad number: %v", err)
+	}
+	cb, err := f.e.RequestCallback(f.ctx, f.account, first, "+49 30 1234567")
+	f.must(err)
+	f.state(first, StateCancelled)
+	p, err := f.e.Position(f.ctx, f.account, cb)
+	f.must(err)
+	if p.Position != 1 {
+		t.Fatalf("callback position = %d, want 1 (the original's place)", p.Position)
+	}
+	a := f.agent(nil, nil)
+	f.dispatch()
+	f.offeredTo(cb, a)
+	f.state(second, StateQueued) // the call blocks chats
+	off := f.pub.find(AgentStream(a), "offer")[0].Data.(Offer)
+	if off.Direction != "outbound" || off.Channel != "voice" || off.Callback != "+49 30 1234567" {
+		t.Fatalf("callback offer = %+v", off)
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestOverflowAndMaxWait(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	general := f.queue(Queue{Name: "General"})
+	special := f.queue(Queue{Name: "Special", RequiredSkills: map[string]int{"rare": 5},
+		Overflow: Overflow{QueueID: &general, AfterSeconds: 60}})
+	capped := f.queue(Queue{Name: "Capped", RequiredSkills: map[string]int{"rare": 5}, Overflow: Overflow{MaxWaitSeconds: 120}})
+	a := f.agent(nil, nil)
+	id := f.enqueue(agentdesk.TaskRequest{QueueID: special})
+	gone := f.enqueue(agentdesk.TaskRequest{QueueID: capped})
+	f.dispatch()
+	f.state(id, StateQueued)
+	f.clock.Advance(61 * time.Second)
+	f.sweep()
+	if q := f.task(id).QueueID; q != general {
+		t.Fatalf("after overflow queue = %d, want %d", q, general)
+	}
+	f.dispatch()
+	f.offeredTo(id, a)
+	f.clock.Advance(60 * time.Second)
+	f.sweep()
+	tk := f.task(gone)
+	if tk.State != StateOverflowed || tk.Reason != "maximum wait reached" {
+		t.Fatalf("capped task = %s %q", tk.State, tk.Reason)
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestBusinessHoursOpenAt(t *testing.T) {
+	t.Parallel()
+	hours := BusinessHours{Timezone: "Europe/Berlin", Days: []OpenSpan{
+		{Day: 1, Open: "09:00", Close: "17:00"}, {Day: 2, Open: "09:00", Close: "17:00"}}, Holidays: []string{"2026-11-24"}}
+	if err := hours.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		at   time.Time
+		open bool
+	}{
+		{"monday morning", monday10, true},
+		{"last minute", time.Date(2026, 11, 23, 15, 59, 0, 0, time.UTC), true},
+		{"closing time", time.Date(2026, 11, 23, 16, 0, 0, 0, time.UTC), false},
+		{"before opening", time.Date(2026, 11, 23, 7, 59, 0, 0, time.UTC), false},
+		{"holiday", time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC), false},
+		{"no hours on wednesday", time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := hours.OpenAt(tc.at); got != tc.open {
+				t.Fatalf("OpenAt(%s) = %v, want %v", tc.at, got, tc.open)
+			}
+		})
+	}
+	if !(BusinessHours{}).OpenAt(monday10) {
+		t.Fatal("no hours must mean always open")
+	}
+	bad := BusinessHours{Timezone: "Mars/Olympus"}
+	if err := bad.Validate(); !agentdesk.IsKind(err, agentdesk.Invalid) {
+		t.Fatalf("bad zone: %v", err)
+	}
+}
+
+func TestClosedQueueActions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	f.clock.Advance(10 * time.Hour) // Monday 20:00 UTC, 21:00 in Berlin
+	hours := BusinessHours{Timezone: "Europe/Berlin", Days: []OpenSpan{{Day: 1, Open: "09:00", Close: "17:00"}}}
+	night := f.queue(Queue{Name: "Night"})
+	msg := f.queue(Queue{Name: "Message", Hours: hours, ClosedAction: ClosedMessage})
+	ovf := f.queue(Queue{Name: "Overflow", Hours: hours, ClosedAction: ClosedOverflow, Overflow: Overflow{QueueID: &night}})
+	wait := f.queue(Queue{Name: "Wait", Hours: hours})
+	cb := f.queue(Queue{Name: "Callback", Hours: hours, ClosedAction: ClosedCallback})
+
+	t1 := f.enqueue(agentdesk.TaskRequest{QueueID: msg})
+	if tk := f.task(t1); tk.State != StateOverflowed || tk.Reason != "closed" {
+		t.Fatalf("closed message: %s %q", tk.State, tk.Reason)
+	}
+	if got := f.pub.find(TaskStream(t1), "task_state"); len(got) != 1 {
+		t.Fatalf("the waiting customer must hear the queue is closed: %v", got)
+	}
+	t2 := f.enqueue(agentdesk.TaskRequest{QueueID: ovf})
+	if tk := f.task(t2); tk.State != StateQueued || tk.QueueID != night {
+		t.Fatalf("closed overflow: %s queue %d", tk.State, tk.QueueID)
+	}
+	t3 := f.enqueue(agentdesk.TaskRequest{QueueID: wait})
+	f.state(t3, StateQueued)
+	t4 := f.enqueue(agentdesk.TaskRequest{QueueID: cb})
+	f.state(t4, StateQueued)
+	if got := f.pub.find(TaskStream(t4), "task_state"); len(got) != 1 || got[0].Data.(TaskChange).Reason != "closed: callback offered" {
+		t.Fatalf("closed callback: %v", got)
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestWrapUpRequiresReasons(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{WrapUp: 30 * time.Second})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	cust := f.customer()
+	tick := f.ticket(cust)
+	id := f.enqueue(agentdesk.TaskRequest{CustomerID: cust, TicketID: tick})
+	f.dispatch()
+	f.must(f.e.Accept(f.ctx, f.account, a, id))
+	var assignee *int64
+	f.must(f.db.QueryRow(f.ctx, `SELECT assignee_id FROM tickets WHERE id = $1`, tick).Scan(&assignee))
+	if assignee == nil || *assignee != a {
+		t.Fatalf("ticket assignee = %v, want %d", assignee, a)
+	}
+	f.must(f.e.EndInteraction(f.ctx, f.account, a, id))
+	f.state(id, StateWrapping)
+	p, err := f.e.Presence(f.ctx, f.account, a)
+	f.must(err)
+	if p.State != WrapUp {
+		t.Fatalf("presence after end = %s, want wrap_up", p.State)
+	}
+	// In wrap-up the agent gets nothing new.
+	next := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.state(next, StateQueued)
+
+	contact := f.reason(agentdesk.ContactReason, "Billing question")
+	cancel := f.reason(agentdesk.CancellationReason, "Too expensive")
+	for _, tc := range []struct {
+		name  string
+		o     agentdesk.Outcome
+		field string
+	}{
+		{"no contact reason", agentdesk.Outcome{ResolutionCode: agentdesk.ResolutionSolved}, "outcome.contact_reason_id"},
+		{"cancellation without reason", agentdesk.Outcome{ContactReasonID: &contact, ResolutionCode: agentdesk.ResolutionCancellation}, "outcome.cancellation_reason_id"},
+		{"contact reason of the wrong kind", agentdesk.Outcome{ContactReasonID: &cancel}, "outcome.contact_reason_id"},
+		{"cancellation reason of the wrong kind", agentdesk.Outcome{ContactReasonID: &contact, ResolutionCode: agentdesk.ResolutionCancellation, CancellationReasonID: &contact}, "outcome.cancellation_reason_id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := f.e.Complete(f.ctx, f.account, a, id, tc.o)
+			var de *agentdesk.Error
+			if !errors.As(err, &de) || de.Kind != agentdesk.Invalid || de.Field != tc.field {
+				t.Fatalf("Complete = %v, want invalid %s", err, tc.field)
+			}
+		})
+	}
+	f.state(id, StateWrapping)
+	f.must(f.e.Complete(f.ctx, f.account, a, id, agentdesk.Outcome{ContactReasonID: &contact,
+		ResolutionCode: agentdesk.ResolutionCancellation, CancellationReasonID: &cancel, RevenueLostCents: 1999}))
+	f.state(id, StateCompleted)
+	var cr, cc *int64
+	var code string
+	f.must(f.db.QueryRow(f.ctx, `SELECT contact_reason_id, cancellation_reason_id, resolution_code FROM tickets WHERE id = $1`, tick).Scan(&cr, &cc, &code))
+	if cr == nil || *cr != contact || cc == nil || *cc != cancel || code != "cancellation" {
+		t.Fatalf("ticket outcome = %v %v %q", cr, cc, code)
+	}
+	p, _ = f.e.Presence(f.ctx, f.account, a)
+	if p.State != Available {
+		t.Fatalf("after the last wrap-up the agent is %s, want available", p.State)
+	}
+	f.dispatch()
+	f.offeredTo(next, a)
+
+	// The wrap-up timer makes the agent available even before completion.
+	f.must(f.e.Accept(f.ctx, f.account, a, next))
+	f.must(f.e.EndInteraction(f.ctx, f.account, a, next))
+	f.clock.Advance(29 * time.Second)
+	f.sweep()
+	if p, _ := f.e.Presence(f.ctx, f.account, a); p.State != WrapUp {
+		t.Fatalf("at 29 s: %s", p.State)
+	}
+	f.clock.Advance(time.Second)
+	f.sweep()
+	if p, _ := f.e.Presence(f.ctx, f.account, a); p.State != Available {
+		t.Fatalf("at 30 s: %s", p.State)
+	}
+	f.state(next, StateWrapping) // the reasons are still owed
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestSupervisorActions(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	b := f.agent(map[string]int{"chat": 1}, nil)
+	sup := f.agent(map[string]int{"chat": 0}, nil)
+	other := f.queue(Queue{Name: "Other", RequiredSkills: map[string]int{"x": 1}})
+	t1 := f.enqueue(agentdesk.TaskRequest{})
+	t2 := f.enqueue(agentdesk.TaskRequest{})
+	// Priority moves t2 ahead.
+	f.must(f.e.SetPriority(f.ctx, f.account, t2, agentdesk.PriorityUrgent, sup))
+	// Move t1 to a queue nobody can serve.
+	f.must(f.e.MoveTask(f.ctx, f.account, t1, MoveTarget{QueueID: other}, sup))
+	f.must(f.e.ForcePresence(f.ctx, f.account, b, Away, "coaching", sup))
+	f.dispatch()
+	f.offeredTo(t2, a)
+	f.state(t1, StateQueued)
+	// Push t1 to b directly although b is away and lacks the skill; a is full.
+	if err := f.e.MoveTask(f.ctx, f.account, t1, MoveTarget{AgentID: a}, sup); !agentdesk.IsKind(err, agentdesk.Conflict) {
+		t.Fatalf("move to a full agent: %v", err)
+	}
+	f.must(f.e.MoveTask(f.ctx, f.account, t1, MoveTarget{AgentID: b}, sup))
+	f.offeredTo(t1, b)
+	// Transfer an assigned task from a to b: b is full with t1's offer.
+	f.must(f.e.Accept(f.ctx, f.account, a, t2))
+	if err := f.e.MoveTask(f.ctx, f.account, t2, MoveTarget{AgentID: b}, sup); !agentdesk.IsKind(err, agentdesk.Conflict) {
+		t.Fatalf("transfer to a full agent: %v", err)
+	}
+	f.must(f.e.Reject(f.ctx, f.account, b, t1, ""))
+	f.must(f.e.MoveTask(f.ctx, f.account, t2, MoveTarget{AgentID: b}, sup))
+	if tk := f.task(t2); tk.AgentID == nil || *tk.AgentID != b {
+		t.Fatalf("after transfer agent = %v", tk.AgentID)
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
+func TestQueueStatsAndPosition(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{DefaultHandleTime: time.Minute})
+	q := f.queue(Queue{Name: "Sales", ServiceLevel: ServiceLevel{Seconds: 20, Percent: 80}})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	t1 := f.enqueue(agentdesk.TaskRequest{QueueID: q})
+	f.dispatch()
+	f.clock.Advance(10 * time.Second)
+	f.must(f.e.Accept(f.ctx, f.account, a, t1)) // answered in 10 s: within target
+	t2 := f.enqueue(agentdesk.TaskRequest{QueueID: q})
+	t3 := f.enqueue(agentdesk.TaskRequest{QueueID: q})
+	f.clock.Advance(30 * time.Second)
+	f.must(f.e.Abandon(f.ctx, f.account, t2, "")) // abandoned after target
+	p, err := f.e.Position(f.ctx, f.account, t3)
+	f.must(err)
+	if p.Position != 1 || p.EWTSeconds != 60 {
+		t.Fatalf("position = %+v, want 1st with 60 s (1 busy agent, 1 min handle time)", p)
+	}
+	stats, err := f.e.QueueStats(f.ctx, f.account)
+	f.must(err)
+	var s QueueStats
+	for _, x := range stats {
+		if x.QueueID == q {
+			s = x
+		}
+	}
+	if s.Waiting != 1 || s.LongestWaitSeconds != 30 || s.AnsweredToday != 1 || s.AbandonedToday != 1 ||
+		s.ServiceLevelToday != 50 || s.AgentsBusy != 1 || s.AgentsAvailable != 0 {
+		t.Fatalf("stats = %+v", s)
+	}
+	f.must(f.e.PublishStats(f.ctx))
+	if got := f.pub.find(SupervisorStream(f.account), "queue_stats"); len(got) != 1 {
+		t.Fatalf("queue_stats events: %d", len(got))
+	}
+	if got := f.pub.find(TaskStream(t3), "queue_position"); len(got) < 2 {
+		t.Fatalf("queue_position events for t3: %d", len(got))
+	}
+}
+
+func TestQueueAdmin(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	q := Queue{Name: "VIP", Channels: []agentdesk.Channel{agentdesk.ChannelChat}, RequiredSkills: map[string]int{"vip": 3},
+		Relaxation: []RelaxStep{{AfterSeconds: 90, DropSkills: true}, {AfterSeconds: 30, MaxLevel: 1}}}
+	f.must(f.e.CreateQueue(f.ctx, f.account, &q))
+	if q.Relaxation[0].AfterSeconds != 30 {
+		t.Fatalf("relaxation not ordered: %+v", q.Relaxation)
+	}
+	if err := f.e.CreateQueue(f.ctx, f.account, &Queue{Name: "VIP"}); !agentdesk.IsKind(err, agentdesk.Conflict) {
+		t.Fatalf("duplicate name: %v", err)
+	}
+	q.Priority = 50
+	f.must(f.e.UpdateQueue(f.ctx, f.account, &q))
+	f.must(f.e.SetBusinessHours(f.ctx, f.account, q.ID, BusinessHours{Timezone: "America/New_York", Days: []OpenSpan{{Day: 3, Open: "08:00", Close: "20:00"}}, Holidays: []string{"2026-12-25"}}))
+	got, err := f.e.Queue(f.ctx, f.account, q.ID)
+	f.must(err)
+	if got.Priority != 50 || got.Hours.Timezone != "America/New_York" || len(got.Hours.Holidays) != 1 || got.Hours.Holidays[0] != "2026-12-25" {
+		t.Fatalf("queue = %+v", got)
+	}
+	if _, err := f.e.Enqueue(f.ctx, agentdesk.TaskRequest{AccountID: f.account, Channel: agentdesk.ChannelVoice, QueueID: q.ID}); !agentdesk.IsKind(err, agentdesk.Invalid) {
+		t.Fatalf("voice into a chat queue: %v", err)
+	}
+	id := f.enqueue(agentdesk.TaskRequest{QueueID: q.ID})
+	if err := f.e.DeleteQueue(f.ctx, f.account, q.ID); !agentdesk.IsKind(err, agentdesk.Conflict) {
+		t.Fatalf("delete used queue: %v", err)
+	}
+	_ = id
+	empty := f.queue(Queue{Name: "Empty"})
+	f.must(f.e.DeleteQueue(f.ctx, f.account, empty))
+	// Another account sees none of it.
+	var other int64
+	f.must(f.db.QueryRow(f.ctx, `INSERT INTO accounts (name) VALUES ('Other') RETURNING id`).Scan(&other))
+	if _, err := f.e.Queue(f.ctx, other, q.ID); !agentdesk.IsKind(err, agentdesk.NotFound) {
+		t.Fatalf("cross-account read: %v", err)
+	}
+	if _, err := f.e.Task(f.ctx, other, id); !agentdesk.IsKind(err, agentdesk.NotFound) {
+		t.Fatalf("cross-account task read: %v", err)
+	}
+	// Default queues are created per channel on first use.
+	e1 := f.enqueue(agentdesk.TaskRequest{Channel: agentdesk.ChannelForm})
+	e2 := f.enqueue(agentdesk.TaskRequest{Channel: agentdesk.ChannelEmail})
+	if f.task(e1).QueueID != f.task(e2).QueueID {
+		t.Fatal("forms and emails should share the default email queue")
+	}
+	// Skills and capacity.
+	a := f.agent(nil, nil)
+	f.must(f.e.SetAgentSkills(f.ctx, f.account, a, map[string]int{"vip": 4, "french": 2}))
+	f.must(f.e.SetAgentCapacity(f.ctx, f.account, a, map[agentdesk.Channel]int{agentdesk.ChannelChat: 6}))
+	ar, err := f.e.AgentRouting(f.ctx, f.account, a)
+	f.must(err)
+	if ar.Skills["vip"] != 4 || ar.Skills["french"] != 2 || ar.Capacity[agentdesk.ChannelChat] != 6 || ar.Capacity[agentdesk.ChannelVoice] != 1 {
+		t.Fatalf("agent routing = %+v", ar)
+	}
+	if err := f.e.SetAgentSkills(f.ctx, f.account, a, map[string]int{"vip": 9}); !agentdesk.IsKind(err, agentdesk.Invalid) {
+		t.Fatalf("level 9: %v", err)
+	}
+	if err := f.e.SetPresence(f.ctx, other, a, Available, ""); !agentdesk.IsKind(err, agentdesk.NotFound) && !agentdesk.IsKind(err, agentdesk.Invalid) {
+		t.Fatalf("cross-account presence: %v", err)
+	}
+}
