@@ -27,6 +27,7 @@ button.primary{background:#1f5fbf;border-color:#1f5fbf;color:#fff}
 .thanks{font-weight:600}
 .chat{display:flex;flex-direction:column;flex:1;min-height:0;gap:6px}
 .status{margin:0;font-size:13px;color:#1a4a94;background:#eef4ff;border-radius:6px;padding:6px 8px}
+.status *{color:#1a4a94}
 .log{flex:1;overflow:auto;display:flex;flex-direction:column;gap:6px;padding:4px 0}
 .msg{max-width:85%;padding:7px 10px;border-radius:10px;background:#eef2f7;white-space:pre-wrap;overflow-wrap:anywhere;display:flex;flex-direction:column}
 .msg.me{align-self:flex-end;background:#1f5fbf}
@@ -38,7 +39,8 @@ button.primary{background:#1f5fbf;border-color:#1f5fbf;color:#fff}
 .composer{display:flex;flex-direction:column;gap:6px}
 .composer .row{display:flex;gap:6px;align-items:center}
 .composer .row .end{margin-left:auto}
-.attach{cursor:pointer;font-size:18px}
+.attach{cursor:pointer;font-size:13px;color:#1f5fbf;border:1px solid #cdd4de;border-radius:6px;padding:6px 10px}
+.attach span{color:#1f5fbf}
 .stars{display:flex;gap:4px}
 .stars button{font-size:24px;color:#c3cad5;border:0;padding:2px 4px;background:none}
 .stars button.on{color:#f0a500}

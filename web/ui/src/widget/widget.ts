@@ -508,7 +508,7 @@ class Widget {
     const form = h("form", { class: "composer", "aria-label": "Send a message" },
       input,
       h("div", { class: "row" },
-        h("label", { class: "attach", title: "Attach a file" }, h("span", { "aria-hidden": "true", text: "+" }), h("span", { class: "sr-only", text: "Attach a file" }), file),
+        h("label", { class: "attach", title: "Attach a file" }, h("span", { text: "+ File" }), file),
         h("button", { type: "button", class: "end", onclick: () => { this.api(P.end(this.widgetId), {}).catch(() => {}); this.setView("ended"); }, text: "End chat" }),
         h("button", { type: "submit", class: "primary", text: "Send" }),
       ),
