@@ -38,8 +38,11 @@ type Customer struct {
 	PreferredChannel Channel           `json:"preferred_channel,omitempty"`
 	Attributes       map[string]string `json:"attributes"`
 	Identities       []Identity        `json:"identities"`
-	CreatedAt        time.Time         `json:"created_at"`
-	UpdatedAt        time.Time         `json:"updated_at"`
+	// MergedInto is set while this customer is merged into another: its
+	// identities, tickets, messages and orders live on that customer.
+	MergedInto *int64    `json:"merged_into,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // Validate checks the fields a caller sets.
@@ -174,15 +177,17 @@ type CustomerStore interface {
 	AddIdentity(ctx context.Context, accountID, customerID int64, id *Identity) error
 	RemoveIdentity(ctx context.Context, accountID, customerID, identityID int64) error
 	Merge(ctx context.Context, accountID int64, survivorID, mergedID int64, actor Actor) (*Merge, error)
-	Unmerge(ctx context.Context, accountID, mergeID int64, actor Actor) error
+	Unmerge(ctx context.Context, accountID, mergeID int64, actor Actor) (*Merge, error)
 }
 
 // Merge records that one customer was folded into another, with everything
 // needed to undo it.
 type Merge struct {
-	ID         int64      `json:"id"`
-	SurvivorID int64      `json:"survivor_id"`
-	MergedID   int64      `json:"merged_id"`
-	CreatedAt  time.Time  `json:"created_at"`
-	UndoneAt   *time.Time `json:"undone_at"`
+	ID         int64 `json:"id"`
+	SurvivorID int64 `json:"survivor_id"`
+	MergedID   int64 `json:"merged_id"`
+	// Moved counts the rows that moved to the survivor, by table.
+	Moved     map[string]int `json:"moved"`
+	CreatedAt time.Time      `json:"created_at"`
+	UndoneAt  *time.Time     `json:"undone_at"`
 }

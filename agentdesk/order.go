@@ -93,6 +93,7 @@ type OrderStore interface {
 	// UpsertOrder inserts or updates by (account, external id); created
 	// reports which.
 	UpsertOrder(ctx context.Context, accountID int64, o *Order) (created bool, err error)
+	Order(ctx context.Context, accountID, id int64) (*Order, error)
 	Orders(ctx context.Context, accountID, customerID int64, p Page) ([]Order, string, error)
 	// LifetimeValue is the sum of non-refunded, non-cancelled orders per currency.
 	LifetimeValue(ctx context.Context, accountID, customerID int64) (map[string]int64, error)
