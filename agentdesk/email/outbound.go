@@ -1,0 +1,296 @@
+package email
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"agentdesk/agentdesk"
+)
+
+// outbound is one mail to queue: its timeline message and its delivery.
+type outbound struct {
+	acct, ticketID, customerID int64
+	authorID                   *int64
+	kind                       string // reply or auto_ack
+	mailbox                    *Mailbox
+	mail                       outMail
+	threadRoot                 string
+}
+
+// queueOutbound stores the message, indexes its Message-ID for threading,
+// and puts the delivery into the outbox, all in the caller's transaction.
+// The NOTIFY only wakes the senders; they also poll.
+func queueOutbound(ctx context.Context, tx pgx.Tx, o outbound) (int64, error) {
+	raw, err := compose(o.mail)
+	if err != nil {
+		return 0, fmt.Errorf("compose mail: %w", err)
+	}
+	atts := make([]Attachment, 0, len(o.mail.Attachments))
+	for _, a := range o.mail.Attachments {
+		atts = append(atts, Attachment{Filename: a.Filename, ContentType: a.ContentType, Data: a.Data, SHA256: sumOf(a.Data)})
+	}
+	em := map[string]any{
+		"message_id":  o.mail.MessageID,
+		"from":        o.mail.From,
+		"to":          []Address{o.mail.To},
+		"mailbox":     o.mailbox.Address,
+		"attachments": attachmentMeta(atts),
+		"delivery":    map[string]string{"state": "queued", "answer": ""},
+	}
+	if o.mail.HTML != "" {
+		em["html"] = sanitizer.Sanitize(o.mail.HTML)
+	}
+	if o.kind == "auto_ack" {
+		em["auto_ack"] = true
+	}
+	meta, _ := json.Marshal(map[string]any{"email": em})
+	var msgID int64
+	err = tx.QueryRow(ctx, `
+INSERT INTO messages (account_id, ticket_id, customer_id, kind, direction, author_id, subject, body, meta)
+VALUES ($1, $2, $3, 'email', 'out', $4, $5, $6, $7) RETURNING id`,
+		o.acct, o.ticketID, o.customerID, o.authorID, truncate(o.mail.Subject, 500), o.mail.Text, meta).Scan(&msgID)
+	if err != nil {
+		return 0, fmt.Errorf("insert outbound message: %w", err)
+	}
+	if err := putAttachments(ctx, tx, o.acct, msgID, atts); err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(ctx, `
+INSERT INTO email_messages (account_id, rfc_message_id, message_id, ticket_id, mailbox_id, direction, peer_addr, subject_key, thread_root)
+VALUES ($1, $2, $3, $4, $5, 'out', $6, $7, $8)`,
+		o.acct, o.mail.MessageID, msgID, o.ticketID, o.mailbox.ID, o.mail.To.Address, subjectKey(o.mail.Subject), o.threadRoot)
+	if err != nil {
+		return 0, fmt.Errorf("index outbound message id: %w", err)
+	}
+	_, err = tx.Exec(ctx, `
+INSERT INTO email_deliveries (account_id, message_id, ticket_id, kind, mail_from, rcpt_to, raw)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`, o.acct, msgID, o.ticketID, o.kind, o.mailbox.Address, []string{o.mail.To.Address}, raw)
+	if err != nil {
+		return 0, fmt.Errorf("queue delivery: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify('email_outbox', '')`); err != nil {
+		return 0, err
+	}
+	return msgID, nil
+}
+
+// autoAck queues the acknowledgement of a new ticket, at most one per sender
+// per AutoAckInterval and never to an address that bounced.
+func (in *Ingester) autoAck(ctx context.Context, tx pgx.Tx, mb *Mailbox, ticketID, customerID int64, to string, p *Parsed) error {
+	var failing bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM email_failing_addresses WHERE account_id = $1 AND address = $2)`, mb.AccountID, to).Scan(&failing); err != nil {
+		return err
+	}
+	if failing {
+		return nil
+	}
+	var ok int
+	err := tx.QueryRow(ctx, `
+INSERT INTO email_auto_acks (account_id, address, last_sent_at) VALUES ($1, $2, now())
+ON CONFLICT (account_id, address) DO UPDATE SET last_sent_at = now()
+WHERE email_auto_acks.last_sent_at < now() - $3::interval
+RETURNING 1`, mb.AccountID, to, fmt.Sprintf("%d seconds", int64(in.cfg.AutoAckInterval.Seconds()))).Scan(&ok)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // acknowledged this sender recently
+	}
+	if err != nil {
+		return fmt.Errorf("auto-ack rate limit: %w", err)
+	}
+	token := in.keys.ticketToken(mb.AccountID, ticketID)
+	subject := strings.TrimSpace(p.Subject)
+	if subject == "" {
+		subject = "your request"
+	}
+	text := fmt.Sprintf("Thank you for your message. We have received it as ticket #%d and will answer as soon as we can.\n\nTo add information, simply reply to this mail.\n", ticketID)
+	_, err = queueOutbound(ctx, tx, outbound{
+		acct: mb.AccountID, ticketID: ticketID, customerID: customerID, kind: "auto_ack", mailbox: mb,
+		mail: outMail{
+			From: Address{Name: mb.DisplayName, Address: mb.Address}, To: Address{Name: p.From.Name, Address: to},
+			ReplyTo: plusAddress(mb.Address, token), Subject: fmt.Sprintf("[#%d] Re: %s", ticketID, subject),
+			MessageID: newMessageID(token, in.cfg.Hostname), InReplyTo: p.MessageID, References: []string{p.MessageID},
+			Text: text, AutoSubmitted: true, Date: time.Now(),
+		},
+	})
+	return err
+}
+
+// ReplyOptions carries what QueueReply needs beyond the text.
+type ReplyOptions struct {
+	HTML        string
+	Attachments []OutAttachment
+}
+
+// maxReferences bounds the References header; the first and the newest ids
+// are the ones clients use.
+const maxReferences = 20
+
+// QueueReply queues an agent's reply on an email ticket: it is stored on the
+// ticket at once (delivery state "queued") and sent by the Sender. The reply
+// goes to the address of the customer's latest mail on the ticket (or the
+// customer's email identity), from the support address that mail came to.
+func (s *Sender) QueueReply(ctx context.Context, actor agentdesk.Actor, ticketID int64, body, htmlBody string, attachments ...OutAttachment) (int64, error) {
+	body = strings.TrimSpace(body)
+	if body == "" && strings.TrimSpace(htmlBody) == "" {
+		return 0, agentdesk.FieldError("body", "must not be empty")
+	}
+	if body == "" {
+		body = htmlToText(htmlBody)
+	}
+	if len(body) > agentdesk.MaxMessageBody || len(htmlBody) > agentdesk.MaxMessageBody {
+		return 0, &agentdesk.Error{Kind: agentdesk.TooLarge, Field: "body", Message: "must be at most 256 KiB"}
+	}
+	total := 0
+	for _, a := range attachments {
+		total += len(a.Data)
+		if strings.TrimSpace(a.Filename) == "" {
+			return 0, agentdesk.FieldError("attachments", "every attachment needs a file name")
+		}
+	}
+	if int64(total) > s.cfg.MaxMessageBytes*3/4 { // base64 grows by a third
+		return 0, &agentdesk.Error{Kind: agentdesk.TooLarge, Field: "attachments", Message: "attachments are too large to send by email"}
+	}
+	var authorID *int64
+	if actor.AgentID != 0 {
+		authorID = &actor.AgentID
+	}
+	acct := actor.AccountID
+	var msgID int64
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		var t ticketState
+		var subject string
+		var channel agentdesk.Channel
+		err := tx.QueryRow(ctx, `SELECT status, customer_id, subject, channel FROM tickets WHERE account_id = $1 AND id = $2 FOR UPDATE`, acct, ticketID).
+			Scan(&t.status, &t.customerID, &subject, &channel)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return agentdesk.Errorf(agentdesk.NotFound, "ticket %d not found", ticketID)
+		}
+		if err != nil {
+			return fmt.Errorf("load ticket: %w", err)
+		}
+		th, err := replyThread(ctx, tx, acct, ticketID, t.customerID)
+		if err != nil {
+			return err
+		}
+		if th.to == "" {
+			return agentdesk.Errorf(agentdesk.Invalid, "the customer of ticket %d has no email address", ticketID)
+		}
+		if th.mailbox == nil {
+			return agentdesk.Errorf(agentdesk.Invalid, "the account has no support address to send from")
+		}
+		if th.subject != "" {
+			subject = th.subject
+		}
+		if !isReplySubject(subject) {
+			subject = "Re: " + subject
+		}
+		token := s.keys.ticketToken(acct, ticketID)
+		m := outMail{
+			From: Address{Name: th.mailbox.DisplayName, Address: th.mailbox.Address}, To: Address{Name: th.toName, Address: th.to},
+			ReplyTo: plusAddress(th.mailbox.Address, token), Subject: subject,
+			MessageID: newMessageID(token, s.cfg.Hostname), InReplyTo: th.inReplyTo, References: th.references,
+			Text: body, HTML: htmlBody, Attachments: attachments, Date: time.Now(),
+		}
+		if th.threadRoot != "" {
+			m.ThreadIndex, m.ThreadTopic = childThreadIndex(th.threadRoot), subjectKeyTopic(subject)
+		}
+		msgID, err = queueOutbound(ctx, tx, outbound{
+			acct: acct, ticketID: ticketID, customerID: t.customerID, authorID: authorID, kind: "reply",
+			mailbox: th.mailbox, mail: m, threadRoot: th.threadRoot,
+		})
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `
+UPDATE tickets SET updated_at = now(),
+    first_response_at = coalesce(first_response_at, now()),
+    first_response_seconds = coalesce(first_response_seconds, extract(epoch FROM now() - created_at)::bigint)
+WHERE account_id = $1 AND id = $2`, acct, ticketID)
+		return err
+	})
+	if err != nil {
+		return 0, err
+	}
+	return msgID, nil
+}
+
+// subjectKeyTopic is the Thread-Topic Outlook expects: the subject without
+// reply prefixes, original case.
+func subjectKeyTopic(s string) string {
+	return strings.TrimSpace(replyPrefixes.ReplaceAllString(s, ""))
+}
+
+type replyTarget struct {
+	to, toName, inReplyTo, subject, threadRoot string
+	references                                 []string
+	mailbox                                    *Mailbox
+}
+
+// replyThread gathers what makes the customer's client thread the reply:
+// the latest inbound mail (In-Reply-To, subject, mailbox, address) and the
+// Message-IDs of the conversation (References). Only the ticket customer's
+// own addresses are answered: a third party who wrote into the thread never
+// receives the customer's conversation.
+func replyThread(ctx context.Context, tx pgx.Tx, acct, ticketID, customerID int64) (replyTarget, error) {
+	var r replyTarget
+	rows, err := tx.Query(ctx, `
+SELECT e.rfc_message_id, e.direction, e.peer_addr, coalesce(e.mailbox_id, 0), e.thread_root, coalesce(m.subject, ''),
+       coalesce(m.meta->'email'->'from'->>'name', '')
+FROM email_messages e LEFT JOIN messages m ON m.account_id = e.account_id AND m.id = e.message_id
+WHERE e.account_id = $1 AND e.ticket_id = $2 AND NOT e.auto_reply AND NOT e.bounce
+  AND (e.direction = 'out' OR e.peer_addr IN (
+      SELECT value FROM identities WHERE account_id = $1 AND customer_id = $3 AND kind = 'email'))
+ORDER BY e.created_at, e.id`, acct, ticketID, customerID)
+	if err != nil {
+		return r, fmt.Errorf("load thread: %w", err)
+	}
+	var mailboxID int64
+	for rows.Next() {
+		var id, dir, peer, root, subject, name string
+		var mbID int64
+		if err := rows.Scan(&id, &dir, &peer, &mbID, &root, &subject, &name); err != nil {
+			rows.Close()
+			return r, err
+		}
+		r.references = append(r.references, id)
+		if root != "" {
+			r.threadRoot = root
+		}
+		if dir == "in" {
+			r.inReplyTo, r.to, r.toName, r.subject = id, peer, name, subject
+			if mbID != 0 {
+				mailboxID = mbID
+			}
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return r, err
+	}
+	if len(r.references) > maxReferences {
+		r.references = append(r.references[:1], r.references[len(r.references)-maxReferences+1:]...)
+	}
+	if r.to == "" {
+		err := tx.QueryRow(ctx, `SELECT value FROM identities WHERE account_id = $1 AND customer_id = $2 AND kind = 'email' ORDER BY id LIMIT 1`, acct, customerID).Scan(&r.to)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return r, err
+		}
+	}
+	q := selectMailboxByID
+	args := []any{acct, mailboxID}
+	if mailboxID == 0 {
+		q = `SELECT id, account_id, address, display_name, queue_id, team_id, priority, auto_ack, closed_reply FROM email_mailboxes WHERE account_id = $1 ORDER BY id LIMIT 1`
+		args = args[:1]
+	}
+	mb, err := scanMailbox(tx.QueryRow(ctx, q, args...))
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return r, err
+	}
+	r.mailbox = mb
+	return r, nil
+}
