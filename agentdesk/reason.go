@@ -38,11 +38,15 @@ func (r *Reason) Validate() error {
 	return nil
 }
 
-// ReasonStore keeps reasons.
+// ReasonStore keeps reasons. Changes take the actor: they are admin actions
+// and land in the audit log with the change.
 type ReasonStore interface {
-	CreateReason(ctx context.Context, accountID int64, r *Reason) error
+	CreateReason(ctx context.Context, actor Actor, r *Reason) error
+	Reason(ctx context.Context, accountID, id int64) (*Reason, error)
+	// Reasons lists one kind ("" for both), categories before their reasons.
 	Reasons(ctx context.Context, accountID int64, kind ReasonKind, includeArchived bool) ([]Reason, error)
-	UpdateReason(ctx context.Context, accountID int64, r *Reason) error
-	// DeleteReason deletes an unused reason and archives a used one.
-	DeleteReason(ctx context.Context, accountID, id int64) (archived bool, err error)
+	UpdateReason(ctx context.Context, actor Actor, r *Reason) error
+	// DeleteReason deletes an unused reason and archives a used one (a
+	// category counts as used when any of its reasons is).
+	DeleteReason(ctx context.Context, actor Actor, id int64) (archived bool, err error)
 }

@@ -202,10 +202,32 @@ type TicketFilter struct {
 }
 
 // TicketStore keeps tickets. Visibility rules (private teams) are applied from
-// the actor.
+// the actor: a ticket the actor may not see is NotFound, never Forbidden, so
+// its existence does not leak.
 type TicketStore interface {
+	// CreateTicket stores t and, when first is not nil, its first message in
+	// the same transaction.
 	CreateTicket(ctx context.Context, actor Actor, t *Ticket, first *Message) error
 	Ticket(ctx context.Context, actor Actor, id int64) (*Ticket, error)
-	UpdateTicket(ctx context.Context, actor Actor, t *Ticket) error
+	// UpdateTicket applies change to the ticket as it is now, under a row
+	// lock, so concurrent partial updates never overwrite each other. The
+	// store keeps the timestamps (resolved, closed, first response) in step
+	// with the status and returns the ticket as stored.
+	UpdateTicket(ctx context.Context, actor Actor, id int64, change func(*Ticket) error) (*Ticket, error)
 	Tickets(ctx context.Context, actor Actor, f TicketFilter) ([]Ticket, string, error)
+}
+
+// CanSeeTeam reports whether a's private-team rule lets a see a ticket of a
+// team with the given privacy: supervisors and admins see every team, agents
+// their own teams and the public ones.
+func (a Actor) CanSeeTeam(teamID int64, private bool) bool {
+	if !private || a.Role.AtLeast(RoleSupervisor) {
+		return true
+	}
+	for _, id := range a.TeamIDs {
+		if id == teamID {
+			return true
+		}
+	}
+	return false
 }
