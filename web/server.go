@@ -59,6 +59,7 @@ type Server struct {
 	mounts  []func(r chi.Router) // routes added by options (routing, hub, email, ui)
 	public  []func(r chi.Router) // unauthenticated routes added by options
 	ready   []func(ctx context.Context) error
+	inbound inboundConfig // channel adapters' settings (inbound.go)
 	api     *apiRouter
 	handler http.Handler
 	srv     *http.Server

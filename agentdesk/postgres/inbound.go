@@ -145,3 +145,9 @@ func writeContact(ctx context.Context, tx pgx.Tx, accountID, customerID int64, i
 	}
 	return r, nil
 }
+
+// AccountExists checks that a public endpoint's ?account= names a tenant.
+func (s *Store) AccountExists(ctx context.Context, accountID int64) error {
+	var one int
+	return translate(s.db.QueryRow(ctx, `SELECT 1 FROM accounts WHERE id = $1`, accountID).Scan(&one), "account")
+}
