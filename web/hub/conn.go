@@ -44,6 +44,8 @@ type conn struct {
 	closeCode int    // when set, the writer sends this close frame and hangs up
 	closeText string // reason sent with closeCode
 	ping      *time.Timer
+	fullSince time.Time            // when an event last found the queue full; zero once the writer takes it
+	blocked   map[*stream]struct{} // streams waiting for room in the queue
 
 	subs map[streamKey]*stream // reader goroutine only
 }
@@ -71,15 +73,55 @@ func (h *Hub) start(ws *websocket.Conn, p Principal) error {
 	return nil
 }
 
-// send queues a frame. It never blocks: a client whose queue is full is
-// disconnected with CloseSlowConsumer. It reports whether c still accepts frames.
+type sendResult int
+
+const (
+	sent sendResult = iota
+	full            // queue full: try again when the writer has taken it
+	gone            // closed
+)
+
+// offer queues an event frame if there is room. When the queue is full the
+// stream is remembered and served again as soon as the writer takes the
+// queue, so a burst is paced to the client's speed instead of dropped. A
+// client whose queue stays full for SlowAfter is disconnected with
+// CloseSlowConsumer; it never blocks the worker or anyone else.
+func (c *conn) offer(frame []byte, s *stream, now time.Time) sendResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return gone
+	}
+	if len(c.queue) >= c.h.cfg.SendQueue {
+		if c.fullSince.IsZero() {
+			c.fullSince = now
+		} else if now.Sub(c.fullSince) >= c.h.cfg.SlowAfter {
+			c.h.stats.SlowClosed.Add(1)
+			c.closeLocked(CloseSlowConsumer, "too slow: send queue full, reconnect and resume")
+			return gone
+		}
+		if s != nil {
+			if c.blocked == nil {
+				c.blocked = map[*stream]struct{}{}
+			}
+			c.blocked[s] = struct{}{}
+		}
+		return full
+	}
+	c.queue = append(c.queue, item{frame: frame})
+	c.startWriterLocked()
+	return sent
+}
+
+// send queues a frame that must not be paced (replies, stream control). A
+// client that lets them pile up to twice the queue size is disconnected.
 func (c *conn) send(frame []byte) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return false
 	}
-	if len(c.queue) >= c.h.cfg.SendQueue {
+	if len(c.queue) >= 2*c.h.cfg.SendQueue {
 		c.h.stats.SlowClosed.Add(1)
 		c.closeLocked(CloseSlowConsumer, "too slow: send queue full, reconnect and resume")
 		return false
@@ -133,6 +175,9 @@ func (c *conn) writeLoop() {
 		c.mu.Lock()
 		batch := c.queue
 		c.queue = nil
+		c.fullSince = time.Time{}
+		blocked := c.blocked
+		c.blocked = nil
 		code, text := c.closeCode, c.closeText
 		if len(batch) == 0 && code == 0 {
 			c.writing = false
@@ -143,6 +188,11 @@ func (c *conn) writeLoop() {
 			c.closeCode = -1 // sent once
 		}
 		c.mu.Unlock()
+		// The queue has room again: let the worker refill it while this
+		// batch is written.
+		for s := range blocked {
+			c.h.markDirty(s)
+		}
 
 		for _, it := range batch {
 			c.ws.SetWriteDeadline(time.Now().Add(c.h.cfg.WriteWait)) //nolint:errcheck

@@ -25,7 +25,8 @@ type Config struct {
 	FetchBatch    int           // events read per query (500)
 	Workers       int           // goroutines fetching streams (4)
 
-	SendQueue       int           // frames queued per connection before it counts as slow (256)
+	SendQueue       int           // event frames queued per connection; more wait in the database (256)
+	SlowAfter       time.Duration // a connection whose queue stays full this long is dropped (5s)
 	MaxMessageBytes int           // largest client message accepted (32 KiB); up to 4× gets an error frame, more closes
 	PingInterval    time.Duration // server pings (25s)
 	PongWait        time.Duration // connection dropped after this long without any frame (60s)
@@ -53,6 +54,7 @@ func (c *Config) defaults() {
 	def(&c.PingInterval, 25*time.Second)
 	def(&c.PongWait, 60*time.Second)
 	def(&c.WriteWait, 10*time.Second)
+	def(&c.SlowAfter, 5*time.Second)
 	if c.MaxBacklog <= 0 {
 		c.MaxBacklog = 1000
 	}
@@ -306,8 +308,9 @@ func (h *Hub) onEphemeral(payload string) {
 		}
 	}
 	s.mu.Unlock()
+	now := time.Now()
 	for _, c := range subs {
-		c.send(frame)
+		c.offer(frame, nil, now) // dropped when the queue is full: it is only a hint
 	}
 }
 

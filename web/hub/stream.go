@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"sync"
+	"time"
 )
 
 type streamKey struct {
@@ -270,6 +271,7 @@ func (h *Hub) serve(ctx context.Context, s *stream) error {
 	}
 	truncated := limit > 0 && len(events) == limit
 
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if top := head; top > s.known {
@@ -299,18 +301,20 @@ func (h *Hub) serve(ctx context.Context, s *stream) error {
 			h.resync(c, sb, s.key.name, head)
 			continue
 		}
-		open := true
+		res := sent
 		for _, e := range events {
 			if e.seq != sb.last+1 {
 				continue
 			}
-			if open = c.send(e.frame); !open {
-				break // closed; its reader unsubscribes it
+			// full: the writer marks s dirty when it takes the queue.
+			// gone: the reader unsubscribes c.
+			if res = c.offer(e.frame, s, now); res != sent {
+				break
 			}
 			sb.last = e.seq
 			h.stats.EventsSent.Add(1)
 		}
-		if open && sb.last < head {
+		if res == sent && sb.last < head {
 			again = true
 		}
 	}
