@@ -58,7 +58,7 @@ func TestParseEncodedAnd8bitHeaders(t *testing.T) {
 		{"=?UTF-8?B?w4RuZGVydW5nIG1laW5lciBBZHJlc3Nl?=", "=?ISO-8859-1?Q?J=FCrgen_M=FCller?= <j@example.net>", "Änderung meiner Adresse", "Jürgen Müller"},
 		{"=?ISO-2022-JP?B?GyRCJDMkcyRLJEEkTxsoQg==?=", "a@example.net", "こんにちは", ""},
 		{"Überweisung fehlgeschlagen", "Zoë Ångström <z@example.net>", "Überweisung fehlgeschlagen", "Zoë Ångström"}, // raw UTF-8 (SMTPUTF8 style)
-		{latin1Subject, "a@example.net", "Rückfrage zur Bestellung", ""},                                               // raw Latin-1 bytes
+		{latin1Subject, "a@example.net", "Rückfrage zur Bestellung", ""},                                             // raw Latin-1 bytes
 	}
 	for _, tc := range tests {
 		raw := "From: " + tc.from + "\nSubject: " + tc.subject + "\nMessage-ID: <h@y>\n\nbody\n"
@@ -187,7 +187,7 @@ func TestFoldQuotesAndSignatures(t *testing.T) {
 func TestDetectAutomated(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name, headers       string
+		name, headers      string
 		auto, bulk, bounce bool
 	}{
 		{"plain", "Subject: Help", false, false, false},

@@ -12,12 +12,12 @@ import (
 // Threading rules, in the order they are tried. The first that finds a
 // ticket wins; later rules are weaker evidence.
 const (
-	ByReference   = "references"    // In-Reply-To / References name a mail we stored or sent
-	ByToken       = "token"         // our ticket token in a Message-ID or plus-address
-	BySubjectTag  = "subject_tag"   // "[#1234]" in the subject, from the ticket's customer
-	ByThreadIndex = "thread_index"  // Outlook's Thread-Index names a known conversation
-	ByThreadTopic = "thread_topic"  // Outlook's Thread-Topic of a reply, same customer, recent
-	BySubject     = "subject"       // "Re:" + same subject + same sender, recent
+	ByReference   = "references"   // In-Reply-To / References name a mail we stored or sent
+	ByToken       = "token"        // our ticket token in a Message-ID or plus-address
+	BySubjectTag  = "subject_tag"  // "[#1234]" in the subject, from the ticket's customer
+	ByThreadIndex = "thread_index" // Outlook's Thread-Index names a known conversation
+	ByThreadTopic = "thread_topic" // Outlook's Thread-Topic of a reply, same customer, recent
+	BySubject     = "subject"      // "Re:" + same subject + same sender, recent
 )
 
 type threadMatch struct {

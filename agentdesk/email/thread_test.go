@@ -49,16 +49,16 @@ func TestThreadingHeaderShapes(t *testing.T) {
 	const customer = "Jane Doe <jane@example.net>"
 	type ctx struct {
 		orig, agent, token string
-		ticket            int64
+		ticket             int64
 	}
 	tests := []struct {
-		name     string
-		origHdr  string // extra headers on the customer's first mail
-		reply    func(c ctx) string
-		from     string
-		rcpt     string
-		sameTkt  bool
-		by       string
+		name    string
+		origHdr string // extra headers on the customer's first mail
+		reply   func(c ctx) string
+		from    string
+		rcpt    string
+		sameTkt bool
+		by      string
 	}{
 		{
 			name: "gmail", sameTkt: true, by: ByReference,
