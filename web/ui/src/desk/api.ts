@@ -239,19 +239,19 @@ export const getPresence = () => call<Presence>("GET", "/me/presence");
 
 export interface TicketFilter {
   status?: string[];
-  assignee_id?: number;
-  team_id?: number;
-  customer_id?: number;
+  assignee?: number | "me";
+  team?: number;
+  customer?: number;
   channel?: string;
   priority?: string;
   tag?: string;
   unassigned?: boolean;
-  q?: string;
   limit?: number;
   cursor?: string;
 }
 
-export const tickets = (f: TicketFilter) => call<List<Ticket>>("GET", "/tickets" + qs(f as any));
+export const tickets = (f: TicketFilter) =>
+  call<List<Ticket>>("GET", "/tickets" + qs({ ...f, status: f.status?.join(",") }));
 export const ticket = (id: number) => call<Ticket>("GET", `/tickets/${id}`);
 export const updateTicket = (id: number, patch: Partial<Ticket>) => call<Ticket>("PATCH", `/tickets/${id}`, patch);
 
@@ -260,9 +260,10 @@ export const messages = (ticketId: number, cursor?: string) =>
 
 export interface NewMessage {
   kind: MessageKind;
+  direction: "out" | "internal";
   body: string;
   subject?: string;
-  attachment_ids?: (number | string)[];
+  meta?: { attachments?: Attachment[] };
 }
 export const sendMessage = (ticketId: number, m: NewMessage) => call<Message>("POST", `/tickets/${ticketId}/messages`, m);
 
@@ -293,6 +294,8 @@ export const wrapUp = (ticketId: number, w: WrapUp) =>
 
 export const customer = (id: number) => call<Customer>("GET", `/customers/${id}`);
 export const company = (id: number) => call<Company>("GET", `/companies/${id}`);
+/** Lifetime value per currency, in cents (orders not refunded or cancelled). */
+export const lifetimeValue = (id: number) => call<{ totals: Record<string, number> }>("GET", `/customers/${id}/lifetime-value`);
 export const customerTimeline = (id: number, cursor?: string) =>
   call<List<Message>>("GET", `/customers/${id}/timeline` + qs({ cursor, limit: 30 }));
 

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { company, customer, customerTimeline, tickets, type Company, type Customer, type Message, type Ticket } from "./api";
+import { company, customer, customerTimeline, lifetimeValue, tickets, type Company, type Customer, type Message, type Ticket } from "./api";
 import { CHANNEL_ICON, label, money, when } from "./format";
 
 /** History pages in as the agent scrolls; newest first, without end. */
@@ -69,6 +69,7 @@ export function CustomerPanel({ customerId, onOpenTicket, onLoaded }: {
   const [c, setC] = useState<Customer | null>(null);
   const [co, setCo] = useState<Company | null>(null);
   const [open, setOpen] = useState<Ticket[]>([]);
+  const [ltv, setLtv] = useState<Record<string, number> | null | undefined>(undefined);
   const [error, setError] = useState("");
 
   useEffect(() => {
@@ -85,7 +86,8 @@ export function CustomerPanel({ customerId, onOpenTicket, onLoaded }: {
       },
       (e) => live && setError(e.message),
     );
-    tickets({ customer_id: customerId, status: ["new", "open", "pending", "on_hold"], limit: 20 })
+    lifetimeValue(customerId).then((v) => live && setLtv(v.totals ?? {}), () => live && setLtv(null));
+    tickets({ customer: customerId, status: ["new", "open", "pending", "on_hold"], limit: 20 })
       .then((p) => live && setOpen(p.items), () => {});
     return () => { live = false; };
   }, [customerId]);
@@ -99,7 +101,9 @@ export function CustomerPanel({ customerId, onOpenTicket, onLoaded }: {
           <p class="muted">{label(c.lifecycle_stage)}{co ? ` · ${co.name}` : ""}</p>
           <dl class="facts">
             <dt>Lifetime value</dt>
-            <dd>{money(c.lifetime_value_cents, c.currency)}</dd>
+            <dd data-testid="ltv">{ltv === undefined ? "…" : ltv === null ? "—"
+              : Object.keys(ltv).length === 0 ? money(0)
+              : Object.entries(ltv).map(([cur, cents]) => money(cents, cur)).join(" · ")}</dd>
             <dt>Customer since</dt>
             <dd>{new Date(c.created_at).toLocaleDateString()}</dd>
             {co?.domain && (<><dt>Company</dt><dd>{co.name} ({co.domain})</dd></>)}

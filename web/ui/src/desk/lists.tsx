@@ -13,9 +13,9 @@ const OPEN: string[] = ["new", "open", "pending", "on_hold"];
 function baseFilter(list: ListName, me: Agent): TicketFilter {
   switch (list) {
     case "mine":
-      return { assignee_id: me.id, status: OPEN };
+      return { assignee: "me", status: OPEN };
     case "queue":
-      return { team_id: me.team_ids?.[0], unassigned: true, status: OPEN };
+      return { team: me.team_ids?.[0], unassigned: true, status: OPEN };
     default:
       return { status: OPEN };
   }

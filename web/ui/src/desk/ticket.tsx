@@ -101,9 +101,10 @@ function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m
       } else {
         m = await sendMessage(t.id, {
           kind: mode === "note" ? "note" : replyKind,
+          direction: mode === "note" ? "internal" : "out",
           body,
           subject: mode === "reply" && replyKind === "email" ? subject : undefined,
-          attachment_ids: files.length ? files.map((f) => f.id!).filter((x) => x !== undefined) : undefined,
+          meta: files.length ? { attachments: files } : undefined,
         });
       }
       props.onSent(m);
