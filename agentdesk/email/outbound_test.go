@@ -1,0 +1,211 @@
+package email
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-message"
+	"github.com/emersion/go-smtp"
+
+	"agentdesk/agentdesk"
+)
+
+func TestAgentReplyReachesCustomerAndThreadsBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sk := newSink(t)
+	s := startSender(t, e, sk.relay())
+	ctx := context.Background()
+	var agentID int64
+	e.db.QueryRow(ctx, `INSERT INTO agents (account_id, email, name, role) VALUES ($1, 'amy@example.com', 'Amy', 'agent') RETURNING id`, e.acct).Scan(&agentID)
+
+	e.mustSend("From: Jane Doe <jane@example.net>\nTo: support@example.com\nCc: boss@example.net\nSubject: Broken kettle\nMessage-ID: <kettle-1@example.net>\n\nMy kettle broke.\n")
+	tkt := e.ticketOf("kettle-1@example.net")
+	actor := agentdesk.Actor{AccountID: e.acct, AgentID: agentID, Role: agentdesk.RoleAgent}
+	msgID, err := s.QueueReply(ctx, actor, tkt, "We will replace it.\nAmy", `<p>We will <b>replace</b> it.</p><script>x()</script>`,
+		OutAttachment{Filename: "return-label.pdf", ContentType: "application/pdf", Data: []byte("%PDF label")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := sk.wait(t, 0)
+	if !got.tls || got.user != "desk" || got.from != "support@example.com" || len(got.to) != 1 || got.to[0] != "jane@example.net" {
+		t.Errorf("relay saw tls=%v user=%q from=%q to=%v (the Cc'd address must not receive the reply)", got.tls, got.user, got.from, got.to)
+	}
+	p, err := Parse(got.raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := deriveKeys(testSecret).ticketToken(e.acct, tkt)
+	if p.Subject != "Re: Broken kettle" || p.From.Address != "support@example.com" || p.From.Name != "Acme Support" {
+		t.Errorf("subject %q from %+v", p.Subject, p.From)
+	}
+	if len(p.InReplyTo) != 1 || p.InReplyTo[0] != "kettle-1@example.net" || len(p.References) != 1 || p.References[0] != "kettle-1@example.net" {
+		t.Errorf("In-Reply-To %v References %v", p.InReplyTo, p.References)
+	}
+	if !strings.Contains(p.MessageID, token) || !strings.HasSuffix(p.MessageID, "@desk.example.com") {
+		t.Errorf("Message-ID %q lacks the ticket token %s", p.MessageID, token)
+	}
+	if len(p.ReplyTo) != 1 || p.ReplyTo[0].Address != strings.ToLower(plusAddress("support@example.com", token)) {
+		t.Errorf("Reply-To = %+v", p.ReplyTo)
+	}
+	if p.Text != "We will replace it.\nAmy" || !strings.Contains(p.HTML, "<b>replace</b>") || strings.Contains(p.HTML, "script") {
+		t.Errorf("text %q html %q", p.Text, p.HTML)
+	}
+	if len(p.Attachments) != 1 || p.Attachments[0].Filename != "return-label.pdf" || string(p.Attachments[0].Data) != "%PDF label" {
+		t.Errorf("attachments = %+v", p.Attachments)
+	}
+	if ct := mimeTree(t, got.raw); ct != "multipart/mixed[multipart/alternative[text/plain,text/html],application/pdf]" {
+		t.Errorf("MIME structure = %s", ct)
+	}
+	state, answer, _ := e.waitDelivery(msgID)
+	if state != "sent" || !strings.HasPrefix(answer, "250") {
+		t.Errorf("delivery %s %q", state, answer)
+	}
+	var metaState string
+	var firstResponse bool
+	e.db.QueryRow(ctx, `SELECT meta->'email'->'delivery'->>'state' FROM messages WHERE id = $1`, msgID).Scan(&metaState)
+	e.db.QueryRow(ctx, `SELECT first_response_at IS NOT NULL FROM tickets WHERE id = $1`, tkt).Scan(&firstResponse)
+	if metaState != "sent" || !firstResponse {
+		t.Errorf("message shows delivery %q, first response recorded %v", metaState, firstResponse)
+	}
+
+	// Jane's client answers the way clients do: In-Reply-To our Message-ID,
+	// References the conversation, to the Reply-To address.
+	answerRaw := fmt.Sprintf("From: Jane Doe <jane@example.net>\nTo: %s\nSubject: Re: Broken kettle\nMessage-ID: <kettle-2@example.net>\nIn-Reply-To: <%s>\nReferences: <kettle-1@example.net> <%s>\n\nThanks! Where do I send it?\n\nOn Tue, Acme Support wrote:\n> We will replace it.\n",
+		p.ReplyTo[0].Address, p.MessageID, p.MessageID)
+	if err := e.send("jane@example.net", []string{p.ReplyTo[0].Address}, answerRaw); err != nil {
+		t.Fatal(err)
+	}
+	if e.ticketOf("kettle-2@example.net") != tkt || e.threadedBy("kettle-2@example.net") != ByReference {
+		t.Errorf("customer's answer did not thread back")
+	}
+	if v := e.message("kettle-2@example.net").Meta["email"].(map[string]any)["visible"]; v != "Thanks! Where do I send it?" {
+		t.Errorf("visible = %q", v)
+	}
+
+	// The second reply carries the whole conversation in References.
+	msg2, err := s.QueueReply(ctx, actor, tkt, "Use the label.", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitDelivery(msg2)
+	p2, _ := Parse(sk.wait(t, 1).raw)
+	if strings.Join(p2.References, " ") != "kettle-1@example.net "+p.MessageID+" kettle-2@example.net" || p2.InReplyTo[0] != "kettle-2@example.net" {
+		t.Errorf("second reply References %v In-Reply-To %v", p2.References, p2.InReplyTo)
+	}
+}
+
+func mimeTree(t *testing.T, raw []byte) string {
+	t.Helper()
+	ent, err := message.Read(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var walk func(*message.Entity) string
+	walk = func(e *message.Entity) string {
+		ct, _, _ := e.Header.ContentType()
+		mr := e.MultipartReader()
+		if mr == nil {
+			return ct
+		}
+		var parts []string
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			parts = append(parts, walk(p))
+		}
+		return ct + "[" + strings.Join(parts, ",") + "]"
+	}
+	return walk(ent)
+}
+
+func TestDeliveryRetriesAndFailures(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sk := newSink(t)
+	startSender(t, e, sk.relay())
+	ctx := context.Background()
+	s := e.sender()
+	actor := agentdesk.Actor{AccountID: e.acct, Role: agentdesk.RoleAgent}
+	e.mustSend(simpleMail("r1@example.net", "jane@example.net", "Retry me", "x"))
+	tkt := e.ticketOf("r1@example.net")
+
+	sk.mu.Lock()
+	sk.failNext = []*smtp.SMTPError{{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "try later"}}
+	sk.mu.Unlock()
+	m1, err := s.QueueReply(ctx, actor, tkt, "first", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state, _, attempts := e.waitDelivery(m1); state != "sent" || attempts != 2 {
+		t.Errorf("after a 451: %s after %d attempts, want sent after 2", state, attempts)
+	}
+
+	sk.mu.Lock()
+	sk.failNext = []*smtp.SMTPError{{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "mailbox unavailable"}}
+	sk.mu.Unlock()
+	m2, _ := s.QueueReply(ctx, actor, tkt, "second", "")
+	state, answer, attempts := e.waitDelivery(m2)
+	if state != "failed" || attempts != 1 || !strings.Contains(answer, "550") || !strings.Contains(answer, "mailbox unavailable") {
+		t.Errorf("after a 550: %s %q after %d attempts", state, answer, attempts)
+	}
+	var meta string
+	e.db.QueryRow(ctx, `SELECT meta->'email'->'delivery'->>'answer' FROM messages WHERE id = $1`, m2).Scan(&meta)
+	if !strings.Contains(meta, "550") {
+		t.Errorf("the desk does not see the SMTP answer: %q", meta)
+	}
+}
+
+func TestDeliveryGivesUpWhenRelayIsDown(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	relay := newSink(t).relay()
+	relay.Addr = "127.0.0.1:1" // nothing listens there
+	startSender(t, e, relay)
+	e.mustSend(simpleMail("d1@example.net", "jane@example.net", "Down", "x"))
+	m, err := e.sender().QueueReply(context.Background(), agentdesk.Actor{AccountID: e.acct}, e.ticketOf("d1@example.net"), "hello", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state, answer, attempts := e.waitDelivery(m)
+	if state != "failed" || attempts != 3 || !strings.Contains(answer, "connect to relay") {
+		t.Errorf("%s %q after %d attempts", state, answer, attempts)
+	}
+}
+
+func TestQueueReplyErrors(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	s := e.sender()
+	e.mustSend(simpleMail("q1@example.net", "jane@example.net", "Q", "x"))
+	tkt := e.ticketOf("q1@example.net")
+	var other int64
+	e.db.QueryRow(ctx, `INSERT INTO accounts (name) VALUES ('Other') RETURNING id`).Scan(&other)
+	tests := []struct {
+		name  string
+		actor agentdesk.Actor
+		tkt   int64
+		body  string
+		kind  agentdesk.Kind
+	}{
+		{"empty body", agentdesk.Actor{AccountID: e.acct}, tkt, "  ", agentdesk.Invalid},
+		{"no such ticket", agentdesk.Actor{AccountID: e.acct}, tkt + 1000, "hi", agentdesk.NotFound},
+		{"another account's ticket", agentdesk.Actor{AccountID: other}, tkt, "hi", agentdesk.NotFound},
+		{"too long", agentdesk.Actor{AccountID: e.acct}, tkt, strings.Repeat("x", agentdesk.MaxMessageBody+1), agentdesk.TooLarge},
+	}
+	before := e.snapshot()
+	for _, tc := range tests {
+		if _, err := s.QueueReply(ctx, tc.actor, tc.tkt, tc.body, ""); agentdesk.ErrorKind(err) != tc.kind {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.kind)
+		}
+	}
+	if e.snapshot() != before {
+		t.Error("a refused reply changed the store")
+	}
+}
