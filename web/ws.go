@@ -1,0 +1,39 @@
+package web
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+
+	"agentdesk/agentdesk"
+	"agentdesk/web/hub"
+)
+
+// WithHub mounts the websocket endpoints of h: /ws/agent and /ws/supervisor
+// for signed-in users (session cookie or API token, identified by
+// authenticate), /ws/customer for chat visitors with a widget token signed
+// with widgetSecret. The protocol is web/PROTOCOL.md. The caller starts and
+// stops h (before and after the server).
+func WithHub(h *hub.Hub, widgetSecret []byte) Option {
+	return func(s *Server) {
+		s.mounts = append(s.mounts, func(r chi.Router) {
+			r.Get("/ws/agent", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+				actor, ok := actorOf(r.Context())
+				if !ok {
+					return agentdesk.Errorf(agentdesk.Unauthenticated, "sign in first")
+				}
+				return h.ServeAgent(w, r, actor)
+			}))
+			r.Get("/ws/supervisor", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+				actor, ok := actorOf(r.Context())
+				if !ok {
+					return agentdesk.Errorf(agentdesk.Unauthenticated, "sign in first")
+				}
+				return h.ServeSupervisor(w, r, actor)
+			}))
+			r.Get("/ws/customer", s.handle(func(w http.ResponseWriter, r *http.Request) error {
+				return h.ServeCustomer(w, r, widgetSecret)
+			}))
+		})
+	}
+}
