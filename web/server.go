@@ -60,6 +60,7 @@ type Server struct {
 	public  []func(r chi.Router) // unauthenticated routes added by options
 	ready   []func(ctx context.Context) error
 	inbound inboundConfig // channel adapters' settings (inbound.go)
+	replies replySenders  // outbound reply senders by message kind (messages.go)
 	api     *apiRouter
 	handler http.Handler
 	srv     *http.Server

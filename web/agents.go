@@ -1,0 +1,202 @@
+package web
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
+)
+
+func init() { registerAPI(mountAgents) }
+
+// Roles: every agent reads the directory (to assign and transfer work);
+// only admins create users, change roles, teams, capacity and passwords,
+// and each such change is audited (never with the password).
+func mountAgents(s *Server, a *apiRouter) {
+	a.route("GET", "/agents", agentdesk.RoleAgent, "The agent directory, by id (agent+)",
+		s.listAgents, doc{Response: List[agentdesk.Agent]{}, Query: []string{"limit", "cursor"}})
+	a.route("POST", "/agents", agentdesk.RoleAdmin, "Create a user (agent, supervisor or admin) with an initial password (admin)",
+		s.createAgent, doc{Body: agentRequest{}, Response: agentdesk.Agent{}, Status: 201, Idempotent: true})
+	a.route("GET", "/agents/{id}", agentdesk.RoleAgent, "One agent (agent+)",
+		s.getAgent, doc{Response: agentdesk.Agent{}})
+	a.route("PATCH", "/agents/{id}", agentdesk.RoleAdmin, "Change a user's name, email, role, capacity, skills, teams, active flag or password (admin)",
+		s.patchAgent, doc{Body: agentPatch{}, Response: agentdesk.Agent{}})
+}
+
+type agentRequest struct {
+	Email    string                    `json:"email"`
+	Name     string                    `json:"name"`
+	Role     agentdesk.Role            `json:"role"`
+	Capacity map[agentdesk.Channel]int `json:"capacity"`
+	Skills   map[string]int            `json:"skills"`
+	TeamIDs  []int64                   `json:"team_ids"`
+	Password string                    `json:"password"`
+}
+
+// agentPatch changes only the fields present.
+type agentPatch struct {
+	Email    *string                    `json:"email"`
+	Name     *string                    `json:"name"`
+	Role     *agentdesk.Role            `json:"role"`
+	Capacity *map[agentdesk.Channel]int `json:"capacity"`
+	Skills   *map[string]int            `json:"skills"`
+	TeamIDs  *[]int64                   `json:"team_ids"`
+	Active   *bool                      `json:"active"`
+	Password *string                    `json:"password"`
+}
+
+// Password length bounds: long enough to resist guessing, short enough that
+// hashing a hostile input stays cheap.
+const (
+	minPassword = 10
+	maxPassword = 200
+)
+
+func checkPassword(pw string) error {
+	if len(pw) < minPassword || len(pw) > maxPassword {
+		return agentdesk.FieldError("password", "must be %d-%d characters", minPassword, maxPassword)
+	}
+	return nil
+}
+
+// fieldAs turns the store's column name into the request's field name
+// (a missing team in team_ids is reported by the database as team_id).
+func fieldAs(err error, from, to string) error {
+	var e *agentdesk.Error
+	if errors.As(err, &e) && e.Field == from {
+		c := *e
+		c.Field = to
+		return &c
+	}
+	return err
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
+	p, err := page(r)
+	if err != nil {
+		return err
+	}
+	actor, _ := actorOf(r.Context())
+	items, next, err := s.store.Agents(r.Context(), actor.AccountID, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, listOf(items, next))
+	return nil
+}
+
+func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
+	var req agentRequest
+	if err := decode(w, r, &req, 64<<10); err != nil {
+		return err
+	}
+	a := &agentdesk.Agent{Email: req.Email, Name: req.Name, Role: req.Role, Capacity: req.Capacity, Skills: req.Skills, TeamIDs: req.TeamIDs}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := checkPassword(req.Password); err != nil {
+		return err
+	}
+	hash, err := HashPassword(req.Password, DefaultPasswordParams)
+	if err != nil {
+		return err
+	}
+	actor, _ := actorOf(r.Context())
+	if err := s.store.CreateAgent(r.Context(), actor.AccountID, a, hash); err != nil {
+		return fieldAs(err, "team_id", "team_ids")
+	}
+	if err := postgres.Audit(r.Context(), s.store.DB(), actor, "agent.create", "agent:"+strconv.FormatInt(a.ID, 10), a); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	actor, _ := actorOf(r.Context())
+	a, err := s.store.Agent(r.Context(), actor.AccountID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}
+
+func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var p agentPatch
+	if err := decode(w, r, &p, 64<<10); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	actor, _ := actorOf(ctx)
+	a, err := s.store.Agent(ctx, actor.AccountID, id)
+	if err != nil {
+		return err
+	}
+	before := *a
+	if p.Email != nil {
+		a.Email = *p.Email
+	}
+	if p.Name != nil {
+		a.Name = *p.Name
+	}
+	if p.Role != nil {
+		a.Role = *p.Role
+		if a.Role == "" {
+			return agentdesk.FieldError("role", "must be one of agent, supervisor, admin")
+		}
+	}
+	if p.Capacity != nil {
+		a.Capacity = *p.Capacity
+	}
+	if p.Skills != nil {
+		a.Skills = *p.Skills
+	}
+	if p.TeamIDs != nil {
+		a.TeamIDs = *p.TeamIDs
+	}
+	if p.Active != nil {
+		a.Active = *p.Active
+	}
+	// An admin taking away their own rights could leave the account with
+	// nobody to manage it; another admin has to do it.
+	if actor.AgentID == id && (!a.Active || a.Role != agentdesk.RoleAdmin) {
+		return &agentdesk.Error{Kind: agentdesk.Conflict, Field: "role", Message: "you cannot demote or deactivate yourself; ask another admin"}
+	}
+	var hash string
+	if p.Password != nil {
+		if err := checkPassword(*p.Password); err != nil {
+			return err
+		}
+		if hash, err = HashPassword(*p.Password, DefaultPasswordParams); err != nil {
+			return err
+		}
+	}
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	if err := s.store.UpdateAgent(ctx, actor.AccountID, a); err != nil {
+		return fieldAs(err, "team_id", "team_ids")
+	}
+	if hash != "" {
+		if err := s.store.SetPassword(ctx, actor.AccountID, id, hash); err != nil {
+			return err
+		}
+	}
+	details := map[string]any{"before": before, "after": a, "password_changed": hash != ""}
+	if err := postgres.Audit(ctx, s.store.DB(), actor, "agent.update", "agent:"+strconv.FormatInt(id, 10), details); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, a)
+	return nil
+}

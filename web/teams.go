@@ -1,0 +1,120 @@
+package web
+
+import (
+	"net/http"
+	"strconv"
+
+	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
+)
+
+func init() { registerAPI(mountTeams) }
+
+// Roles: agents read teams (to transfer tickets); admins create and change
+// them, audited. A private team's tickets are visible only to its members
+// and to supervisors and admins.
+func mountTeams(s *Server, a *apiRouter) {
+	a.route("GET", "/teams", agentdesk.RoleAgent, "All teams by name (agent+)",
+		s.listTeams, doc{Response: List[agentdesk.Team]{}})
+	a.route("POST", "/teams", agentdesk.RoleAdmin, "Create a team with its members; private teams' tickets are visible only to members, supervisors and admins (admin)",
+		s.createTeam, doc{Body: teamRequest{}, Response: agentdesk.Team{}, Status: 201, Idempotent: true})
+	a.route("GET", "/teams/{id}", agentdesk.RoleAgent, "One team with its members (agent+)",
+		s.getTeam, doc{Response: agentdesk.Team{}})
+	a.route("PATCH", "/teams/{id}", agentdesk.RoleAdmin, "Rename a team, make it private or public, replace its members (admin)",
+		s.patchTeam, doc{Body: teamPatch{}, Response: agentdesk.Team{}})
+}
+
+type teamRequest struct {
+	Name      string  `json:"name"`
+	Private   bool    `json:"private"`
+	MemberIDs []int64 `json:"member_ids"`
+}
+
+// teamPatch changes only the fields present; member_ids replaces the members.
+type teamPatch struct {
+	Name      *string  `json:"name"`
+	Private   *bool    `json:"private"`
+	MemberIDs *[]int64 `json:"member_ids"`
+}
+
+func (s *Server) listTeams(w http.ResponseWriter, r *http.Request) error {
+	actor, _ := actorOf(r.Context())
+	items, err := s.store.Teams(r.Context(), actor.AccountID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, listOf(items, ""))
+	return nil
+}
+
+func (s *Server) createTeam(w http.ResponseWriter, r *http.Request) error {
+	var req teamRequest
+	if err := decode(w, r, &req, 64<<10); err != nil {
+		return err
+	}
+	actor, _ := actorOf(r.Context())
+	t := &agentdesk.Team{Name: req.Name, Private: req.Private, MemberIDs: req.MemberIDs}
+	if err := s.store.CreateTeam(r.Context(), actor.AccountID, t); err != nil {
+		return fieldAs(err, "agent_id", "member_ids")
+	}
+	if t.MemberIDs == nil {
+		t.MemberIDs = []int64{}
+	}
+	if err := postgres.Audit(r.Context(), s.store.DB(), actor, "team.create", "team:"+strconv.FormatInt(t.ID, 10), t); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+func (s *Server) getTeam(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	actor, _ := actorOf(r.Context())
+	t, err := s.store.Team(r.Context(), actor.AccountID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
+
+func (s *Server) patchTeam(w http.ResponseWriter, r *http.Request) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	var p teamPatch
+	if err := decode(w, r, &p, 64<<10); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	actor, _ := actorOf(ctx)
+	t, err := s.store.Team(ctx, actor.AccountID, id)
+	if err != nil {
+		return err
+	}
+	before := *t
+	if p.Name != nil {
+		t.Name = *p.Name
+	}
+	if p.Private != nil {
+		t.Private = *p.Private
+	}
+	if p.MemberIDs != nil {
+		t.MemberIDs = *p.MemberIDs
+	}
+	if err := s.store.UpdateTeam(ctx, actor.AccountID, t); err != nil {
+		return fieldAs(err, "agent_id", "member_ids")
+	}
+	if t.MemberIDs == nil {
+		t.MemberIDs = []int64{}
+	}
+	if err := postgres.Audit(ctx, s.store.DB(), actor, "team.update", "team:"+strconv.FormatInt(id, 10), map[string]any{"before": before, "after": t}); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, t)
+	return nil
+}
