@@ -46,24 +46,24 @@ type genCustomer struct {
 }
 
 type genTicket struct {
-	id                     int64
-	cust                   int32
-	channel                string
-	reason                 int // index into org.contact
-	team                   string
-	assignee               int64
-	status                 string
-	priority               string
-	subject                string
-	tags                   []string
-	resolution             string
-	cancelReason           int64
-	revenueLost            int64
+	id                      int64
+	cust                    int32
+	channel                 string
+	reason                  int // index into org.contact
+	team                    string
+	assignee                int64
+	status                  string
+	priority                string
+	subject                 string
+	tags                    []string
+	resolution              string
+	cancelReason            int64
+	revenueLost             int64
 	retOffered, retAccepted bool
-	created                time.Time
-	firstResp, resolved    time.Time // zero when not yet
-	closed                 time.Time
-	nmsg                   int
+	created                 time.Time
+	firstResp, resolved     time.Time // zero when not yet
+	closed                  time.Time
+	nmsg                    int
 }
 
 type model struct {
