@@ -1,0 +1,627 @@
+package main
+
+// loadgen ws measures the websocket hub (package web/hub) on this machine:
+//
+//  1. N idle agent connections to one server process: the server's memory
+//     per connection beyond its baseline (Go heap + stacks, and RSS).
+//  2. The server restarts (SIGTERM, a new process on the same port) while one
+//     event per agent is published; the time until every client has
+//     reconnected, resumed and received exactly that event.
+//  3. C concurrent chats: customer chat.send → the assigned agent receives
+//     the message event. Latency p50/p99 at 1 message/s per chat, then the
+//     messages/s of a closed loop.
+//
+// The server is a child process (this binary, "loadgen ws --serve") so the
+// clients' memory is not counted. It runs the hub behind a plain mux: agents
+// are identified by a header instead of a session, and chat.send publishes
+// the message events without storing a message row, so the figures are the
+// hub's (database event log included), not the REST layer's.
+
+import (
+	"bufio"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
+	"agentdesk/web/hub"
+)
+
+type wsLoadConfig struct {
+	databaseURL string
+	conns       int
+	chats       int
+	chatFor     time.Duration
+	serve       bool
+	addr        string
+	account     int64
+	readBuf     int
+}
+
+func init() {
+	registerLoadgen("ws", "websocket hub: idle connections, restart and resume, chat latency", loadgenWS)
+}
+
+var wsWidgetSecret = []byte("loadgen-ws-widget-secret-32-bytes!!")
+
+func loadgenWS(ctx context.Context, args []string) error {
+	fs := newFlagSet("loadgen ws")
+	var c wsLoadConfig
+	dbURL := databaseURLFlag(fs)
+	fs.IntVar(&c.conns, "conns", 10000, "idle agent connections")
+	fs.IntVar(&c.chats, "chats", 500, "concurrent active chats")
+	fs.DurationVar(&c.chatFor, "chat-duration", 15*time.Second, "length of each chat phase")
+	fs.IntVar(&c.readBuf, "read-buffer", 0, "server read buffer per connection (0 = the hub's default)")
+	fs.BoolVar(&c.serve, "serve", false, "internal: run the measured server process")
+	fs.StringVar(&c.addr, "addr", "", "internal: server address")
+	fs.Int64Var(&c.account, "account", 0, "internal: account id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c.databaseURL = *dbURL
+	if c.databaseURL == "" {
+		return errors.New("loadgen ws: --database-url (or DATABASE_URL) is required")
+	}
+	raiseFileLimit()
+	if c.serve {
+		return wsLoadServer(ctx, c)
+	}
+	return wsLoadRun(ctx, c)
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard limit:
+// every connection is a file descriptor.
+func raiseFileLimit() {
+	var l syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l) == nil && l.Cur < l.Max {
+		l.Cur = l.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l) //nolint:errcheck
+	}
+}
+
+// ---- the measured server process ----
+
+// wsLoadActions plays the store: ticket i is assigned to agent i and
+// belongs to visitor "v<i>"; chat.send publishes to both streams.
+type wsLoadActions struct{ db *pgxpool.Pool }
+
+func (a wsLoadActions) Ticket(ctx context.Context, accountID, id int64) (hub.TicketInfo, error) {
+	return hub.TicketInfo{ID: id, AssigneeID: id, VisitorID: "v" + strconv.FormatInt(id, 10)}, nil
+}
+
+func (a wsLoadActions) SendChat(ctx context.Context, p hub.Principal, ticketID int64, m hub.ChatMessage) (int64, int64, error) {
+	if p.IsCustomer() && ticketID == 0 {
+		ticketID, _ = strconv.ParseInt(strings.TrimPrefix(p.Visitor.VisitorID, "v"), 10, 64)
+	}
+	data := map[string]any{"ticket_id": ticketID, "body": m.Body}
+	err := pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
+		if err := hub.Publish(ctx, tx, hub.Event{AccountID: p.AccountID(), Stream: hub.TicketStream(ticketID), Type: "message.created", Data: data}); err != nil {
+			return err
+		}
+		return hub.Publish(ctx, tx, hub.Event{AccountID: p.AccountID(), Stream: hub.VisitorStream("v" + strconv.FormatInt(ticketID, 10)), Type: "message.created", Data: data})
+	})
+	return 0, ticketID, err
+}
+
+func (wsLoadActions) SetPresence(context.Context, agentdesk.Actor, string, string) error { return nil }
+func (wsLoadActions) AcceptOffer(context.Context, agentdesk.Actor, int64) error          { return nil }
+func (wsLoadActions) RejectOffer(context.Context, agentdesk.Actor, int64, string) error  { return nil }
+func (wsLoadActions) WidgetOrigins(context.Context, int64, string) ([]string, error) {
+	return []string{"*"}, nil
+}
+
+type wsServerStats struct {
+	HeapInuse  uint64 `json:"heap_inuse"`
+	StackInuse uint64 `json:"stack_inuse"`
+	Sys        uint64 `json:"sys"`
+	RSS        uint64 `json:"rss"`
+	Goroutines int    `json:"goroutines"`
+	Conns      int64  `json:"conns"`
+}
+
+func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
+	db, err := postgres.Open(ctx, c.databaseURL, 16)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	cfg := hub.Config{VisitorRate: 1e6, VisitorBurst: 1e6, IPRate: 1e6, IPBurst: 1e6, ReadBufferSize: c.readBuf}
+	h := hub.New(db, wsLoadActions{db}, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws/agent", func(w http.ResponseWriter, r *http.Request) {
+		id, _ := strconv.ParseInt(r.Header.Get("X-Agent"), 10, 64)
+		if err := h.ServeAgent(w, r, agentdesk.Actor{AccountID: c.account, AgentID: id, Role: agentdesk.RoleAgent}); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+		}
+	})
+	mux.HandleFunc("/ws/customer", func(w http.ResponseWriter, r *http.Request) {
+		if err := h.ServeCustomer(w, r, wsWidgetSecret); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+		}
+	})
+	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		runtime.GC()
+		debug.FreeOSMemory()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		json.NewEncoder(w).Encode(wsServerStats{ //nolint:errcheck
+			HeapInuse: m.HeapInuse, StackInuse: m.StackInuse, Sys: m.Sys, RSS: readRSS(),
+			Goroutines: runtime.NumGoroutine(), Conns: h.Stats().Connections.Load(),
+		})
+	})
+	ln, err := net.Listen("tcp", c.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln) //nolint:errcheck
+	fmt.Println("ready", ln.Addr().String())
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv.Shutdown(stopCtx) //nolint:errcheck
+	return h.Stop(stopCtx)
+}
+
+func readRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// ---- the load generator ----
+
+type wsChild struct {
+	cmd  *exec.Cmd
+	addr string
+}
+
+func startWSChild(ctx context.Context, c wsLoadConfig, addr string) (*wsChild, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, exe, "loadgen", "ws", "--serve", "--addr", addr, "--database-url", c.databaseURL,
+		"--account", strconv.FormatInt(c.account, 10), "--read-buffer", strconv.Itoa(c.readBuf))
+	cmd.Stderr = os.Stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("server process did not start: %w", err)
+	}
+	go io.Copy(io.Discard, out) //nolint:errcheck
+	a, _ := strings.CutPrefix(strings.TrimSpace(line), "ready ")
+	return &wsChild{cmd: cmd, addr: a}, nil
+}
+
+func (ch *wsChild) stop() error {
+	ch.cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
+	return ch.cmd.Wait()
+}
+
+func (ch *wsChild) stats() (wsServerStats, error) {
+	var s wsServerStats
+	resp, err := http.Get("http://" + ch.addr + "/stats")
+	if err != nil {
+		return s, err
+	}
+	defer resp.Body.Close()
+	return s, json.NewDecoder(resp.Body).Decode(&s)
+}
+
+// dialer spreads client connections over several loopback source addresses
+// so that 2×N connections never run out of ephemeral ports.
+func wsDialer(i int) *websocket.Dialer {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%8))}, Timeout: 10 * time.Second}
+	return &websocket.Dialer{NetDialContext: d.DialContext, HandshakeTimeout: 20 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024}
+}
+
+type wsFrame struct {
+	Type   string          `json:"type"`
+	Stream string          `json:"stream"`
+	Seq    int64           `json:"seq"`
+	ID     string          `json:"id"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// idleAgent keeps one agent connected: it reconnects with jittered backoff
+// and resumes from its last seq.
+type idleAgent struct {
+	id      int
+	last    atomic.Int64
+	up      chan struct{} // receives after each successful resume
+	gotSeq  chan int64    // every event seq received
+	dupes   atomic.Int64
+	conn    atomic.Pointer[websocket.Conn]
+	stopped atomic.Bool
+}
+
+func (a *idleAgent) run(ctx context.Context, addr string, wg *sync.WaitGroup) {
+	defer wg.Done()
+	backoff := 200 * time.Millisecond
+	for ctx.Err() == nil && !a.stopped.Load() {
+		err := a.session(ctx, addr)
+		if ctx.Err() != nil || a.stopped.Load() {
+			return
+		}
+		_ = err
+		// jitter spreads a mass reconnect instead of a thundering herd
+		select {
+		case <-time.After(time.Duration(rand.Int64N(int64(backoff)))):
+		case <-ctx.Done():
+			return
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func (a *idleAgent) session(ctx context.Context, addr string) error {
+	ws, _, err := wsDialer(a.id).DialContext(ctx, "ws://"+addr+"/ws/agent", http.Header{"X-Agent": {strconv.Itoa(a.id)}})
+	if err != nil {
+		return err
+	}
+	a.conn.Store(ws)
+	defer ws.Close()
+	last := a.last.Load()
+	resume := map[string]any{"stream": hub.AgentStream(int64(a.id))}
+	if last >= 0 {
+		resume["last_seq"] = last
+	}
+	if err := ws.WriteJSON(map[string]any{"type": "resume", "data": map[string]any{"streams": []any{resume}}}); err != nil {
+		return err
+	}
+	for {
+		var f wsFrame
+		if err := ws.ReadJSON(&f); err != nil {
+			return err
+		}
+		switch {
+		case f.Type == "subscribed":
+			if last < 0 {
+				a.last.Store(f.Seq)
+			}
+			select {
+			case a.up <- struct{}{}:
+			default:
+			}
+		case f.Type == "resync":
+			a.last.Store(f.Seq)
+		case f.Seq > 0:
+			if f.Seq <= a.last.Load() {
+				a.dupes.Add(1)
+				continue
+			}
+			a.last.Store(f.Seq)
+			select {
+			case a.gotSeq <- f.Seq:
+			default:
+			}
+		}
+	}
+}
+
+func wsLoadRun(ctx context.Context, c wsLoadConfig) error {
+	db, err := postgres.Open(ctx, c.databaseURL, 8)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := postgres.Migrate(ctx, db); err != nil {
+		return err
+	}
+	if err := db.QueryRow(ctx, "INSERT INTO accounts (name) VALUES ('loadgen ws') RETURNING id").Scan(&c.account); err != nil {
+		return err
+	}
+	// a free port the restarted server can take again
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+
+	fmt.Printf("loadgen ws: %d idle agents, %d chats; %d CPUs, %s\n", c.conns, c.chats, runtime.NumCPU(), runtime.Version())
+	child, err := startWSChild(ctx, c, addr)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if child != nil {
+			child.stop() //nolint:errcheck
+		}
+	}()
+	base, err := child.stats()
+	if err != nil {
+		return err
+	}
+
+	// 1. idle connections
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	agents := make([]*idleAgent, c.conns)
+	start := time.Now()
+	for i := range agents {
+		a := &idleAgent{id: i + 1, up: make(chan struct{}, 1), gotSeq: make(chan int64, 4)}
+		a.last.Store(-1)
+		agents[i] = a
+		wg.Add(1)
+		go a.run(runCtx, addr, &wg)
+		if i%200 == 199 { // do not flood the listen backlog
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := waitAll(ctx, agents, func(a *idleAgent) <-chan struct{} { return a.up }, 2*time.Minute); err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	connectTime := time.Since(start)
+	time.Sleep(2 * time.Second) // let handshake garbage go
+	loaded, err := child.stats()
+	if err != nil {
+		return err
+	}
+	perHeap := float64(loaded.HeapInuse+loaded.StackInuse-base.HeapInuse-base.StackInuse) / float64(c.conns)
+	perRSS := float64(int64(loaded.RSS)-int64(base.RSS)) / float64(c.conns)
+	fmt.Printf("idle: %d connections up in %s; server goroutines %d (baseline %d)\n", loaded.Conns, connectTime.Round(time.Millisecond), loaded.Goroutines, base.Goroutines)
+	fmt.Printf("idle: memory per connection: %.0f B Go heap+stacks (heap %.0f, stacks %.0f), %.0f B RSS\n", perHeap,
+		float64(loaded.HeapInuse-base.HeapInuse)/float64(c.conns), float64(loaded.StackInuse-base.StackInuse)/float64(c.conns), perRSS)
+
+	// 2. restart: stop the server, publish one event per agent while it is
+	// down, start a new one on the same port.
+	stopAt := time.Now()
+	if err := child.stop(); err != nil {
+		fmt.Printf("restart: old server exited: %v\n", err)
+	}
+	child = nil
+	downFor := time.Since(stopAt)
+	err = pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, a := range agents {
+			b.Queue("INSERT INTO stream_events (account_id, stream, type, data) VALUES ($1, $2, 'while.down', '{}')", c.account, hub.AgentStream(int64(a.id)))
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return err
+	}
+	publishedAt := time.Now()
+	child, err = startWSChild(ctx, c, addr)
+	if err != nil {
+		return err
+	}
+	readyAt := time.Now()
+	if err := waitAll(ctx, agents, func(a *idleAgent) <-chan struct{} {
+		ch := make(chan struct{})
+		go func() {
+			defer close(ch)
+			for {
+				select {
+				case s := <-a.gotSeq:
+					if s == 1 {
+						return
+					}
+				case <-runCtx.Done():
+					return
+				}
+			}
+		}()
+		return ch
+	}, 2*time.Minute); err != nil {
+		return fmt.Errorf("reconnect: %w", err)
+	}
+	allAt := time.Now()
+	var dupes int64
+	for _, a := range agents {
+		dupes += a.dupes.Load()
+	}
+	fmt.Printf("restart: old server stopped in %s (1001 to every client); %d events published while down in %s\n",
+		downFor.Round(time.Millisecond), c.conns, publishedAt.Sub(stopAt).Round(time.Millisecond))
+	fmt.Printf("restart: all %d reconnected, resumed and got the missed event %s after the new server was ready (%s after the old one began stopping); duplicates: %d\n",
+		c.conns, allAt.Sub(readyAt).Round(time.Millisecond), allAt.Sub(stopAt).Round(time.Millisecond), dupes)
+	for _, a := range agents {
+		a.stopped.Store(true)
+		if ws := a.conn.Load(); ws != nil {
+			ws.Close()
+		}
+	}
+	cancel()
+	wg.Wait()
+
+	// 3. chats
+	if c.chats > 0 {
+		if err := wsChats(ctx, c, child.addr, false); err != nil {
+			return err
+		}
+		if err := wsChats(ctx, c, child.addr, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func waitAll(ctx context.Context, agents []*idleAgent, ch func(*idleAgent) <-chan struct{}, limit time.Duration) error {
+	deadline := time.After(limit)
+	for i, a := range agents {
+		select {
+		case <-ch(a):
+		case <-deadline:
+			return fmt.Errorf("only %d of %d within %s", i, len(agents), limit)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// wsChats runs c.chats customer/agent pairs for c.chatFor. Open loop: one
+// message per second per chat. Closed loop: the next message as soon as the
+// agent has the previous one.
+func wsChats(ctx context.Context, c wsLoadConfig, addr string, closed bool) error {
+	type pair struct{ cust, agent *websocket.Conn }
+	pairs := make([]pair, c.chats)
+	for i := range pairs {
+		id := int64(100000 + i)
+		ag, _, err := wsDialer(i).DialContext(ctx, "ws://"+addr+"/ws/agent", http.Header{"X-Agent": {strconv.FormatInt(id, 10)}})
+		if err != nil {
+			return err
+		}
+		defer ag.Close()
+		if err := ag.WriteJSON(map[string]any{"type": "resume", "data": map[string]any{"streams": []any{map[string]any{"stream": hub.TicketStream(id)}}}}); err != nil {
+			return err
+		}
+		tok := hub.SignWidgetToken(wsWidgetSecret, hub.WidgetToken{AccountID: c.account, WidgetID: "load", VisitorID: "v" + strconv.FormatInt(id, 10), Expires: time.Now().Add(time.Hour)})
+		cu, _, err := wsDialer(i+1).DialContext(ctx, "ws://"+addr+"/ws/customer?token="+tok, nil)
+		if err != nil {
+			return err
+		}
+		defer cu.Close()
+		pairs[i] = pair{cu, ag}
+		for { // wait until the agent follows the ticket
+			var f wsFrame
+			if err := ag.ReadJSON(&f); err != nil {
+				return err
+			}
+			if f.Type == "subscribed" {
+				break
+			}
+		}
+	}
+	var mu sync.Mutex
+	var lat []time.Duration
+	var sent, errs atomic.Int64
+	runCtx, cancel := context.WithTimeout(ctx, c.chatFor)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, p := range pairs {
+		got := make(chan struct{}, 1)
+		wg.Add(2)
+		go func() { // agent side: measure
+			defer wg.Done()
+			for {
+				var f wsFrame
+				if err := p.agent.ReadJSON(&f); err != nil {
+					return
+				}
+				if f.Type != "message.created" {
+					continue
+				}
+				var d struct{ Body string }
+				json.Unmarshal(f.Data, &d) //nolint:errcheck
+				ns, _ := strconv.ParseInt(d.Body, 10, 64)
+				l := time.Since(time.Unix(0, ns))
+				mu.Lock()
+				lat = append(lat, l)
+				mu.Unlock()
+				select {
+				case got <- struct{}{}:
+				default:
+				}
+			}
+		}()
+		go func() { // customer side: send; read acks so the queue drains
+			defer wg.Done()
+			go func() {
+				for {
+					var f wsFrame
+					if err := p.cust.ReadJSON(&f); err != nil {
+						return
+					}
+					if f.Type == "error" {
+						errs.Add(1)
+					}
+				}
+			}()
+			if !closed {
+				select { // spread the chats over the second
+				case <-time.After(time.Duration(i) * time.Second / time.Duration(len(pairs))):
+				case <-runCtx.Done():
+					return
+				}
+			}
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for runCtx.Err() == nil {
+				msg := map[string]any{"type": "chat.send", "data": map[string]any{"body": strconv.FormatInt(time.Now().UnixNano(), 10)}}
+				if err := p.cust.WriteJSON(msg); err != nil {
+					return
+				}
+				sent.Add(1)
+				var wait <-chan struct{} = got
+				var t <-chan time.Time
+				if !closed {
+					wait, t = nil, tick.C
+				}
+				select {
+				case <-wait:
+				case <-t:
+				case <-runCtx.Done():
+				}
+			}
+		}()
+	}
+	<-runCtx.Done()
+	time.Sleep(500 * time.Millisecond) // the last messages in flight
+	for _, p := range pairs {
+		p.agent.Close()
+		p.cust.Close()
+	}
+	wg.Wait()
+	slices.Sort(lat)
+	pct := func(q float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(len(lat)-1, int(q*float64(len(lat))))]
+	}
+	mode := "open loop, 1 msg/s per chat"
+	if closed {
+		mode = "closed loop"
+	}
+	fmt.Printf("chats (%s): %d chats, %d sent, %d received in %s = %.0f msg/s; send→agent latency p50 %s p99 %s max %s; errors %d\n",
+		mode, len(pairs), sent.Load(), len(lat), c.chatFor, float64(len(lat))/c.chatFor.Seconds(),
+		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), cmp.Or(pct(1), 0).Round(10*time.Microsecond), errs.Load())
+	return nil
+}
