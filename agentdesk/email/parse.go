@@ -31,6 +31,10 @@ type Parsed struct {
 	Raw       []byte
 	RawSHA256 [32]byte
 
+	// ReturnPath is the envelope sender the final MTA recorded; "" for the
+	// null sender of bounces, or when the header is absent (then From).
+	ReturnPath string
+
 	MessageID   string // without angle brackets; synthesised from the content when missing
 	SyntheticID bool
 	InReplyTo   []string
@@ -144,10 +148,16 @@ func (p *Parsed) parseHeader(h mail.Header) {
 		p.SyntheticID = true
 	}
 	p.InReplyTo = msgIDs(h, "In-Reply-To")
+	if h.Has("Return-Path") {
+		p.ReturnPath = strings.ToLower(strings.Trim(strings.TrimSpace(h.Get("Return-Path")), "<>"))
+	}
 	p.References = msgIDs(h, "References")
 	p.From = firstAddress(h, "From")
 	if p.From.Address == "" {
 		p.From = firstAddress(h, "Sender")
+	}
+	if !h.Has("Return-Path") {
+		p.ReturnPath = p.From.Address
 	}
 	p.ReplyTo = addresses(h, "Reply-To")
 	p.To = addresses(h, "To")

@@ -1,0 +1,393 @@
+package email
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"agentdesk/agentdesk"
+)
+
+// IMAPAccount is a mailbox the poller fetches mail from.
+type IMAPAccount struct {
+	ID              int64  `json:"id"`
+	AccountID       int64  `json:"-"`
+	MailboxID       int64  `json:"mailbox_id"` // the support address its mail is for
+	Host            string `json:"host"`
+	Port            int    `json:"port"`
+	Security        string `json:"security"` // tls (default), starttls, insecure
+	Username        string `json:"username"`
+	Password        string `json:"-"` // only on create; stored sealed
+	Folder          string `json:"folder"`
+	ProcessedFolder string `json:"processed_folder"`
+}
+
+// Validate normalises and checks the account's fields.
+func (a *IMAPAccount) Validate() error {
+	a.Host = strings.TrimSpace(a.Host)
+	if a.Host == "" || strings.ContainsAny(a.Host, " /") {
+		return agentdesk.FieldError("host", "must be a host name")
+	}
+	if a.Security == "" {
+		a.Security = "tls"
+	}
+	if a.Security != "tls" && a.Security != "starttls" && a.Security != "insecure" {
+		return agentdesk.FieldError("security", "must be tls, starttls or insecure")
+	}
+	if a.Port == 0 {
+		a.Port = 993
+		if a.Security != "tls" {
+			a.Port = 143
+		}
+	}
+	if a.Port < 1 || a.Port > 65535 {
+		return agentdesk.FieldError("port", "must be 1-65535")
+	}
+	if a.Username == "" || a.Password == "" {
+		return agentdesk.FieldError("username", "username and password are required")
+	}
+	if a.Folder == "" {
+		a.Folder = "INBOX"
+	}
+	if a.ProcessedFolder == "" {
+		a.ProcessedFolder = "Processed"
+	}
+	if a.Folder == a.ProcessedFolder {
+		return agentdesk.FieldError("processed_folder", "must differ from the folder polled")
+	}
+	return nil
+}
+
+// Poller fetches mail from the IMAP accounts in email_imap_accounts, one
+// connection per account, waiting with IDLE where the server offers it and
+// polling otherwise. Each mail is stored, then moved to the processed
+// folder: a crash in between fetches it again, and its Message-ID makes
+// that harmless.
+type Poller struct {
+	in  *Ingester
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	running map[int64]context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// NewPoller returns a poller storing mail through in.
+func NewPoller(in *Ingester, log *slog.Logger) *Poller {
+	if log == nil {
+		log = in.log
+	}
+	return &Poller{in: in, log: log.With("component", "imap"), running: map[int64]context.CancelFunc{}}
+}
+
+// AddAccount stores an IMAP account with its password sealed. A running
+// poller picks it up within Config.IMAPPoll.
+func (p *Poller) AddAccount(ctx context.Context, accountID int64, a *IMAPAccount) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	sealed, err := p.in.keys.seal(a.Password)
+	if err != nil {
+		return err
+	}
+	a.AccountID = accountID
+	err = p.in.db.QueryRow(ctx, `
+INSERT INTO email_imap_accounts (account_id, mailbox_id, host, port, security, username, password_sealed, folder, processed_folder)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
+		accountID, a.MailboxID, a.Host, a.Port, a.Security, a.Username, sealed, a.Folder, a.ProcessedFolder).Scan(&a.ID)
+	if err != nil {
+		if strings.Contains(err.Error(), "23503") {
+			return agentdesk.FieldError("mailbox_id", "no such support address")
+		}
+		return fmt.Errorf("add imap account: %w", err)
+	}
+	return nil
+}
+
+// Start begins polling every enabled account, and looks for new ones every
+// Config.IMAPPoll.
+func (p *Poller) Start(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cancel != nil {
+		return errors.New("imap poller already started")
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			if err := p.refresh(runCtx); err != nil && runCtx.Err() == nil {
+				p.log.Error("load imap accounts", "err", err)
+			}
+			select {
+			case <-runCtx.Done():
+				return
+			case <-time.After(p.in.cfg.IMAPPoll):
+			}
+		}
+	}()
+	return nil
+}
+
+// Stop closes every IMAP connection and waits for the pollers to end (a
+// mail being stored finishes first).
+func (p *Poller) Stop(ctx context.Context) error {
+	p.mu.Lock()
+	cancel := p.cancel
+	p.cancel = nil
+	p.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *Poller) refresh(ctx context.Context) error {
+	rows, err := p.in.db.Query(ctx, `
+SELECT id, account_id, mailbox_id, host, port, security, username, password_sealed, folder, processed_folder
+FROM email_imap_accounts WHERE enabled`)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		a      IMAPAccount
+		sealed []byte
+	}
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.a.ID, &r.a.AccountID, &r.a.MailboxID, &r.a.Host, &r.a.Port, &r.a.Security, &r.a.Username, &r.sealed, &r.a.Folder, &r.a.ProcessedFolder); err != nil {
+			rows.Close()
+			return err
+		}
+		all = append(all, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range all {
+		if _, ok := p.running[r.a.ID]; ok || ctx.Err() != nil {
+			continue
+		}
+		pw, err := p.in.keys.open(r.sealed)
+		if err != nil {
+			p.recordError(ctx, r.a, err)
+			continue
+		}
+		a := r.a
+		a.Password = pw
+		actx, cancel := context.WithCancel(ctx)
+		p.running[a.ID] = cancel
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.run(actx, a)
+		}()
+	}
+	return nil
+}
+
+func (p *Poller) recordError(ctx context.Context, a IMAPAccount, err error) {
+	msg := ""
+	if err != nil {
+		msg = truncate(err.Error(), 1000)
+		p.log.Warn("imap", "imap_account_id", a.ID, "host", a.Host, "err", err)
+	}
+	p.in.db.Exec(context.WithoutCancel(ctx), `UPDATE email_imap_accounts SET last_error = $3, last_polled_at = now() WHERE account_id = $1 AND id = $2`, a.AccountID, a.ID, msg) //nolint:errcheck
+}
+
+// run keeps one account's session alive, reconnecting with backoff.
+func (p *Poller) run(ctx context.Context, a IMAPAccount) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		err := p.session(ctx, a)
+		if ctx.Err() != nil {
+			return
+		}
+		p.recordError(ctx, a, err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, p.in.cfg.IMAPPoll)
+	}
+}
+
+func (p *Poller) dial(a IMAPAccount, opts *imapclient.Options) (*imapclient.Client, error) {
+	addr := net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+	switch a.Security {
+	case "insecure":
+		return imapclient.DialInsecure(addr, opts)
+	case "starttls":
+		return imapclient.DialStartTLS(addr, opts)
+	default:
+		return imapclient.DialTLS(addr, opts)
+	}
+}
+
+// session is one connection: log in, then fetch, store and move whatever is
+// in the folder, and wait for more.
+func (p *Poller) session(ctx context.Context, a IMAPAccount) error {
+	arrived := make(chan struct{}, 1)
+	c, err := p.dial(a, &imapclient.Options{
+		Dialer: &net.Dialer{Timeout: 30 * time.Second},
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					select {
+					case arrived <- struct{}{}:
+					default:
+					}
+				}
+			},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if err := c.Login(a.Username, a.Password).Wait(); err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	// Creating a folder that exists fails harmlessly.
+	_ = c.Create(a.ProcessedFolder, nil).Wait()
+	if _, err := c.Select(a.Folder, nil).Wait(); err != nil {
+		return fmt.Errorf("select %s: %w", a.Folder, err)
+	}
+	mb, err := scanMailbox(p.in.db.QueryRow(ctx, selectMailboxByID, a.AccountID, a.MailboxID))
+	if err != nil {
+		return fmt.Errorf("load support address of imap account: %w", err)
+	}
+	p.recordError(ctx, a, nil)
+	for ctx.Err() == nil {
+		if err := p.drain(ctx, c, a, mb); err != nil {
+			return err
+		}
+		if err := p.wait(ctx, c, arrived); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// wait blocks until new mail may be there: IDLE until the server reports
+// it (or IMAPIdle passes), or a plain poll interval without IDLE.
+func (p *Poller) wait(ctx context.Context, c *imapclient.Client, arrived <-chan struct{}) error {
+	timeout := p.in.cfg.IMAPPoll
+	if c.Caps().Has(imap.CapIdle) {
+		timeout = p.in.cfg.IMAPIdle
+		idle, err := c.Idle()
+		if err != nil {
+			return fmt.Errorf("idle: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-arrived:
+		case <-time.After(timeout):
+		}
+		if err := idle.Close(); err != nil {
+			return err
+		}
+		return idle.Wait()
+	}
+	select {
+	case <-ctx.Done():
+	case <-arrived:
+	case <-time.After(timeout):
+	}
+	return c.Noop().Wait()
+}
+
+// fetchBatch bounds how many mails are held in memory at once.
+const fetchBatch = 20
+
+func (p *Poller) drain(ctx context.Context, c *imapclient.Client, a IMAPAccount, mb *Mailbox) error {
+	for ctx.Err() == nil {
+		data, err := c.UIDSearch(&imap.SearchCriteria{NotFlag: []imap.Flag{imap.FlagDeleted}}, nil).Wait()
+		if err != nil {
+			return fmt.Errorf("search: %w", err)
+		}
+		uids := data.AllUIDs()
+		if len(uids) == 0 {
+			return nil
+		}
+		if len(uids) > fetchBatch {
+			uids = uids[:fetchBatch]
+		}
+		section := &imap.FetchItemBodySection{Peek: true}
+		msgs, err := c.Fetch(imap.UIDSetNum(uids...), &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		if err != nil {
+			return fmt.Errorf("fetch: %w", err)
+		}
+		var done imap.UIDSet
+		for _, m := range msgs {
+			raw := m.FindBodySection(section)
+			if raw == nil {
+				continue
+			}
+			if err := p.store(ctx, a, mb, raw); err != nil {
+				return err // temporary: leave it in the folder and retry
+			}
+			done.AddNum(m.UID)
+		}
+		if len(done) == 0 {
+			return nil
+		}
+		if _, err := c.Move(done, a.ProcessedFolder).Wait(); err != nil {
+			return fmt.Errorf("move to %s: %w", a.ProcessedFolder, err)
+		}
+	}
+	return ctx.Err()
+}
+
+// store ingests one fetched mail. Mail we can never store (no header, no
+// sender) is moved along with a warning rather than fetched forever; it
+// stays in the processed folder on the server.
+func (p *Poller) store(ctx context.Context, a IMAPAccount, mb *Mailbox, raw []byte) error {
+	parsed, err := Parse(raw)
+	if err != nil {
+		p.log.Warn("imap: unparseable mail moved without storing", "imap_account_id", a.ID, "err", err)
+		return nil
+	}
+	var tags []string
+	for _, addr := range append(append([]Address{}, parsed.To...), parsed.Cc...) {
+		if base, tag := splitPlus(addr.Address); tag != "" && base == mb.Address {
+			tags = append(tags, tag)
+		}
+	}
+	_, err = p.in.IngestParsed(ctx, Delivery{Mailbox: mb, Tags: tags, EnvelopeFrom: parsed.ReturnPath, Raw: raw}, parsed)
+	if agentdesk.IsKind(err, agentdesk.Invalid) {
+		p.log.Warn("imap: mail moved without storing", "imap_account_id", a.ID, "message_id", parsed.MessageID, "err", err)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store mail: %w", err)
+	}
+	return nil
+}
