@@ -111,7 +111,7 @@ func (id *Identity) Validate() error {
 	case IdentityEmail:
 		addr, err := NormalizeEmail(id.Value)
 		if err != nil {
-			return err
+			return FieldError("identities.value", "%q is not a valid email address", id.Value)
 		}
 		id.Value = addr
 	case IdentityPhone:

@@ -212,6 +212,10 @@ func (s *Server) addIdentity(w http.ResponseWriter, r *http.Request) error {
 	}
 	actor, _ := actorOf(r.Context())
 	if err := s.store.AddIdentity(r.Context(), actor.AccountID, id, &ident); err != nil {
+		// The body is one identity: name its fields as sent.
+		for _, f := range []string{"value", "kind", "network"} {
+			err = renameField(err, "identities."+f, f)
+		}
 		return err
 	}
 	writeJSON(w, http.StatusCreated, ident)

@@ -212,7 +212,8 @@ func (s *Server) formInbound(f formRequest) (agentdesk.Inbound, error) {
 	}
 	in.Identity, in.Extra = ids[0], ids[1:]
 	in.Meta = map[string]any{"form": map[string]string{"name": in.Name, "email": f.Email, "phone": f.Phone}}
-	return in, nil
+	// Defaults filled here too, so the routing request carries them.
+	return in, renameField(in.Normalize(), "body", "message")
 }
 
 // renameField maps a domain field name to the one the client sent.
