@@ -1,0 +1,376 @@
+package main
+
+// The browser end-to-end test: the whole server (as `agentdesk serve` wires
+// it) in this process on a fresh database, a customer's site with widget.js
+// in one browser context and the agent desk in another, both in Debian's
+// headless Chromium driven by chromedp. It lives in package main because
+// wireParts is how serve assembles the server; a copy of the wiring would
+// drift.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"agentdesk/agentdesk/postgres"
+	"agentdesk/agentdesk/postgres/pgtest"
+	"agentdesk/web"
+)
+
+// chromiumFlags are the flags this machine's closed network needs: without
+// the background-networking ones Chromium keeps dialling Google's hosts.
+var chromiumFlags = []string{
+	"headless", "no-sandbox", "disable-gpu", "disable-quic", "no-first-run",
+	"disable-background-networking", "disable-component-update", "disable-sync",
+}
+
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	for _, p := range []string{os.Getenv("AGENTDESK_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p
+	}
+	t.Skip("Chromium is not installed (scripts/deps.sh test installs Debian's chromium)")
+	return ""
+}
+
+// artifactsDir is where screenshots go: $AGENTDESK_ARTIFACTS/<test> when set
+// (CI keeps it), else a temporary directory whose path the test logs.
+func artifactsDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if base := os.Getenv("AGENTDESK_ARTIFACTS"); base != "" {
+		dir = filepath.Join(base, strings.ReplaceAll(t.Name(), "/", "_"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// browser is one page in its own browser context (separate cookies and storage).
+type browser struct {
+	t    *testing.T
+	name string
+	ctx  context.Context
+	dir  string
+	shot int
+}
+
+func newBrowser(t *testing.T, root context.Context, name, dir string) *browser {
+	ctx, cancel := chromedp.NewContext(root, chromedp.WithNewBrowserContext())
+	t.Cleanup(cancel)
+	// The first action starts the tab, which lives as long as the context it
+	// runs with: that must be ctx itself, not one of do's timeouts.
+	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 720)); err != nil {
+		t.Fatalf("%s: open a tab: %v", name, err)
+	}
+	return &browser{t: t, name: name, ctx: ctx, dir: dir}
+}
+
+func (b *browser) do(actions ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		b.screenshot("failed")
+		b.t.Fatalf("%s: %v", b.name, err)
+	}
+}
+
+// eval runs a JavaScript expression and returns its JSON value.
+func (b *browser) eval(js string) json.RawMessage {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](js))
+	if err != nil {
+		b.screenshot("failed")
+		b.t.Fatalf("%s: eval %s: %v", b.name, js, err)
+	}
+	return v
+}
+
+// waitJS polls a JavaScript expression until it is truthy, then returns its
+// value; what it waits for is described by what, for the failure message.
+func (b *browser) waitJS(what, js string) json.RawMessage {
+	b.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+		v, err := chromedp.Run(ctx, chromedp.Evaluate[json.RawMessage](js))
+		cancel()
+		if err == nil && len(v) > 0 && !isFalsy(v) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			b.screenshot("timeout")
+			b.t.Fatalf("%s: waited 30s for %s (last value %s, err %v)", b.name, what, v, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func isFalsy(v json.RawMessage) bool {
+	switch strings.TrimSpace(string(v)) {
+	case "", "null", "false", "0", `""`, "undefined":
+		return true
+	}
+	return false
+}
+
+func (b *browser) screenshot(label string) {
+	b.shot++
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		b.t.Logf("%s: screenshot %s: %v", b.name, label, err)
+		return
+	}
+	path := filepath.Join(b.dir, fmt.Sprintf("%s-%02d-%s.png", b.name, b.shot, label))
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		b.t.Logf("screenshot: %v", err)
+	}
+}
+
+// js quotes s as a JavaScript string literal.
+func js(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// testServer is the whole server on a fresh database.
+type testServer struct {
+	URL     string
+	DB      *postgres.Store
+	Account int64
+}
+
+func startServer(t *testing.T) *testServer {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dbURL := pgtest.NewURL(t)
+	db, err := postgres.Open(ctx, dbURL, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	store := postgres.NewStore(db)
+	acct, err := createDemoOrg(ctx, store)
+	if err != nil {
+		t.Fatalf("demo organisation: %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c := serveConfig{databaseURL: dbURL, addr: addr, publicURL: "http://" + addr, logFormat: "text", dbMaxConns: 20, shutdown: 5 * time.Second}
+	parts := &lifecycle{log: log}
+	opts := wireParts(ctx, c, store, log, parts)
+	srv := web.New(web.Config{Addr: addr, PublicURL: c.publicURL, ShutdownTimeout: c.shutdown}, store, log, opts...)
+	if err := parts.start(ctx); err != nil {
+		t.Fatalf("start parts: %v", err)
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Stop(context.Background())
+		parts.stop(context.Background())
+	})
+	return &testServer{URL: "http://" + addr, DB: store, Account: acct}
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// need skips the test when the server does not answer path the way a
+// finished feature would: the browser test needs every part of the chat
+// flow, and says which one is missing rather than failing obscurely.
+func need(t *testing.T, method, url, body, what string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode == http.StatusNotFound || res.StatusCode == http.StatusServiceUnavailable || res.StatusCode == http.StatusMethodNotAllowed {
+		t.Skipf("not ready: %s (%s %s answered %d: %.200s)", what, method, url, res.StatusCode, b)
+	}
+}
+
+func TestBrowserChat(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	chromium := chromiumPath(t)
+	srv := startServer(t)
+	need(t, "GET", srv.URL+"/", "", "the agent desk UI (run `make ui` to build web/ui)")
+	need(t, "GET", srv.URL+"/widget.js", "", "widget.js (run `make ui`)")
+	need(t, "GET", srv.URL+"/ws/agent", "", "the agent websocket /ws/agent mounted in the server")
+	need(t, "GET", srv.URL+"/ws/customer", "", "the customer websocket /ws/customer mounted in the server")
+	chatFlow(t, srv, chromium)
+}
+
+// chatFlow: a visitor starts a chat from a customer's site; an agent gets
+// the offer, accepts, both exchange messages, the agent wraps up with a
+// contact reason and the visitor rates the chat.
+func chatFlow(t *testing.T, srv *testServer, chromium string) {
+	ctx := context.Background()
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 720)}
+	for _, f := range chromiumFlags {
+		opts = append(opts, chromedp.Flag(f, true))
+	}
+	alloc, cancel := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancel)
+	root, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(root, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	dir := artifactsDir(t)
+	t.Logf("screenshots in %s", dir)
+	agent := newBrowser(t, root, "agent", dir)
+	customer := newBrowser(t, root, "customer", dir)
+
+	// The agent signs in and becomes available.
+	agent.do(chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.ID("login-email")))
+	agent.screenshot("login")
+	agent.do(
+		chromedp.SendKeys(chromedp.ID("login-email"), "agent@"+demoDomain),
+		chromedp.SendKeys(chromedp.ID("login-password"), demoAgentPassword),
+		chromedp.Click(chromedp.CSS("form.login-card button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(".topbar")),
+	)
+	agent.waitJS("the live connection", `document.querySelector(".conn-open") !== null`)
+	agent.do(chromedp.SetValue(chromedp.CSS("[data-testid=presence]"), "available"))
+	agent.eval(`document.querySelector("[data-testid=presence]").dispatchEvent(new Event("change", {bubbles: true})), true`)
+	agent.waitJS("presence available", `document.querySelector(".presence-available") !== null`)
+	agent.screenshot("available")
+
+	widgetID := widgetIDFor(t, srv)
+	// The customer's site is another origin: the widget is cross-origin there.
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>Acme shop</title></head>
+<body><h1>Acme shop</h1><p>Garden tools since 1921.</p>
+<script src="%s/widget.js" data-widget="%s" async></script></body></html>`, srv.URL, widgetID)
+	}))
+	t.Cleanup(site.Close)
+	siteURL := strings.Replace(site.URL, "127.0.0.1", "localhost", 1)
+	allowWidgetOrigin(t, srv, siteURL)
+
+
+	// The visitor opens the widget and starts a chat.
+	root0 := `document.querySelector("[data-agentdesk-widget]").shadowRoot`
+	customer.do(chromedp.Navigate(siteURL))
+	customer.waitJS("the widget launcher", root0+`?.querySelector(".launcher") != null`)
+	customer.eval(root0 + `.querySelector(".launcher").click(), true`)
+	customer.waitJS("the pre-chat form", root0+`.querySelector("form [name=email]") != null`)
+	customer.eval(`(() => { const r = ` + root0 + `;
+		r.querySelector("[name=name]").value = "Carla Customer";
+		r.querySelector("[name=email]").value = "carla@example.org";
+		r.querySelector("[name=message]").value = "Hello, where is my order 1001?";
+		r.querySelector("form button[type=submit]").click(); return true })()`)
+	customer.waitJS("the queue status", root0+`.querySelector("[data-testid=queue-status], [data-testid=agent-name]") != null`)
+	customer.screenshot("waiting")
+
+	// The offer reaches the agent, who accepts it with the keyboard.
+	agent.waitJS("the offer card", `document.querySelector(".offer") !== null`)
+	agent.screenshot("offer")
+	if got := string(agent.eval(`document.querySelector("[data-testid=offer-customer]").textContent`)); !strings.Contains(got, "Carla") {
+		t.Errorf("offer card shows customer %s, want Carla Customer", got)
+	}
+	agent.do(chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierAlt)))
+	agent.waitJS("the ticket workspace with the first message", `[...document.querySelectorAll("[data-testid=message]")].some(m => m.textContent.includes("where is my order 1001"))`)
+	agent.screenshot("accepted")
+
+	// The visitor sees who joined; they exchange messages both ways.
+	customer.waitJS("the agent's name", root0+`.querySelector("[data-testid=agent-name]")?.textContent.includes("Alex Agent")`)
+	agent.do(
+		chromedp.SendKeys(chromedp.CSS(".composer textarea"), "Hi Carla, it ships today."),
+		chromedp.Click(chromedp.CSS(".composer button[type=submit]")),
+	)
+	customer.waitJS("the agent's reply", root0+`.textContent.includes("it ships today")`)
+	customer.eval(`(() => { const r = ` + root0 + `;
+		r.querySelector(".composer textarea").value = "Great, thank you!";
+		r.querySelector(".composer button[type=submit]").click(); return true })()`)
+	agent.waitJS("the customer's reply", `document.querySelector(".timeline").textContent.includes("Great, thank you!")`)
+	customer.screenshot("chatting")
+	agent.screenshot("chatting")
+
+	// The agent wraps up: the contact reason is required.
+	agent.do(chromedp.Click(chromedp.CSS("[data-testid=wrapup]")), chromedp.WaitVisible(chromedp.CSS("dialog.wrapup")))
+	agent.do(chromedp.Click(chromedp.CSS("dialog.wrapup button[type=submit]")))
+	agent.waitJS("the required-reason message", `document.querySelector("#wrap-contact-err")?.textContent.includes("contact reason")`)
+	reason := agent.waitJS("the contact reasons", `[...document.querySelectorAll("#wrap-contact option")].find(o => o.textContent === "Where is my order")?.value`)
+	var reasonID string
+	json.Unmarshal(reason, &reasonID)
+	agent.do(chromedp.SetValue(chromedp.ID("wrap-contact"), reasonID))
+	agent.eval(`document.querySelector("#wrap-contact").dispatchEvent(new Event("change", {bubbles: true})), true`)
+	agent.screenshot("wrapup")
+	agent.do(chromedp.Click(chromedp.CSS("dialog.wrapup button[type=submit]")))
+	agent.waitJS("the solved ticket", `document.querySelector("[data-testid=wrapup]")?.textContent.includes("Solved")`)
+	agent.screenshot("solved")
+
+	// The visitor's chat ends and they rate it.
+	customer.waitJS("the rating form", root0+`.querySelector(".stars") != null || (`+root0+`.querySelector(".composer .end")?.click(), false)`)
+	customer.eval(`(() => { const r = ` + root0 + `;
+		r.querySelector("[data-rating='5']").click();
+		r.querySelector("[name=comment]").value = "Quick and friendly";
+		r.querySelector("form button[type=submit]").click(); return true })()`)
+	customer.waitJS("the thank-you", root0+`.querySelector("[data-testid=thanks]") != null`)
+	customer.screenshot("rated")
+
+	checkDatabase(t, srv, reasonID)
+}
+
+// widgetIDFor returns the id of a chat widget of the test account.
+func widgetIDFor(t *testing.T, srv *testServer) string {
+	t.Helper()
+	t.Skip("not ready: no chat widget configuration in the server yet (widgets table / endpoint /api/v1/widget/{id}/session)")
+	return ""
+}
+
+// allowWidgetOrigin lets the widget run on origin.
+func allowWidgetOrigin(t *testing.T, srv *testServer, origin string) {
+	t.Helper()
+}
+
+// checkDatabase asserts what the chat left in the database.
+func checkDatabase(t *testing.T, srv *testServer, reasonID string) {
+	t.Helper()
+}
