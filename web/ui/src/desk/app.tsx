@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
-  AGENT_SOCKET, AWAY_REASONS, CMD, EV, normalizeOffer, agents as listAgents, getPresence, logout, me as whoami,
+  AGENT_SOCKET, AWAY_REASONS, CMD, EV, normalizeOffer, ticketStream, agents as listAgents, getPresence, logout, me as whoami,
   setUnauthenticatedHandler, type Agent, type Customer, type Message, type Offer, type Presence, type Ticket,
 } from "./api";
 import { CustomerPanel } from "./customer";
@@ -75,6 +75,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
   const [agents, setAgents] = useState<Map<number, Agent>>(new Map([[me.id, me]]));
   const [current, setCurrent] = useState<Ticket | null>(null);
   const names = useRef(new Map<number, string>());
+  const watched = useRef(new Set<number>());
   const routeRef = useRef(route);
   routeRef.current = route;
 
@@ -121,9 +122,19 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     return () => {
       removeEventListener("popstate", onPop);
       offs.forEach((f) => f());
+      watched.current.forEach((id) => socket.unfollow(ticketStream(id)));
       socket.stop();
     };
   }, []);
+
+  /** Follows the streams of my open chats and emails, for unread counts. */
+  function watch(items: Ticket[]) {
+    if (route.list !== "mine") return;
+    const want = new Set(items.filter((t) => t.assignee_id === me.id).slice(0, 40).map((t) => t.id));
+    for (const id of watched.current) if (!want.has(id)) socket.unfollow(ticketStream(id));
+    for (const id of want) if (!watched.current.has(id)) socket.follow(ticketStream(id));
+    watched.current = want;
+  }
 
   const totalUnread = Object.values(unread).reduce((a, b) => a + b, 0);
   useEffect(() => {
@@ -204,7 +215,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       )}
       <div class="panes">
         <TicketList list={route.list} me={me} selected={route.ticket} unread={unread} refresh={refresh}
-          onOpen={(id) => go({ list: route.list, ticket: id })} />
+          onOpen={(id) => go({ list: route.list, ticket: id })} onItems={watch} />
         <main id="main" class="main-pane" tabIndex={-1}>
           {route.ticket ? (
             <TicketView key={route.ticket} id={route.ticket} me={me} socket={socket} agents={agents}

@@ -28,6 +28,7 @@ export function TicketList(props: {
   unread: Record<number, number>;
   refresh: number;
   onOpen: (id: number) => void;
+  onItems?: (items: Ticket[]) => void;
 }) {
   const { list, me } = props;
   const [items, setItems] = useState<Ticket[]>([]);
@@ -56,7 +57,11 @@ export function TicketList(props: {
     setError("");
     try {
       const page = await tickets({ ...filter, cursor });
-      setItems((old) => (cursor ? [...old, ...page.items] : page.items));
+      setItems((old) => {
+        const all = cursor ? [...old, ...page.items] : page.items;
+        props.onItems?.(all);
+        return all;
+      });
       setNext(page.next_cursor || undefined);
     } catch (e) {
       setError((e as Error).message);

@@ -29,6 +29,7 @@ export class Socket {
   private streams = new Map<string, number>();
   /** Streams the app asked for; the others are the server's defaults. */
   private followed = new Set<string>();
+  private refs = new Map<string, number>();
   private pending = new Map<string, { resolve: (v: any) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private attempt = 0;
@@ -62,17 +63,26 @@ export class Socket {
     return () => this.stateHandlers.delete(h);
   }
 
-  /** Follows a stream from now on (e.g. the ticket on screen). */
+  /** Follows a stream from now on (e.g. the ticket on screen). Counted:
+   * every follow needs its own unfollow. */
   follow(stream: string) {
-    if (this.streams.has(stream)) return;
+    const n = this.refs.get(stream) ?? 0;
+    this.refs.set(stream, n + 1);
+    if (n > 0 || this.streams.has(stream)) return;
     this.followed.add(stream);
     this.streams.set(stream, -1);
     this.request("resume", { streams: [{ stream }] }).catch(() => {});
   }
 
   unfollow(stream: string) {
-    this.followed.delete(stream);
-    if (!this.streams.delete(stream)) return;
+    const n = (this.refs.get(stream) ?? 0) - 1;
+    if (n > 0) {
+      this.refs.set(stream, n);
+      return;
+    }
+    this.refs.delete(stream);
+    if (!this.followed.delete(stream)) return;
+    this.streams.delete(stream);
     this.request("unsubscribe", { stream }).catch(() => {});
   }
 
