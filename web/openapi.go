@@ -96,6 +96,9 @@ func schemaOf(t reflect.Type, schemas map[string]any) map[string]any {
 	if t == timeType {
 		return map[string]any{"type": "string", "format": "date-time"}
 	}
+	if d, ok := reflect.Zero(t).Interface().(interface{ jsonSchema() map[string]any }); ok {
+		return d.jsonSchema() // types with their own JSON form (nullableID)
+	}
 	switch t.Kind() {
 	case reflect.Bool:
 		return map[string]any{"type": "boolean"}

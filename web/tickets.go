@@ -81,6 +81,11 @@ type nullableID struct {
 	Value *int64
 }
 
+// jsonSchema is how the OpenAPI document shows it: an id or null.
+func (nullableID) jsonSchema() map[string]any {
+	return map[string]any{"type": "integer", "nullable": true}
+}
+
 func (o *nullableID) UnmarshalJSON(b []byte) error {
 	o.Set = true
 	if bytes.Equal(b, []byte("null")) {
