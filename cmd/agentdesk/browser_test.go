@@ -24,6 +24,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	"agentdesk/agentdesk"
 
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/agentdesk/postgres/pgtest"
@@ -139,6 +142,26 @@ func isFalsy(v json.RawMessage) bool {
 	return false
 }
 
+// choose picks value in a <select> the way a user does, firing change.
+func (b *browser) choose(selector, value string) {
+	b.t.Helper()
+	b.waitJS("option "+value+" in "+selector, `document.querySelector(`+js(selector)+`)?.querySelector("option[value='`+value+`']") != null`)
+	b.eval(`(() => { const s = document.querySelector(` + js(selector) + `); s.value = ` + js(value) + `;
+		s.dispatchEvent(new Event("change", {bubbles: true})); return true })()`)
+}
+
+// login signs in on the desk as a demo user.
+func (b *browser) login(base, email, password string) {
+	b.t.Helper()
+	b.do(chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.ID("login-email")))
+	b.do(
+		chromedp.SendKeys(chromedp.ID("login-email"), email),
+		chromedp.SendKeys(chromedp.ID("login-password"), password),
+		chromedp.Click(chromedp.CSS("form.login-card button[type=submit]")),
+		chromedp.WaitVisible(chromedp.CSS(".topbar")),
+	)
+}
+
 func (b *browser) screenshot(label string) {
 	b.shot++
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
@@ -249,32 +272,14 @@ func TestBrowserChat(t *testing.T) {
 // the offer, accepts, both exchange messages, the agent wraps up with a
 // contact reason and the visitor rates the chat.
 func chatFlow(t *testing.T, srv *testServer, chromium string) {
-	ctx := context.Background()
-	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 720)}
-	for _, f := range chromiumFlags {
-		opts = append(opts, chromedp.Flag(f, true))
-	}
-	alloc, cancel := chromedp.NewExecAllocator(ctx, opts...)
-	t.Cleanup(cancel)
-	root, cancel := chromedp.NewContext(alloc)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(root, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("start Chromium: %v", err)
-	}
+	root := startBrowser(t, chromium)
 	dir := artifactsDir(t)
 	t.Logf("screenshots in %s", dir)
 	agent := newBrowser(t, root, "agent", dir)
 	customer := newBrowser(t, root, "customer", dir)
 
 	// The agent signs in and becomes available.
-	agent.do(chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.ID("login-email")))
-	agent.screenshot("login")
-	agent.do(
-		chromedp.SendKeys(chromedp.ID("login-email"), "agent@"+demoDomain),
-		chromedp.SendKeys(chromedp.ID("login-password"), demoAgentPassword),
-		chromedp.Click(chromedp.CSS("form.login-card button[type=submit]")),
-		chromedp.WaitVisible(chromedp.CSS(".topbar")),
-	)
+	agent.login(srv.URL, "agent@"+demoDomain, demoAgentPassword)
 	agent.waitJS("the live connection", `document.querySelector(".conn-open") !== null`)
 	agent.do(chromedp.SetValue(chromedp.CSS("[data-testid=presence]"), "available"))
 	agent.eval(`document.querySelector("[data-testid=presence]").dispatchEvent(new Event("change", {bubbles: true})), true`)
@@ -292,7 +297,6 @@ func chatFlow(t *testing.T, srv *testServer, chromium string) {
 	t.Cleanup(site.Close)
 	siteURL := strings.Replace(site.URL, "127.0.0.1", "localhost", 1)
 	allowWidgetOrigin(t, srv, siteURL)
-
 
 	// The visitor opens the widget and starts a chat.
 	root0 := `document.querySelector("[data-agentdesk-widget]").shadowRoot`
@@ -373,4 +377,156 @@ func allowWidgetOrigin(t *testing.T, srv *testServer, origin string) {
 // checkDatabase asserts what the chat left in the database.
 func checkDatabase(t *testing.T, srv *testServer, reasonID string) {
 	t.Helper()
+}
+
+// startBrowser starts Chromium for t and returns the root context; each
+// newBrowser on it is a separate browser context (its own cookies).
+func startBrowser(t *testing.T, chromium string) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{chromedp.ExecPath(chromium), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 720)}
+	for _, f := range chromiumFlags {
+		opts = append(opts, chromedp.Flag(f, true))
+	}
+	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancel)
+	root, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(root, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return root
+}
+
+// TestBrowserDesk works one email ticket in the desk: the customer panel,
+// an internal note, an email reply, the priority, and a wrap-up whose
+// cancellation outcome demands a cancellation reason.
+func TestBrowserDesk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	chromium := chromiumPath(t)
+	srv := startServer(t)
+	need(t, "GET", srv.URL+"/", "", "the agent desk UI (run `make ui` to build web/ui)")
+	ctx := context.Background()
+
+	creds, err := srv.DB.CredentialsByEmail(ctx, "agent@"+demoDomain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor := agentdesk.Actor{AccountID: srv.Account, AgentID: creds.AgentID, Role: agentdesk.RoleAgent}
+	cust := &agentdesk.Customer{Name: "Carla Customer", Identities: []agentdesk.Identity{{Kind: agentdesk.IdentityEmail, Value: "carla@example.org"}}}
+	if err := srv.DB.CreateCustomer(ctx, srv.Account, cust); err != nil {
+		t.Fatal(err)
+	}
+	tk := &agentdesk.Ticket{Subject: "Please cancel my plan", Status: agentdesk.StatusOpen, Channel: agentdesk.ChannelEmail,
+		CustomerID: cust.ID, AssigneeID: &creds.AgentID}
+	first := &agentdesk.Message{Kind: agentdesk.KindEmail, Direction: agentdesk.DirIn, Subject: "Please cancel my plan",
+		Body: "Hello, the plan is too expensive for us. Please cancel it."}
+	if err := srv.DB.CreateTicket(ctx, actor, tk, first); err != nil {
+		t.Fatal(err)
+	}
+
+	root := startBrowser(t, chromium)
+	dir := artifactsDir(t)
+	t.Logf("screenshots in %s", dir)
+	agent := newBrowser(t, root, "desk", dir)
+	agent.login(srv.URL, "agent@"+demoDomain, demoAgentPassword)
+
+	// My tickets lists it; the keyboard opens it.
+	agent.waitJS("the ticket in My tickets", `[...document.querySelectorAll(".ticket-row")].some(r => r.textContent.includes("Please cancel my plan"))`)
+	agent.eval(`document.querySelector(".ticket-row").focus(), true`)
+	agent.do(chromedp.KeyEvent(kb.Enter))
+	agent.waitJS("the customer's email in the timeline", `document.querySelector(".timeline")?.textContent.includes("too expensive for us")`)
+	agent.waitJS("the customer panel", `document.querySelector("[data-testid=customer-name]")?.textContent === "Carla Customer"`)
+	agent.waitJS("the identity", `document.querySelector(".identities")?.textContent.includes("carla@example.org")`)
+	agent.waitJS("the history", `document.querySelector(".history")?.textContent.includes("Please cancel my plan")`)
+	agent.screenshot("ticket")
+
+	// An internal note, then an email reply.
+	agent.do(chromedp.Click(chromedp.CSS(`.composer-tabs [role=tab]:nth-child(2)`)))
+	agent.do(chromedp.SendKeys(chromedp.CSS(".composer textarea"), "Offer the 20% retention discount first."))
+	agent.do(chromedp.Click(chromedp.CSS(".composer button[type=submit]")))
+	agent.waitJS("the note", `document.querySelector(".msg.dir-internal")?.textContent.includes("retention discount")`)
+	agent.do(chromedp.Click(chromedp.CSS(`.composer-tabs [role=tab]:nth-child(1)`)))
+	agent.do(chromedp.SendKeys(chromedp.CSS(".composer textarea"), "Sorry to see you go, Carla. Your plan is cancelled."))
+	agent.do(chromedp.Click(chromedp.CSS(".composer button[type=submit]")))
+	agent.waitJS("the reply", `document.querySelector(".msg.dir-out")?.textContent.includes("Your plan is cancelled")`)
+	agent.choose(".fields select:nth-of-type(1)", "open")
+	agent.eval(`(() => { const s = [...document.querySelectorAll(".fields select")][1]; s.value = "high"; s.dispatchEvent(new Event("change", {bubbles: true})); return true })()`)
+	agent.waitJS("the saved priority", `document.querySelector(".ticket-row.selected")?.textContent.includes("High")`)
+	agent.screenshot("replied")
+
+	// Wrap-up: a cancellation needs its reason.
+	agent.do(chromedp.Click(chromedp.CSS("[data-testid=wrapup]")), chromedp.WaitVisible(chromedp.CSS("dialog.wrapup")))
+	contact := optionValue(t, agent, "#wrap-contact", "Close account")
+	agent.choose("#wrap-contact", contact)
+	agent.choose("#wrap-outcome", "cancellation")
+	agent.do(chromedp.Click(chromedp.CSS("dialog.wrapup button[type=submit]")))
+	agent.waitJS("the cancellation-reason message", `document.querySelector("#wrap-cancel-err")?.textContent.includes("cancels")`)
+	agent.screenshot("wrapup-needs-reason")
+	cancelReason := optionValue(t, agent, "#wrap-cancel", "Too expensive")
+	agent.choose("#wrap-cancel", cancelReason)
+	agent.do(chromedp.Click(chromedp.CSS("dialog.wrapup button[type=submit]")))
+	agent.waitJS("the solved ticket", `document.querySelector("[data-testid=wrapup]")?.textContent.includes("Solved")`)
+	agent.screenshot("solved")
+
+	var (
+		status, priority, resolution string
+		contactID, cancelID          *int64
+		resolutionSeconds            *int64
+	)
+	err = srv.DB.DB().QueryRow(ctx, `SELECT status, priority, resolution_code, contact_reason_id, cancellation_reason_id, resolution_seconds
+		FROM tickets WHERE account_id = $1 AND id = $2`, srv.Account, tk.ID).
+		Scan(&status, &priority, &resolution, &contactID, &cancelID, &resolutionSeconds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != "solved" || priority != "high" || resolution != "cancellation" {
+		t.Errorf("ticket: status %s, priority %s, resolution %s; want solved, high, cancellation", status, priority, resolution)
+	}
+	if contactID == nil || fmt.Sprint(*contactID) != contact || cancelID == nil || fmt.Sprint(*cancelID) != cancelReason {
+		t.Errorf("ticket reasons: contact %v cancellation %v; want %s and %s", deref(contactID), deref(cancelID), contact, cancelReason)
+	}
+	if resolutionSeconds == nil {
+		t.Error("the solved ticket has no resolution time")
+	}
+	rows, err := srv.DB.DB().Query(ctx, `SELECT kind, direction, coalesce(author_id, 0), body FROM messages
+		WHERE account_id = $1 AND ticket_id = $2 ORDER BY id`, srv.Account, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var kind, dir, body string
+		var author int64
+		if err := rows.Scan(&kind, &dir, &author, &body); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, fmt.Sprintf("%s/%s/%v/%.20s", kind, dir, author == creds.AgentID, body))
+	}
+	want := []string{
+		"email/in/false/Hello, the plan is t",
+		"note/internal/true/Offer the 20% retent",
+		"email/out/true/Sorry to see you go,",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("timeline in the database:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func optionValue(t *testing.T, b *browser, selector, text string) string {
+	t.Helper()
+	v := b.waitJS("option "+text, `[...document.querySelectorAll(`+js(selector+" option")+`)].find(o => o.textContent === `+js(text)+`)?.value`)
+	var s string
+	if err := json.Unmarshal(v, &s); err != nil {
+		t.Fatalf("option %s: %v", text, err)
+	}
+	return s
+}
+
+func deref(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
