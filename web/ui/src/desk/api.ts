@@ -126,6 +126,7 @@ export function normalizeOffer(d: any): Offer {
     channel: d.channel,
     customer_id: d.customer_id ?? undefined,
     customer_name: d.customer_name ?? a.customer_name ?? a.name,
+    queue_id: d.queue_id,
     queue_name: d.queue_name ?? a.queue_name ?? a.queue,
     subject: d.subject ?? a.subject ?? a.topic,
     waited_seconds: d.waited_seconds ?? (d.waited_ms !== undefined ? d.waited_ms / 1000 : undefined),
@@ -141,6 +142,7 @@ export interface Offer {
   channel: Channel;
   customer_id?: number;
   customer_name?: string;
+  queue_id?: number;
   queue_name?: string;
   subject?: string;
   waited_seconds?: number;
@@ -303,6 +305,20 @@ export const customerTimeline = (id: number, cursor?: string) =>
 
 export const reasons = (kind: "contact" | "cancellation") => call<List<Reason>>("GET", "/reasons" + qs({ kind }));
 export const teams = () => call<List<Team>>("GET", "/teams");
+export interface Queue {
+  id: number;
+  name: string;
+}
+/** Queues by id; empty when the routing API is not there. */
+export async function queues(): Promise<Map<number, string>> {
+  try {
+    const l = await call<List<Queue> | Queue[]>("GET", "/queues");
+    const items = Array.isArray(l) ? l : l.items;
+    return new Map(items.map((q) => [q.id, q.name]));
+  } catch {
+    return new Map();
+  }
+}
 export const agents = () => call<List<Agent>>("GET", "/agents" + qs({ limit: 200 }));
 export async function cannedResponses(): Promise<Canned[]> {
   try {

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
-  AGENT_SOCKET, AWAY_REASONS, CMD, EV, normalizeOffer, ticketStream, agents as listAgents, getPresence, logout, me as whoami,
+  AGENT_SOCKET, AWAY_REASONS, CMD, EV, customer, normalizeOffer, queues, ticket, ticketStream, agents as listAgents, getPresence, logout, me as whoami,
   setUnauthenticatedHandler, type Agent, type Customer, type Message, type Offer, type Presence, type Ticket,
 } from "./api";
 import { CustomerPanel } from "./customer";
@@ -76,6 +76,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
   const [current, setCurrent] = useState<Ticket | null>(null);
   const names = useRef(new Map<number, string>());
   const watched = useRef(new Set<number>());
+  const queueNames = useRef(new Map<number, string>());
   const routeRef = useRef(route);
   routeRef.current = route;
 
@@ -92,14 +93,27 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     if (location.pathname === "/" || location.pathname === "/index.html") go(route, true);
     listAgents().then((l) => setAgents(new Map(l.items.map((a) => [a.id, a]))), () => {});
     getPresence().then(setPres, () => {});
+    queues().then((m) => (queueNames.current = m));
     socket.start();
     const offs = [
       socket.onState(setSockState),
       socket.on(EV.offer, (d) => {
         const o: Offer = normalizeOffer(d.offer ?? d);
+        if (!o.queue_name && o.queue_id) o.queue_name = queueNames.current.get(o.queue_id);
         setOffers((old) => (old.some((x) => x.offer.offer_id === o.offer_id) ? old : [...old, { offer: o, at: Date.now() }]));
         chime();
         notify(o);
+        // The routing event names ids only; fill in who is waiting.
+        if (!o.customer_name && o.customer_id) {
+          customer(o.customer_id).then((c) => {
+            setOffers((old) => old.map((x) => (x.offer.offer_id === o.offer_id ? { ...x, offer: { ...x.offer, customer_name: c.name } } : x)));
+          }, () => {});
+        }
+        if (!o.subject && o.ticket_id) {
+          ticket(o.ticket_id).then((tk) => {
+            setOffers((old) => old.map((x) => (x.offer.offer_id === o.offer_id ? { ...x, offer: { ...x.offer, subject: tk.subject } } : x)));
+          }, () => {});
+        }
       }),
       socket.on(EV.offerGone, (d) => {
         const id = d.offer_id ?? d.task_id;
