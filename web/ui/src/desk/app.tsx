@@ -6,17 +6,19 @@ import {
 import { CustomerPanel } from "./customer";
 import { label } from "./format";
 import { LISTS, TicketList, type ListName } from "./lists";
+import { LiveQueues } from "./live";
 import { Login } from "./login";
 import { OfferCard, chime, notify } from "./offer";
 import { Socket, type SocketState } from "./socket";
 import { TicketView } from "./ticket";
 
 interface Route {
-  list: ListName;
+  list: ListName | "live";
   ticket?: number;
 }
 
 function parseRoute(): Route {
+  if (location.pathname.startsWith("/live")) return { list: "live" };
   const m = location.pathname.match(/^\/(mine|queue|open)(?:\/tickets\/(\d+))?/) ?? location.pathname.match(/^\/tickets\/(\d+)/);
   if (!m) return { list: "mine" };
   if (m[0].startsWith("/tickets")) return { list: "mine", ticket: Number(m[1]) };
@@ -197,6 +199,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       if (offer && e.altKey && (e.key === "a" || e.key === "A")) { e.preventDefault(); answer(true); }
       else if (offer && e.altKey && (e.key === "r" || e.key === "R")) { e.preventDefault(); answer(false); }
       else if (e.altKey && ["1", "2", "3"].includes(e.key)) { e.preventDefault(); go({ list: LISTS[Number(e.key) - 1].name }); }
+      else if (e.altKey && e.key === "4" && me.role !== "agent") { e.preventDefault(); go({ list: "live" }); }
     }
     addEventListener("keydown", onKey);
     return () => removeEventListener("keydown", onKey);
@@ -208,7 +211,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       <header class="topbar">
         <span class="brand">AgentDesk</span>
         <nav aria-label="Ticket lists">
-          {LISTS.map((l, i) => (
+          {[...LISTS, ...(me.role === "agent" ? [] : [{ name: "live" as const, title: "Live queues" }])].map((l, i) => (
             <a href={`/${l.name}`} aria-current={route.list === l.name ? "page" : undefined} aria-keyshortcuts={`Alt+${i + 1}`}
               onClick={(e) => { e.preventDefault(); go({ list: l.name }); }}>
               {l.title}{l.name === "mine" && totalUnread ? <span class="badge" aria-label={`${totalUnread} unread`}>{totalUnread}</span> : null}
@@ -227,9 +230,14 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
         <OfferCard offer={offer.offer} receivedAt={offer.at} busy={offerBusy} error={offerErr}
           onAccept={() => answer(true)} onReject={() => answer(false)} />
       )}
+      {route.list === "live" ? (
+        <main id="main" class="live-pane" tabIndex={-1}>
+          <LiveQueues socket={socket} agents={agents} />
+        </main>
+      ) : (
       <div class="panes">
-        <TicketList list={route.list} me={me} selected={route.ticket} unread={unread} refresh={refresh}
-          onOpen={(id) => go({ list: route.list, ticket: id })} onItems={watch} />
+        <TicketList list={route.list as ListName} me={me} selected={route.ticket} unread={unread} refresh={refresh}
+          onOpen={(id) => go({ list: route.list as ListName, ticket: id })} onItems={watch} />
         <main id="main" class="main-pane" tabIndex={-1}>
           {route.ticket ? (
             <TicketView key={route.ticket} id={route.ticket} me={me} socket={socket} agents={agents}
@@ -244,10 +252,11 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
           )}
         </main>
         {route.ticket && current && current.id === route.ticket ? (
-          <CustomerPanel customerId={current.customer_id} onOpenTicket={(id) => go({ list: route.list, ticket: id })}
+          <CustomerPanel customerId={current.customer_id} onOpenTicket={(id) => go({ list: route.list as ListName, ticket: id })}
             onLoaded={(c: Customer) => { names.current.set(c.id, c.name); }} />
         ) : <aside class="customer-panel" aria-label="Customer" />}
       </div>
+      )}
     </div>
   );
 }
