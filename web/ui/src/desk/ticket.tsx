@@ -90,7 +90,7 @@ function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m
     setError("");
     try {
       let m: Message;
-      if (mode === "reply" && replyKind === "chat" && !files.length) {
+      if (mode === "reply" && replyKind === "chat" && !files.length && props.socket.state === "open") {
         // Live chat goes over the websocket, which delivers it to the visitor.
         const clientId = `${t.id}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
         const ack = await props.socket.request(CMD.chatSend, { ticket_id: t.id, body, client_msg_id: clientId });
