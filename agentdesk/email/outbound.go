@@ -120,11 +120,12 @@ RETURNING 1`, mb.AccountID, to, fmt.Sprintf("%d seconds", int64(in.cfg.AutoAckIn
 	return err
 }
 
-// ReplyOptions carries what QueueReply needs beyond the text.
-type ReplyOptions struct {
-	HTML        string
-	Attachments []OutAttachment
-}
+// Why a reply cannot go out by email at all (wrapped in *agentdesk.Error):
+// the caller may record it without delivery instead.
+var (
+	ErrNoAddress = errors.New("no email address for the customer")
+	ErrNoMailbox = errors.New("no support address configured")
+)
 
 // maxReferences bounds the References header; the first and the newest ids
 // are the ones clients use.
@@ -178,10 +179,10 @@ func (s *Sender) QueueReply(ctx context.Context, actor agentdesk.Actor, ticketID
 			return err
 		}
 		if th.to == "" {
-			return agentdesk.Errorf(agentdesk.Invalid, "the customer of ticket %d has no email address", ticketID)
+			return &agentdesk.Error{Kind: agentdesk.Invalid, Message: fmt.Sprintf("the customer of ticket %d has no email address", ticketID), Err: ErrNoAddress}
 		}
 		if th.mailbox == nil {
-			return agentdesk.Errorf(agentdesk.Invalid, "the account has no support address to send from")
+			return &agentdesk.Error{Kind: agentdesk.Invalid, Message: "the account has no support address to send from", Err: ErrNoMailbox}
 		}
 		if th.subject != "" {
 			subject = th.subject
