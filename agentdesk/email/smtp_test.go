@@ -110,6 +110,16 @@ func TestSMTPSizeAnnouncedAndRefusedBeforeData(t *testing.T) {
 	if smtpCode(err) != 552 {
 		t.Fatalf("MAIL FROM SIZE=30MB: %v, want 552", err)
 	}
+	// A client that does not announce the size is cut off at the limit.
+	before := e.snapshot()
+	att := strings.Repeat(strings.Repeat("A", 76)+"\n", (26<<20)/77)
+	huge := "From: a@example.net\nTo: support@example.com\nSubject: huge attachment\nMessage-ID: <huge26@x>\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\n\nsee attached\n--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n" + att + "--b--\n"
+	if err := e.send("a@example.net", []string{"support@example.com"}, huge); smtpCode(err) != 552 {
+		t.Fatalf("26 MB mail: %v, want 552", err)
+	}
+	if e.snapshot() != before {
+		t.Error("a refused huge mail changed the store")
+	}
 }
 
 func TestSMTPDuplicateDeliveryIsOneMessage(t *testing.T) {
