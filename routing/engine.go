@@ -106,6 +106,9 @@ func New(db *pgxpool.Pool, clock Clock, log *slog.Logger, pub Publisher, cfg Con
 	if clock == nil {
 		clock = SystemClock{}
 	}
+	if pub == nil {
+		pub = discard{}
+	}
 	return &Engine{db: db, clock: clock, log: log, pub: pub, cfg: cfg, wakeCh: make(chan struct{}, 1)}
 }
 
@@ -233,3 +236,8 @@ func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 		e.log.Debug("routing: retrying transaction", "err", err, "attempt", attempt)
 	}
 }
+
+// discard is the Publisher of an engine nobody listens to (seeding, tools).
+type discard struct{}
+
+func (discard) Publish(context.Context, pgx.Tx, Event) error { return nil }

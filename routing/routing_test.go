@@ -507,7 +507,7 @@ func TestQueueStatsAndPosition(t *testing.T) {
 	if got := f.pub.find(SupervisorStream(f.account), "queue_stats"); len(got) != 1 {
 		t.Fatalf("queue_stats events: %d", len(got))
 	}
-	if got := f.pub.find(TaskStream(t3), "queue_position"); len(got) < 2 {
+	if got := f.pub.find(TaskStream(t3), "queue_position"); len(got) != 1 || got[0].Data.(Position).Position != 1 {
 		t.Fatalf("queue_position events for t3: %d", len(got))
 	}
 }

@@ -197,14 +197,6 @@ FROM agent_presence p WHERE p.account_id = $1 AND p.state IN ('available', 'wrap
 	return l, nil
 }
 
-func (e *Engine) publishPosition(ctx context.Context, tx pgx.Tx, accountID, taskID int64) error {
-	p, err := e.position(ctx, tx, accountID, taskID)
-	if err != nil {
-		return err
-	}
-	return e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: TaskStream(taskID), Type: "queue_position", Data: p})
-}
-
 // statsLock is the advisory lock that lets one engine of many publish the
 // periodic stats, so supervisors do not get them once per process.
 const statsLock = 0x726f75746e67 // "routng"

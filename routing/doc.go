@@ -1,0 +1,77 @@
+// Package routing is the ACD: it queues every inbound contact of every
+// channel as a task and offers it to the best available agent, durably, in
+// PostgreSQL.
+//
+// # What it owns
+//
+// Tables queues, queue_defaults, agent_presence, agent_presence_events, tasks
+// and task_events (migration 002), and the rules over them: queues with
+// channels, required skills, priority, business hours, holidays, service
+// level, overflow, maximum wait and skill relaxation; agent presence
+// (offline, available, away(reason), wrap_up(until), shown as busy when an
+// available agent has work) with per-channel capacity (agents.capacity) and
+// load; the task state machine
+//
+//	queued → offered → assigned → wrapping → completed
+//	offered → queued (reject, timeout, revoked)
+//	queued|offered → abandoned | cancelled | overflowed
+//
+// and the events clients see (offers, revocations, assignments, presence,
+// queue stats, queue positions). Every task transition writes a task_events
+// row in the same transaction; reports read those rows.
+//
+// # Matching
+//
+// Waiting tasks are served highest priority first (priority rank × 100 +
+// queue priority), then longest waiting (enqueued_at, kept across overflow
+// and callbacks). For each task the agent chosen is, among those available
+// with spare capacity on the task's capacity channel (a call blocks other
+// work and other work blocks calls unless Config.VoiceAlongside), who have
+// the required skill levels (after the relaxation steps the task reached) and
+// belong to the queue's team if it has one: the customer's last agent within
+// the sticky window, otherwise the agent offered work least recently
+// (last_offer_at), which spreads work evenly. An offer reserves capacity
+// until it is accepted, rejected or times out (15 s voice, 20 s otherwise);
+// rejected and timed-out offers skip that agent for the task while anyone
+// else can take it, and N timeouts in a row set the agent away("missed
+// offers").
+//
+// # Durability and locking
+//
+// PostgreSQL holds all state; the engine keeps none worth losing. A task
+// exists once EnqueueTx's transaction commits. Several engines (one per
+// server process) can run against one database:
+//
+//   - The dispatcher claims waiting tasks with SELECT … FOR UPDATE SKIP
+//     LOCKED, so each task is considered by one transaction at a time, and
+//     picks agents with SELECT … FOR UPDATE OF agent_presence SKIP LOCKED.
+//     Because the agent row is locked before its load is incremented, and
+//     PostgreSQL re-checks the capacity condition against the newest row
+//     version when it takes the lock, two transactions can never both fill
+//     an agent's last slot. The dispatcher never waits for a lock, so it
+//     cannot deadlock.
+//   - Every other transition locks the task row first and the agent's
+//     presence row second (two agents: in id order). Load counters
+//     (load_voice/chat/email) change only in the transaction that changes
+//     the tasks they count, so they never drift from the tasks table.
+//   - Transactions failing on a deadlock or serialization error are retried.
+//   - Across engines, strict ordering is approximate: while one engine holds
+//     the head of the line, another skips it and serves the next tasks.
+//
+// LISTEN/NOTIFY (channel agentdesk_routing) only wakes dispatchers early. A
+// periodic Sweep expires offers, ends wrap-ups, applies relaxation, overflow
+// and maximum wait, and is also the crash recovery: Start runs it first, so
+// offers made by a process that died re-queue when they time out. The clock
+// is injected; every business time comes from it.
+//
+// Events go through the Publisher inside the transaction of the change, so a
+// Publisher that writes them to a table delivers exactly what committed. One
+// engine at a time (advisory lock) publishes the periodic queue stats and
+// positions.
+//
+// # What it must never do
+//
+// Import package web or know about HTTP; keep state only in memory; change
+// a task or a load counter outside the transaction that records the event;
+// wait for a lock while holding an agent lock taken out of order.
+package routing
