@@ -188,6 +188,17 @@ FROM email_imap_accounts WHERE enabled`)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	// Accounts disabled or deleted since the last look stop polling.
+	for id, cancel := range p.running {
+		keep := false
+		for _, r := range all {
+			keep = keep || r.a.ID == id
+		}
+		if !keep {
+			cancel()
+			delete(p.running, id)
+		}
+	}
 	for _, r := range all {
 		if _, ok := p.running[r.a.ID]; ok || ctx.Err() != nil {
 			continue

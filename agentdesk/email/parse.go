@@ -54,6 +54,7 @@ type Parsed struct {
 
 	ThreadIndex string // Outlook's Thread-Index, as sent
 	ThreadRoot  string // hex of its first 22 bytes: the same for a whole Outlook conversation
+	ThreadReply bool   // the Thread-Index has child blocks: Outlook made this mail as a reply
 	ThreadTopic string
 
 	AutoReply bool    // an automatic answer: never acknowledged, never reopens a ticket
@@ -170,6 +171,7 @@ func (p *Parsed) parseHeader(h mail.Header) {
 	p.ThreadIndex = strings.TrimSpace(h.Get("Thread-Index"))
 	if b, err := base64.StdEncoding.DecodeString(p.ThreadIndex); err == nil && len(b) >= 22 {
 		p.ThreadRoot = hex.EncodeToString(b[:22])
+		p.ThreadReply = len(b) > 22
 	}
 }
 

@@ -94,7 +94,7 @@ func (in *Ingester) thread(ctx context.Context, tx pgx.Tx, acct, customerID int6
 	window := fmt.Sprintf("%d seconds", int64(in.cfg.ThreadWindow.Seconds()))
 	// A Thread-Index longer than its 22-byte header is a reply in an Outlook
 	// conversation; its Thread-Topic is the conversation's subject.
-	if p.ThreadTopic != "" && len(p.ThreadIndex) > 30 && sender != "" {
+	if p.ThreadTopic != "" && p.ThreadReply && sender != "" {
 		if key := subjectKey(p.ThreadTopic); len(key) >= 4 {
 			if id, err := one(bySubjectKey, acct, sender, key, window); id != 0 || err != nil {
 				return threadMatch{id, ByThreadTopic}, err

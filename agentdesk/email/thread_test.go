@@ -86,6 +86,20 @@ func TestThreadingHeaderShapes(t *testing.T) {
 			},
 		},
 		{
+			name: "outlook thread-topic of a reply", sameTkt: true, by: ByThreadTopic,
+			reply: func(c ctx) string {
+				other := append([]byte("\x01\xd9"), outlookRoot[2:]...)
+				return "Subject: Order 1001 late\nThread-Topic: Order 1001 late\nThread-Index: " + base64.StdEncoding.EncodeToString(append(other, 9, 9, 9, 9, 9)) + "\n"
+			},
+		},
+		{
+			name: "outlook new conversation with the same topic is a new ticket", sameTkt: false,
+			reply: func(c ctx) string {
+				other := append([]byte("\x01\xd9"), outlookRoot[2:]...)
+				return "Subject: Order 1001 late\nThread-Topic: Order 1001 late\nThread-Index: " + base64.StdEncoding.EncodeToString(other) + "\n"
+			},
+		},
+		{
 			name: "changed subject keeps thread", sameTkt: true, by: ByReference,
 			reply: func(c ctx) string {
 				return fmt.Sprintf("In-Reply-To: <%s>\nSubject: Actually, a different question\n", c.agent)
