@@ -229,12 +229,22 @@ func (s *Store) Customers(ctx context.Context, accountID int64, f agentdesk.Cust
 		return fmt.Sprintf("$%d", len(args))
 	}
 	if q := strings.TrimSpace(f.Query); q != "" {
-		// Identity values are matched exactly against the unique index
-		// (account_id, kind, network, value); emails are stored lower-cased.
-		values := arg([]string{q, strings.ToLower(q)})
-		prefix := arg(likePrefix(strings.ToLower(q)))
-		where = append(where, `(lower(c.name) LIKE `+prefix+` OR c.id IN (SELECT i.customer_id FROM identities i
-			WHERE i.account_id = $1 AND i.kind IN ('email', 'phone', 'visitor', 'shop') AND i.network = '' AND i.value = ANY(`+values+`)))`)
+		// An exact address (email, E.164 phone, visitor or shop id) wins;
+		// otherwise q is a name prefix. Two separate conditions, because
+		// an OR of both makes PostgreSQL walk every customer, and a UNION
+		// of both sorts every customer a common prefix matches.
+		var ids []int64
+		err := s.db.QueryRow(ctx, `SELECT coalesce(array_agg(customer_id), '{}') FROM identities
+			WHERE account_id = $1 AND kind IN ('email', 'phone', 'visitor', 'shop') AND network = '' AND value = ANY($2)`,
+			accountID, []string{q, strings.ToLower(q)}).Scan(&ids)
+		if err != nil {
+			return nil, "", fmt.Errorf("find customers by address: %w", err)
+		}
+		if len(ids) > 0 {
+			where = append(where, "c.id = ANY("+arg(ids)+")")
+		} else {
+			where = append(where, "lower(c.name) LIKE "+arg(likePrefix(strings.ToLower(q))))
+		}
 	}
 	if f.CompanyID != nil {
 		where = append(where, "c.company_id = "+arg(*f.CompanyID))
