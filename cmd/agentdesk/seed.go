@@ -48,6 +48,19 @@ func runSeed(ctx context.Context, args []string) error {
 		return err
 	}
 	if c.printLogins {
+		// With a database at hand, say so when the demo users are not in it
+		// (DATABASE_URL pointing at an existing installation).
+		if *dbURL != "" {
+			if db, err := postgres.Open(ctx, *dbURL, 1); err == nil {
+				var n int
+				err := db.QueryRow(ctx, `SELECT count(*) FROM agents WHERE email LIKE '%@`+demoDomain+`'`).Scan(&n)
+				db.Close()
+				if err == nil && n == 0 {
+					fmt.Println("This database has no demo users: sign in with its own users (agentdesk token create makes an API token).")
+					return nil
+				}
+			}
+		}
 		printDemoLogins(os.Stdout)
 		return nil
 	}
