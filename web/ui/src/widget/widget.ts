@@ -50,6 +50,8 @@ interface Session {
   title?: string;
   greeting?: string;
   stream?: string;
+  /** The visitor's open chat, when there is one: shown again after a reload. */
+  chat?: { ticket_id?: number; status?: string; agent_name?: string; messages?: Msg[]; position?: number; estimated_wait_seconds?: number };
 }
 
 interface Msg {
@@ -235,6 +237,7 @@ class Widget {
         return;
       }
       this.setView("prechat");
+      if (s.chat) this.applyState(s.chat);
       this.openSocket();
     } catch (e) {
       this.error = (e as Error).message;
@@ -345,6 +348,7 @@ class Widget {
       d.messages.forEach((m: Msg) => this.addMessage(m, true));
     }
     if (d.agent_name) this.agentName = d.agent_name;
+    if (d.ticket_id) this.ticketId = d.ticket_id;
     if (d.position !== undefined) this.position = d.position;
     if (d.estimated_wait_seconds !== undefined) this.wait = d.estimated_wait_seconds;
     const status = d.status as string | undefined;
