@@ -16,8 +16,15 @@ import (
 
 // imapTestServer is go-imap's in-memory IMAP server on a free port, with
 // the user support/imap-pass and an INBOX.
-func imapTestServer(t *testing.T) string {
+func imapTestServer(t *testing.T, caps ...imap.Cap) string {
 	t.Helper()
+	capSet := imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}}
+	if len(caps) > 0 {
+		capSet = imap.CapSet{}
+		for _, c := range caps {
+			capSet[c] = struct{}{}
+		}
+	}
 	mem := imapmemserver.New()
 	user := imapmemserver.NewUser("support", "imap-pass")
 	user.Create("INBOX", nil)
@@ -27,7 +34,7 @@ func imapTestServer(t *testing.T) string {
 			return mem.NewSession(), nil, nil
 		},
 		InsecureAuth: true,
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+		Caps:         capSet,
 		Logger:       nopLogger{},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -182,4 +189,29 @@ func TestIMAPBadPasswordIsRecorded(t *testing.T) {
 	p.Start(ctx)
 	defer p.Stop(ctx)
 	e.waitCount(fmt.Sprintf(`SELECT count(*) FROM email_imap_accounts WHERE id = %d AND last_error LIKE 'login:%%'`, acct.ID), 1)
+}
+
+func TestIMAPPollsWithoutIdle(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(c *Config, _ *Mailbox) { c.IMAPPoll = 50 * time.Millisecond })
+	addr := imapTestServer(t, imap.CapIMAP4rev1) // no IDLE, no MOVE: COPY + EXPUNGE
+	host, port, _ := net.SplitHostPort(addr)
+	portN, _ := strconv.Atoi(port)
+	user := imapUser(t, addr)
+	p := NewPoller(e.srv.Ingester(), quietLog())
+	ctx := context.Background()
+	if err := p.AddAccount(ctx, e.acct, &IMAPAccount{MailboxID: e.mailbox.ID, Host: host, Port: portN, Security: "insecure", Username: "support", Password: "imap-pass", ProcessedFolder: "Done"}); err != nil {
+		t.Fatal(err)
+	}
+	p.Start(ctx)
+	defer p.Stop(ctx)
+	appendMail(t, user, simpleMail("poll-1@example.net", "jane@example.net", "Polled", "x"))
+	e.waitCount(`SELECT count(*) FROM messages WHERE direction = 'in'`, 1)
+	deadline := time.Now().Add(20 * time.Second)
+	for count(t, user, "INBOX") != 0 || count(t, user, "Done") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("INBOX %d, Done %d", count(t, user, "INBOX"), count(t, user, "Done"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -2,8 +2,10 @@ package email
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -116,4 +118,26 @@ func mailboxFor(ctx context.Context, q querier, rcpt string) (*Mailbox, string, 
 		return nil, "", fmt.Errorf("look up mailbox %s: %w", base, err)
 	}
 	return m, tag, nil
+}
+
+// Blob returns stored bytes by their sha256 (hex): an attachment, an inline
+// image or a raw message, as listed in a message's meta.email.
+func Blob(ctx context.Context, db *pgxpool.Pool, accountID int64, sha256Hex string) ([]byte, error) {
+	sum, err := hex.DecodeString(sha256Hex)
+	if err != nil || len(sum) != 32 {
+		return nil, agentdesk.FieldError("sha256", "must be 64 hex digits")
+	}
+	var b []byte
+	var path *string
+	err = db.QueryRow(ctx, `SELECT bytes, path FROM email_blobs WHERE account_id = $1 AND sha256 = $2`, accountID, sum).Scan(&b, &path)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, agentdesk.Errorf(agentdesk.NotFound, "attachment not found")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read blob: %w", err)
+	}
+	if b == nil && path != nil {
+		return os.ReadFile(*path)
+	}
+	return b, nil
 }

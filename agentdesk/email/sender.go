@@ -178,6 +178,10 @@ func (s *Sender) deliverOne(ctx context.Context) (bool, error) {
 			return fmt.Errorf("claim delivery: %w", err)
 		}
 		did = true
+		// A delivery that started finishes and is recorded even when Stop
+		// cancels ctx: abandoning it after the relay said 250 would send
+		// the mail twice.
+		ctx := context.WithoutCancel(ctx)
 		answer, sendErr := s.send(ctx, from, rcpt, raw)
 		attempts++
 		state := "sent"

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"golang.org/x/text/encoding/charmap"
+
+	"agentdesk/agentdesk"
 )
 
 func simpleMail(id, from, subject, body string) string {
@@ -239,5 +242,38 @@ func TestSwaks(t *testing.T) {
 	}
 	if after := e.snapshot(); after != before {
 		t.Errorf("refused mail changed the store")
+	}
+}
+
+func TestSwaksStartTLSAndAttachment(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("swaks"); err != nil {
+		t.Skip("swaks not installed (scripts/deps.sh test installs it)")
+	}
+	srvTLS, _ := selfSignedTLS(t)
+	e := newEnv(t, func(c *Config, _ *Mailbox) { c.TLS = srvTLS })
+	dir := t.TempDir()
+	file := dir + "/report.csv"
+	if err := os.WriteFile(file, []byte("order,status\n1001,late\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("swaks", "--server", e.srv.Addr(), "--tls", "--from", "swaks@example.net", "--to", "support@example.com",
+		"--header", "Subject: With attachment", "--header", "Message-Id: <swaks-tls@example.net>",
+		"--attach-type", "text/csv", "--attach-name", "report.csv", "--attach", "@"+file, "--body", "See attached").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "STARTTLS") {
+		t.Fatalf("swaks --tls: %v\n%s", err, out)
+	}
+	m := e.message("swaks-tls@example.net")
+	atts := m.Meta["email"].(map[string]any)["attachments"].([]any)
+	if len(atts) != 1 {
+		t.Fatalf("attachments = %v", atts)
+	}
+	a := atts[0].(map[string]any)
+	b, err := Blob(context.Background(), e.db, e.acct, a["sha256"].(string))
+	if err != nil || string(b) != "order,status\n1001,late\n" || a["filename"] != "report.csv" {
+		t.Errorf("attachment %v read back as %q, %v", a, b, err)
+	}
+	if _, err := Blob(context.Background(), e.db, e.acct+1, a["sha256"].(string)); agentdesk.ErrorKind(err) != agentdesk.NotFound {
+		t.Errorf("another account read the attachment: %v", err)
 	}
 }
