@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -411,5 +412,36 @@ func TestTicketFiltersAndPaging(t *testing.T) {
 		if got := count(c.f); got != c.want {
 			t.Errorf("%s: %d tickets, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// TestConcurrentUpdatesDoNotOverwriteEachOther: each update reads the ticket
+// under its row lock, so twenty agents tagging at once leave twenty tags.
+func TestConcurrentUpdatesDoNotOverwriteEachOther(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newDeskFixture(t)
+	tk := f.ticket(t, f.inside, nil)
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			_, err := f.store.UpdateTicket(ctx, f.super, tk.ID, func(t *agentdesk.Ticket) error {
+				t.Tags = append(t.Tags, fmt.Sprintf("tag-%d", i))
+				return nil
+			})
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := f.store.Ticket(ctx, f.super, tk.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Tags) != 20 {
+		t.Fatalf("%d tags survived: %v", len(got.Tags), got.Tags)
 	}
 }
