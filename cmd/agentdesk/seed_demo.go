@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/email"
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/web"
 )
@@ -99,9 +100,9 @@ func printDemoLogins(w io.Writer) {
 	}
 }
 
-// seedQueues creates the demo queues through the routing engine. It is set
-// by seed_queues.go when the routing engine is part of the build.
-var seedQueues func(ctx context.Context, db *pgxpool.Pool, accountID int64, teams map[string]int64) error
+// seedQueues creates the demo queues through the routing engine and returns
+// their ids by name. It is set by seed_queues.go.
+var seedQueues func(ctx context.Context, db *pgxpool.Pool, accountID int64, teams map[string]int64) (map[string]int64, error)
 
 // createDemoOrg creates the demo account with its teams, users, reasons and
 // queues, and returns the account id.
@@ -161,9 +162,23 @@ func createDemoOrg(ctx context.Context, store *postgres.Store) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("reasons: %w", err)
 	}
+	queues := map[string]int64{}
 	if seedQueues != nil {
-		if err := seedQueues(ctx, store.DB(), acct.ID, teams); err != nil {
+		if queues, err = seedQueues(ctx, store.DB(), acct.ID, teams); err != nil {
 			return 0, fmt.Errorf("queues: %w", err)
+		}
+	}
+	// Support addresses, so mail sent to the SMTP server (AGENTDESK_SMTP_ADDR)
+	// lands in the demo's queues.
+	for _, mb := range []struct{ local, name, queue string }{
+		{"support", "AgentDesk Demo Support", "Support"}, {"billing", "AgentDesk Demo Billing", "Billing"}, {"sales", "AgentDesk Demo Sales", "Sales"},
+	} {
+		m := &email.Mailbox{Address: mb.local + "@" + demoDomain, DisplayName: mb.name, QueueID: queues[mb.queue], AutoAck: true}
+		if id, ok := teams[mb.queue]; ok {
+			m.TeamID = &id
+		}
+		if err := email.CreateMailbox(ctx, store.DB(), acct.ID, m); err != nil {
+			return 0, fmt.Errorf("mailbox %s: %w", m.Address, err)
 		}
 	}
 	return acct.ID, nil

@@ -16,7 +16,7 @@ func init() { seedQueues = createDemoQueues }
 // engine: Sales (chat and voice, English), Support (every channel, English
 // and German: German contacts ask for the skill themselves) and Billing
 // (email and voice). They are always open, so the demo routes at any hour.
-func createDemoQueues(ctx context.Context, db *pgxpool.Pool, accountID int64, teams map[string]int64) error {
+func createDemoQueues(ctx context.Context, db *pgxpool.Pool, accountID int64, teams map[string]int64) (map[string]int64, error) {
 	e := routing.New(db, nil, slog.New(slog.DiscardHandler), nil, routing.Config{})
 	team := func(name string) *int64 {
 		if id, ok := teams[name]; ok {
@@ -36,16 +36,18 @@ func createDemoQueues(ctx context.Context, db *pgxpool.Pool, accountID int64, te
 			RequiredSkills: map[string]int{"billing": 1}, TeamID: team("Billing"), Priority: 10,
 			ServiceLevel: routing.ServiceLevel{Seconds: 20, Percent: 80}},
 	}
+	ids := map[string]int64{}
 	for i := range queues {
 		if err := e.CreateQueue(ctx, accountID, &queues[i]); err != nil {
-			return err
+			return nil, err
 		}
+		ids[queues[i].Name] = queues[i].ID
 	}
 	// Contacts that name no queue go to Support.
 	for _, ch := range agentdesk.Channels {
 		if err := e.SetDefaultQueue(ctx, accountID, ch, queues[1].ID); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return ids, nil
 }

@@ -56,6 +56,7 @@ func TestSeedDemoIfEmpty(t *testing.T) {
 		{"agents", `SELECT count(*) FROM agents WHERE role = 'agent'`, 12, 12},
 		{"supervisors", `SELECT count(*) FROM agents WHERE role = 'supervisor'`, 2, 2},
 		{"queues", `SELECT count(*) FROM queues`, 3, 3},
+		{"support addresses", `SELECT count(*) FROM email_mailboxes WHERE queue_id IN (SELECT id FROM queues)`, 3, 3},
 		{"customers", `SELECT count(*) FROM customers`, demoCustomers, demoCustomers},
 		{"companies", `SELECT count(*) FROM companies`, demoCompanies, demoCompanies},
 		{"messages", `SELECT count(*) FROM messages`, demoMessages, demoMessages},
