@@ -375,3 +375,46 @@ func TestOrderWebhook(t *testing.T) {
 		})
 	}
 }
+
+// TestConcurrentFirstContacts: the same new person posts many forms and the
+// shop delivers the same new order many times, all at once. Exactly one
+// customer and one order result; every form gets its ticket.
+func TestConcurrentFirstContacts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, WithFormRate(1000))
+	secret, err := e.store.OrderWebhookSecret(t.Context(), e.account)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	var wg sync.WaitGroup
+	statuses := make(chan int, 2*n)
+	for i := range n {
+		wg.Go(func() {
+			statuses <- e.postForm(t, map[string]string{"email": "rush@example.com", "phone": "+14155550199", "message": fmt.Sprint("form ", i)}).status
+		})
+		wg.Go(func() {
+			statuses <- e.signedOrder(t, e.account, secret, map[string]any{"external_id": "RUSH-1", "amount_cents": 100, "currency": "EUR",
+				"placed_at": "2026-06-01T00:00:00Z", "customer": map[string]string{"shop_account_id": "rush", "email": "rush@example.com"}}).status
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	for s := range statuses {
+		if s != http.StatusAccepted && s != http.StatusCreated && s != http.StatusOK {
+			t.Errorf("status %d", s)
+		}
+	}
+	for sql, want := range map[string]int{
+		`SELECT count(*) FROM customers`:                           1,
+		`SELECT count(*) FROM identities`:                          3,
+		`SELECT count(*) FROM orders`:                              1,
+		`SELECT count(*) FROM tickets WHERE channel = 'form'`:      n,
+		`SELECT count(*) FROM messages WHERE kind = 'order_event'`: 1,
+		`SELECT count(DISTINCT customer_id) FROM tickets`:          1,
+	} {
+		if got := e.count(t, sql); got != want {
+			t.Errorf("%s = %d, want %d", sql, got, want)
+		}
+	}
+}

@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -43,7 +45,7 @@ func (s *Store) Ingest(ctx context.Context, tx pgx.Tx, accountID int64, in agent
 // Two first contacts from the same new address at once both try to create:
 // the second's identity insert waits for the first's commit, finds the
 // address taken, drops its own new (still empty) customer and uses the
-// first's.
+// first's, ending as if the two had come one after the other.
 func resolveCustomer(ctx context.Context, tx pgx.Tx, accountID int64, ids []agentdesk.Identity, name string) (int64, bool, error) {
 	var customerID int64
 	for _, id := range ids {
@@ -63,21 +65,34 @@ func resolveCustomer(ctx context.Context, tx pgx.Tx, accountID int64, ids []agen
 		}
 		created = true
 	}
-	for i, id := range ids {
+	// Inserts go in one global order, so two contacts naming the same
+	// addresses in different orders cannot deadlock.
+	ids = slices.Clone(ids)
+	slices.SortFunc(ids, func(a, b agentdesk.Identity) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Network, b.Network), cmp.Compare(a.Value, b.Value))
+	})
+	for i := 0; i < len(ids); i++ {
+		id := ids[i]
 		var added int64
 		err := tx.QueryRow(ctx, `INSERT INTO identities (account_id, customer_id, kind, network, value) VALUES ($1, $2, $3, $4, $5)
 			ON CONFLICT (account_id, kind, network, value) DO NOTHING RETURNING id`, accountID, customerID, id.Kind, id.Network, id.Value).Scan(&added)
 		if errors.Is(err, pgx.ErrNoRows) {
-			if created && i == 0 {
-				// Lost the race for a brand-new address: use the winner's customer.
+			if created {
+				// Lost a race: a concurrent contact created a customer with
+				// this address since we looked. Use that customer, as if we
+				// had come second, and give it the other addresses.
 				holder, herr := identityHolder(ctx, tx, accountID, id.Kind, id.Network, id.Value)
 				if herr != nil {
 					return 0, false, fmt.Errorf("find customer: %w", herr)
+				}
+				if _, err := tx.Exec(ctx, `DELETE FROM identities WHERE account_id = $1 AND customer_id = $2`, accountID, customerID); err != nil {
+					return 0, false, fmt.Errorf("drop duplicate customer: %w", err)
 				}
 				if _, err := tx.Exec(ctx, `DELETE FROM customers WHERE account_id = $1 AND id = $2`, accountID, customerID); err != nil {
 					return 0, false, fmt.Errorf("drop duplicate customer: %w", err)
 				}
 				customerID, created = holder, false
+				i = -1 // add the other addresses to the holder
 			}
 			continue
 		}

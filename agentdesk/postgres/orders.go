@@ -200,7 +200,7 @@ func (s *Store) ReceiveOrder(ctx context.Context, accountID int64, in agentdesk.
 			if ids[i].Kind == agentdesk.IdentityEmail {
 				return r, agentdesk.FieldError("customer.email", "%q is not a valid email address", in.Email)
 			}
-			return r, agentdesk.FieldError("customer.shop_account_id", "%s", err.(*agentdesk.Error).Message)
+			return r, agentdesk.FieldError("customer.shop_account_id", "must be 1-320 characters")
 		}
 	}
 	err := InTx(ctx, s.db, func(tx pgx.Tx) error {
