@@ -71,6 +71,16 @@
 // most once per sender per Config.AutoAckInterval, and never to
 // auto-replies, bounces, list mail, the null sender or failing addresses.
 //
+// # Wiring
+//
+// cmd/agentdesk (serve_email.go) builds NewServer, NewPoller and NewSender
+// from AGENTDESK_SMTP_* / AGENTDESK_EMAIL_SECRET, passes the routing engine
+// as the Enqueuer, and hands agent replies of kind email to
+// Sender.QueueReply. Support addresses are rows of email_mailboxes
+// (CreateMailbox); IMAP accounts are added with Poller.AddAccount; Blob
+// serves attachments and raw mail by sha256. `agentdesk loadgen email`
+// measures ingest throughput and latency (BENCHMARKS.md).
+//
 // This package must never import routing or web, never send mail outside
 // the outbox, never show unsanitised HTML, and never read or write another
 // account's rows: every query is scoped by the account of the mailbox or
