@@ -337,6 +337,19 @@ func TestOrdersAndLifetimeValue(t *testing.T) {
 	if d := cmp.Diff([]string{"1005", "1004", "1003", "1002", "1001"}, ext); d != "" {
 		t.Fatalf("order pages (-want +got):\n%s", d)
 	}
+	r = e.clients["agent"].do(t, "GET", "/api/v1/orders?external_id=1002", nil)
+	var found List[agentdesk.Order]
+	r.json(t, &found)
+	if len(found.Items) != 1 || found.Items[0].ID != o.ID {
+		t.Fatalf("order by external id: %s", r.body)
+	}
+	r = e.clients["agent"].do(t, "GET", fmt.Sprintf("/api/v1/orders?customer_id=%d&limit=1", c.ID), nil)
+	found = List[agentdesk.Order]{}
+	r.json(t, &found)
+	if len(found.Items) != 1 || found.Items[0].ExternalID != "1005" || found.NextCursor == "" {
+		t.Fatalf("orders by customer: %s", r.body)
+	}
+	mustStatus(t, e.clients["agent"].do(t, "GET", "/api/v1/orders", nil), http.StatusUnprocessableEntity)
 	mustStatus(t, e.clients["agent"].do(t, "GET", "/api/v1/customers/999999/lifetime-value", nil), http.StatusNotFound)
 	mustStatus(t, e.clients["agent"].do(t, "GET", "/api/v1/customers/999999/orders", nil), http.StatusNotFound)
 	r = sup.do(t, "POST", "/api/v1/orders", map[string]any{"external_id": "x", "customer_id": 999999, "amount_cents": 1, "currency": "EUR", "placed_at": "2026-01-01T00:00:00Z"})

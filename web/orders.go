@@ -19,6 +19,8 @@ func mountOrders(s *Server, a *apiRouter) {
 		s.lifetimeValue, doc{Response: lifetimeValue{}})
 	a.route("POST", "/orders", agentdesk.RoleSupervisor, "Record an order by hand or correct one by external_id (supervisor+): 201 new, 200 updated",
 		s.postOrder, doc{Body: orderRequest{}, Response: agentdesk.Order{}, Status: 201, Idempotent: true})
+	a.route("GET", "/orders", agentdesk.RoleAgent, "Find orders (agent+): by the shop's external_id, or a customer's by customer_id",
+		s.findOrders, doc{Response: List[agentdesk.Order]{}, Query: []string{"external_id", "customer_id", "limit", "cursor"}})
 	a.route("GET", "/orders/{id}", agentdesk.RoleAgent, "One order (agent+)",
 		s.getOrder, doc{Response: agentdesk.Order{}})
 }
@@ -105,5 +107,39 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, o)
+	return nil
+}
+
+func (s *Server) findOrders(w http.ResponseWriter, r *http.Request) error {
+	actor, _ := actorOf(r.Context())
+	if ext := r.URL.Query().Get("external_id"); ext != "" {
+		o, err := s.store.OrderByExternalID(r.Context(), actor.AccountID, ext)
+		if agentdesk.IsKind(err, agentdesk.NotFound) {
+			writeJSON(w, http.StatusOK, listOf([]agentdesk.Order{}, ""))
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, listOf([]agentdesk.Order{*o}, ""))
+		return nil
+	}
+	customer, err := queryID(r, "customer_id")
+	if err != nil {
+		return err
+	}
+	if customer == nil {
+		// Listing every order of an account is a report, not a lookup.
+		return agentdesk.FieldError("customer_id", "filter by external_id or customer_id")
+	}
+	p, err := page(r)
+	if err != nil {
+		return err
+	}
+	items, next, err := s.store.Orders(r.Context(), actor.AccountID, *customer, p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, listOf(items, next))
 	return nil
 }

@@ -85,6 +85,7 @@ func TestCustomerTenancy(t *testing.T) {
 		{"PATCH", fmt.Sprintf("/api/v1/companies/%d", co.ID), map[string]string{"name": "pwned"}, 404},
 		{"GET", fmt.Sprintf("/api/v1/companies/%d/customers", co.ID), nil, 404},
 		{"GET", fmt.Sprintf("/api/v1/orders/%d", order.ID), nil, 404},
+		{"GET", fmt.Sprintf("/api/v1/orders?customer_id=%d", c1.ID), nil, 404},
 		// Pointing B's rows at A's: the foreign id is simply unknown.
 		{"POST", "/api/v1/customers", map[string]any{"name": "x", "company_id": co.ID}, 422},
 		{"PATCH", fmt.Sprintf("/api/v1/customers/%d", bCustomer.ID), map[string]any{"company_id": co.ID}, 422},

@@ -104,6 +104,15 @@ func (s *Store) Order(ctx context.Context, accountID, id int64) (*agentdesk.Orde
 	return o, nil
 }
 
+// OrderByExternalID returns the order the shop knows by externalID.
+func (s *Store) OrderByExternalID(ctx context.Context, accountID int64, externalID string) (*agentdesk.Order, error) {
+	o, err := scanOrder(s.db.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE account_id = $1 AND external_id = $2`, accountID, externalID), accountID)
+	if err != nil {
+		return nil, translate(err, "order")
+	}
+	return o, nil
+}
+
 // Orders lists a customer's orders, most recently placed first.
 func (s *Store) Orders(ctx context.Context, accountID, customerID int64, p agentdesk.Page) ([]agentdesk.Order, string, error) {
 	p = p.Normalize()
