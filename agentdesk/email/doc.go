@@ -26,7 +26,9 @@
 // attachments and inline images stored by sha256 in email_blobs, the raw
 // mail kept there too so nothing is lost. Quoted history and signatures are
 // not removed: they are recorded as folds (byte ranges) next to the full
-// text, and meta.email.visible holds the text without them.
+// text, and meta.email.visible holds the text without them;
+// meta.email.html_visible is the HTML without the quote containers of Gmail,
+// Apple Mail, Thunderbird and Outlook (meta.email.html keeps all of it).
 // Auto-replies (Auto-Submitted, X-Autoreply, Precedence, out-of-office
 // subjects) and bounces (multipart/report DSNs, mailer-daemon notices) are
 // stored but never acknowledged, never reopen a ticket, and a bounce marks

@@ -333,6 +333,9 @@ func insertInbound(ctx context.Context, tx pgx.Tx, acct, ticketID, customerID in
 	if p.HTML != "" {
 		em["html"] = truncate(p.HTML, agentdesk.MaxMessageBody)
 	}
+	if p.HTMLVisible != "" {
+		em["html_visible"] = truncate(p.HTMLVisible, agentdesk.MaxMessageBody)
+	}
 	if threadedBy != "" {
 		em["threaded_by"] = threadedBy
 	}

@@ -47,6 +47,9 @@ type Parsed struct {
 
 	Text    string // the plain text (derived from HTML when there is no text part)
 	HTML    string // sanitised HTML, safe to show in the desk
+	// HTMLVisible is HTML without the quoted history ("" when there was
+	// none to fold).
+	HTMLVisible string
 	Folds   []Fold // quoted history and signatures inside Text, folded for display
 	Visible string // Text without its folds
 
@@ -295,7 +298,11 @@ func (p *Parsed) walk(e *message.Entity, depth int) {
 		return
 	case disp != "attachment" && filename == "" && ct == "text/html":
 		if p.HTML == "" {
-			p.HTML = sanitizer.Sanitize(to8bitUTF8(string(body)))
+			raw := to8bitUTF8(string(body))
+			p.HTML = sanitizer.Sanitize(raw)
+			if v, ok := foldHTML(raw); ok {
+				p.HTMLVisible = sanitizer.Sanitize(v)
+			}
 		}
 		return
 	}

@@ -335,3 +335,28 @@ func TestTicketToken(t *testing.T) {
 		t.Errorf("opened with the wrong key")
 	}
 }
+
+func TestFoldHTMLQuotes(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ name, html, keep, gone string }{
+		{"gmail", `<div dir="ltr">Thanks!</div><br><div class="gmail_quote"><div class="gmail_attr">On Mon, Support wrote:</div><blockquote class="gmail_quote">old text</blockquote></div>`, "Thanks!", "old text"},
+		{"apple mail", `<div>Yes.</div><div><br><blockquote type="cite"><div>old text</div></blockquote></div>`, "Yes.", "old text"},
+		{"thunderbird", `<p>Works now.</p><div class="moz-cite-prefix">On 03.03.25 Support wrote:<br></div><blockquote type="cite">old text</blockquote>`, "Works now.", "wrote"},
+		{"outlook", `<div>See below.</div><hr><div id="divRplyFwdMsg"><b>From:</b> Support</div><div>old text</div>`, "See below.", "old text"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := "From: a@example.net\nSubject: x\nMessage-ID: <fh@y>\nContent-Type: text/html; charset=utf-8\n\n" + tc.html + "\n"
+			p, err := Parse([]byte(crlf(raw)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(p.HTMLVisible, tc.keep) || strings.Contains(p.HTMLVisible, tc.gone) {
+				t.Errorf("visible html = %q", p.HTMLVisible)
+			}
+			if !strings.Contains(p.HTML, tc.gone) {
+				t.Errorf("full html lost the quote: %q", p.HTML)
+			}
+		})
+	}
+}
