@@ -45,13 +45,13 @@ type Parsed struct {
 	Subject     string
 	Date        time.Time
 
-	Text    string // the plain text (derived from HTML when there is no text part)
-	HTML    string // sanitised HTML, safe to show in the desk
+	Text string // the plain text (derived from HTML when there is no text part)
+	HTML string // sanitised HTML, safe to show in the desk
 	// HTMLVisible is HTML without the quoted history ("" when there was
 	// none to fold).
 	HTMLVisible string
-	Folds   []Fold // quoted history and signatures inside Text, folded for display
-	Visible string // Text without its folds
+	Folds       []Fold // quoted history and signatures inside Text, folded for display
+	Visible     string // Text without its folds
 
 	Attachments []Attachment
 
