@@ -21,7 +21,7 @@ func mountCustomers(s *Server, a *apiRouter) {
 	a.route("GET", "/customers/{id}", agentdesk.RoleAgent, "One customer with identities (agent+); a merged one carries merged_into",
 		s.getCustomer, doc{Response: agentdesk.Customer{}})
 	a.route("PATCH", "/customers/{id}", agentdesk.RoleAgent, "Change a customer's name, company, stage, preferred channel or attributes (agent+)",
-		s.patchCustomer, doc{Body: customerPatch{}, Response: agentdesk.Customer{}})
+		s.patchCustomer, doc{Body: customerPatchDoc{}, Response: agentdesk.Customer{}})
 	a.route("POST", "/customers/{id}/identities", agentdesk.RoleAgent, "Add an identity (agent+); a taken address is 409",
 		s.addIdentity, doc{Body: identityRequest{}, Response: agentdesk.Identity{}, Status: 201, Idempotent: true})
 	a.route("DELETE", "/customers/{id}/identities/{identityID}", agentdesk.RoleSupervisor, "Remove an identity (supervisor+); history stays with the customer",
@@ -55,6 +55,15 @@ type customerRequest struct {
 type customerPatch struct {
 	Name             *string            `json:"name"`
 	CompanyID        optionalID         `json:"company_id"`
+	Stage            *string            `json:"lifecycle_stage"`
+	PreferredChannel *string            `json:"preferred_channel"`
+	Attributes       *map[string]string `json:"attributes"`
+}
+
+// customerPatchDoc is customerPatch as the OpenAPI document shows it.
+type customerPatchDoc struct {
+	Name             *string            `json:"name"`
+	CompanyID        *int64             `json:"company_id"`
 	Stage            *string            `json:"lifecycle_stage"`
 	PreferredChannel *string            `json:"preferred_channel"`
 	Attributes       *map[string]string `json:"attributes"`
