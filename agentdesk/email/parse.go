@@ -30,11 +30,18 @@ import (
 type Parsed struct {
 	Raw       []byte
 	RawSHA256 [32]byte
+	Envelope
+	Content
+	Outlook
+	Automated
+	Warnings []string // what was malformed; the mail was still accepted
+}
 
+// Envelope is who wrote to whom about what, and what the mail answers.
+type Envelope struct {
 	// ReturnPath is the envelope sender the final MTA recorded; "" for the
 	// null sender of bounces, or when the header is absent (then From).
-	ReturnPath string
-
+	ReturnPath  string
 	MessageID   string // without angle brackets; synthesised from the content when missing
 	SyntheticID bool
 	InReplyTo   []string
@@ -44,27 +51,31 @@ type Parsed struct {
 	To, Cc      []Address
 	Subject     string
 	Date        time.Time
+}
 
-	Text string // the plain text (derived from HTML when there is no text part)
-	HTML string // sanitised HTML, safe to show in the desk
-	// HTMLVisible is HTML without the quoted history ("" when there was
-	// none to fold).
-	HTMLVisible string
+// Content is what the desk shows.
+type Content struct {
+	Text        string // the plain text (derived from HTML when there is no text part)
+	HTML        string // sanitised HTML, safe to show in the desk
+	HTMLVisible string // HTML without the quoted history ("" when there was none to fold)
 	Folds       []Fold // quoted history and signatures inside Text, folded for display
 	Visible     string // Text without its folds
-
 	Attachments []Attachment
+}
 
-	ThreadIndex string // Outlook's Thread-Index, as sent
-	ThreadRoot  string // hex of its first 22 bytes: the same for a whole Outlook conversation
+// Outlook is Outlook's own conversation tracking.
+type Outlook struct {
+	ThreadIndex string // Thread-Index, as sent
+	ThreadRoot  string // hex of its first 22 bytes: the same for a whole conversation
 	ThreadReply bool   // the Thread-Index has child blocks: Outlook made this mail as a reply
 	ThreadTopic string
+}
 
+// Automated says whether a machine wrote the mail.
+type Automated struct {
 	AutoReply bool    // an automatic answer: never acknowledged, never reopens a ticket
 	Bulk      bool    // list or bulk mail: never acknowledged
 	Bounce    *Bounce // a delivery failure report
-
-	Warnings []string // what was malformed; the mail was still accepted
 }
 
 // Address is a mailbox with an optional display name.
