@@ -74,22 +74,36 @@ func afterMessage(ctx context.Context, q querier, accountID, ticketID int64, m *
 // AddMessage appends m to a ticket's timeline. The ticket must be visible to
 // the actor (NotFound otherwise); the message takes the ticket's customer.
 func (s *Store) AddMessage(ctx context.Context, actor agentdesk.Actor, m *agentdesk.Message) error {
-	if err := m.Validate(); err != nil {
-		return err
-	}
-	acct := actor.AccountID
 	return translate(InTx(ctx, s.db, func(tx pgx.Tx) error {
-		t, err := loadTicket(ctx, tx, actor, m.TicketID, true)
-		if err != nil {
-			return err
-		}
-		m.CustomerID = t.CustomerID
-		if err := insertMessage(ctx, tx, acct, m); err != nil {
-			return err
-		}
-		_, err = afterMessage(ctx, tx, acct, t.ID, m)
+		_, err := AddMessageTx(ctx, tx, actor, m)
 		return err
 	}), "message")
+}
+
+// AddMessageTx is AddMessage inside the caller's transaction, for channel
+// adapters that write a message together with something of their own (a
+// delivery job, a websocket event) and still want the ticket's rules applied
+// in one place: first response, opening a new ticket on the agent's reply,
+// reopening a solved one on the customer's. It returns the ticket as it is
+// after the message.
+func AddMessageTx(ctx context.Context, tx pgx.Tx, actor agentdesk.Actor, m *agentdesk.Message) (*agentdesk.Ticket, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	acct := actor.AccountID
+	t, err := loadTicket(ctx, tx, actor, m.TicketID, true)
+	if err != nil {
+		return nil, err
+	}
+	m.CustomerID = t.CustomerID
+	if err := insertMessage(ctx, tx, acct, m); err != nil {
+		return nil, translate(err, "message")
+	}
+	t, err = afterMessage(ctx, tx, acct, t.ID, m)
+	if err != nil {
+		return nil, fmt.Errorf("ticket after message: %w", err)
+	}
+	return t, nil
 }
 
 // Message returns one message of a ticket the actor may see.
