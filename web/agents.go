@@ -188,8 +188,19 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := s.store.UpdateAgent(ctx, actor.AccountID, a); err != nil {
 		return fieldAs(err, "team_id", "team_ids")
 	}
-	if hash != "" {
-		if err := s.store.SetPassword(ctx, actor.AccountID, id, hash); err != nil {
+	if hash != "" || !a.Active {
+		if hash != "" {
+			if err := s.store.SetPassword(ctx, actor.AccountID, id, hash); err != nil {
+				return err
+			}
+		}
+		// A new password or a deactivation signs the user out everywhere
+		// (but for the admin's own current session).
+		keep := ""
+		if c, err := r.Cookie(SessionCookie); err == nil && actor.AgentID == id {
+			keep = c.Value
+		}
+		if _, err := s.store.EndAgentSessions(ctx, actor.AccountID, id, keep); err != nil {
 			return err
 		}
 	}

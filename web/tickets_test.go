@@ -228,9 +228,16 @@ func TestCustomStatusesReasonsAgentsTeams(t *testing.T) {
 	var nina agentdesk.Agent
 	res.json(t, &nina)
 	e.login("new@example.com", "first password 1")
+	ninaOld := e.login("new@example.com", "first password 1")
+	if res := ninaOld.do(t, "GET", "/api/v1/me", nil); res.status != 200 {
+		t.Fatalf("signed in: %d", res.status)
+	}
 	res = admin.do(t, "PATCH", fmt.Sprintf("/api/v1/agents/%d", nina.ID), map[string]any{"password": "second password 2", "role": "supervisor"})
 	if res.status != 200 {
 		t.Fatalf("patch agent: %d %s", res.status, res.body)
+	}
+	if res := ninaOld.do(t, "GET", "/api/v1/me", nil); res.status != 401 {
+		t.Fatalf("a session from before the password reset still works: %d", res.status)
 	}
 	e.login("new@example.com", "second password 2")
 	if n := e.deskCount(`SELECT count(*) FROM audit_log WHERE target = $1 AND details::text LIKE '%password 2%'`, fmt.Sprintf("agent:%d", nina.ID)); n != 0 {
