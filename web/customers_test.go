@@ -125,6 +125,14 @@ func TestCustomerRoundTrip(t *testing.T) {
 		t.Fatalf("identities (-want +got):\n%s", d)
 	}
 
+	byPhone, err := e.store.CustomerByIdentity(t.Context(), e.account, agentdesk.IdentityPhone, "", "+14155550132")
+	if err != nil || byPhone.ID != c.ID || len(byPhone.Identities) != 3 {
+		t.Fatalf("by phone: %+v %v", byPhone, err)
+	}
+	if _, err := e.store.CustomerByIdentity(t.Context(), e.account, agentdesk.IdentityEmail, "", "nobody@example.com"); !agentdesk.IsKind(err, agentdesk.NotFound) {
+		t.Fatalf("unknown email: %v", err)
+	}
+
 	r = agent.do(t, "GET", fmt.Sprintf("/api/v1/customers/%d", c.ID), nil)
 	mustStatus(t, r, http.StatusOK)
 	var got agentdesk.Customer

@@ -172,11 +172,17 @@ func (s *Store) CustomerByIdentity(ctx context.Context, accountID int64, kind ag
 	if err := id.Validate(); err != nil {
 		return nil, err
 	}
-	owner, err := identityHolder(ctx, s.db, accountID, id.Kind, id.Network, id.Value)
+	// One round trip for the customer, one for its identities: this runs
+	// on every inbound contact and every caller-id lookup.
+	c, err := scanCustomer(s.db.QueryRow(ctx, `SELECT `+customerColumns+` FROM identities i JOIN customers c ON c.account_id = i.account_id AND c.id = i.customer_id
+		WHERE i.account_id = $1 AND i.kind = $2 AND i.network = $3 AND i.value = $4`, accountID, id.Kind, id.Network, id.Value), accountID)
 	if err != nil {
 		return nil, translate(err, "customer")
 	}
-	return s.Customer(ctx, accountID, owner)
+	if err := loadIdentities(ctx, s.db, accountID, []*agentdesk.Customer{c}); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // UpdateCustomer replaces the caller-settable fields (not identities, which
