@@ -3,6 +3,7 @@ package email
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -207,5 +208,64 @@ func TestQueueReplyErrors(t *testing.T) {
 	}
 	if e.snapshot() != before {
 		t.Error("a refused reply changed the store")
+	}
+}
+
+func TestTwoSendersDeliverEachMailOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sk := newSink(t)
+	ctx := context.Background()
+	e.mustSend(simpleMail("two@example.net", "jane@example.net", "Many replies", "x"))
+	tkt := e.ticketOf("two@example.net")
+	s := e.sender()
+	const n = 20
+	for i := range n {
+		if _, err := s.QueueReply(ctx, agentdesk.Actor{AccountID: e.acct}, tkt, fmt.Sprintf("reply %d", i), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two processes' senders on one outbox.
+	startSender(t, e, sk.relay())
+	startSender(t, e, sk.relay())
+	e.waitCount(`SELECT count(*) FROM email_deliveries WHERE state = 'sent'`, n)
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	seen := map[string]int{}
+	for _, m := range sk.got {
+		p, _ := Parse(m.raw)
+		seen[p.MessageID]++
+	}
+	if len(sk.got) != n || len(seen) != n {
+		t.Errorf("sink got %d mails with %d distinct Message-IDs, want %d each", len(sk.got), len(seen), n)
+	}
+}
+
+func TestReplyOnTicketWithoutMailGoesToIdentity(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sk := newSink(t)
+	s := startSender(t, e, sk.relay())
+	ctx := context.Background()
+	var cust, tkt int64
+	e.db.QueryRow(ctx, `INSERT INTO customers (account_id, name) VALUES ($1, 'Chatty') RETURNING id`, e.acct).Scan(&cust)
+	e.db.Exec(ctx, `INSERT INTO identities (account_id, customer_id, kind, value) VALUES ($1, $2, 'email', 'chatty@example.net')`, e.acct, cust)
+	e.db.QueryRow(ctx, `INSERT INTO tickets (account_id, subject, status, priority, channel, customer_id) VALUES ($1, 'From chat', 'open', 'normal', 'chat', $2) RETURNING id`, e.acct, cust).Scan(&tkt)
+	m, err := s.QueueReply(ctx, agentdesk.Actor{AccountID: e.acct}, tkt, "Following up by mail.", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.waitDelivery(m)
+	got := sk.wait(t, 0)
+	p, _ := Parse(got.raw)
+	if got.to[0] != "chatty@example.net" || p.Subject != "Re: From chat" || len(p.InReplyTo) != 0 {
+		t.Errorf("to %v subject %q in-reply-to %v", got.to, p.Subject, p.InReplyTo)
+	}
+	// A customer without any address cannot be mailed: ErrNoAddress.
+	var cust2, tkt2 int64
+	e.db.QueryRow(ctx, `INSERT INTO customers (account_id, name) VALUES ($1, 'Phone only') RETURNING id`, e.acct).Scan(&cust2)
+	e.db.QueryRow(ctx, `INSERT INTO tickets (account_id, subject, status, priority, channel, customer_id) VALUES ($1, 'Call', 'open', 'normal', 'voice', $2) RETURNING id`, e.acct, cust2).Scan(&tkt2)
+	if _, err := s.QueueReply(ctx, agentdesk.Actor{AccountID: e.acct}, tkt2, "hi", ""); !errors.Is(err, ErrNoAddress) {
+		t.Errorf("reply to a customer without address: %v", err)
 	}
 }

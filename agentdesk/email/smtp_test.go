@@ -193,6 +193,14 @@ func TestSMTPMissingMessageIDMalformedAnd8bit(t *testing.T) {
 		t.Errorf("raw kept %d bytes, want %d", rawLen, len(crlf(broken)))
 	}
 
+	// A body over the timeline's limit is cut for display; the raw mail keeps it all.
+	long := strings.TrimSpace(strings.Repeat(strings.Repeat("ä", 39)+"\n", 5000)) // 400 KB of UTF-8
+	e.mustSend("From: d@example.net\nTo: support@example.com\nSubject: long\nMessage-ID: <long@x>\nContent-Type: text/plain; charset=utf-8\n\n" + long + "\n")
+	lm := e.message("long@x")
+	if len(lm.Body) > agentdesk.MaxMessageBody || !strings.HasPrefix(long, lm.Body) || len(lm.Body) < agentdesk.MaxMessageBody-3 {
+		t.Errorf("long body stored with %d bytes", len(lm.Body))
+	}
+
 	latin1, _ := charmap.ISO8859_1.NewEncoder().String("Größe: Rückgabe")
 	e.mustSend("From: c@example.net\nTo: support@example.com\nSubject: " + latin1 + "\nMessage-ID: <8bit@x>\n\nbody\n")
 	if s := e.message("8bit@x").Subject; s != "Größe: Rückgabe" {
