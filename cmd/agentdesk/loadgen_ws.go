@@ -29,6 +29,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/exec"
 	"runtime"
@@ -140,6 +141,9 @@ type wsServerStats struct {
 	RSS        uint64 `json:"rss"`
 	Goroutines int    `json:"goroutines"`
 	Conns      int64  `json:"conns"`
+	FeedWakes  int64  `json:"feed_wakes"`
+	PollWakes  int64  `json:"poll_wakes"`
+	Fetches    int64  `json:"fetches"`
 }
 
 func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
@@ -173,8 +177,11 @@ func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
 		json.NewEncoder(w).Encode(wsServerStats{ //nolint:errcheck
 			HeapInuse: m.HeapInuse, StackInuse: m.StackInuse, Sys: m.Sys, RSS: readRSS(),
 			Goroutines: runtime.NumGoroutine(), Conns: h.Stats().Connections.Load(),
+			FeedWakes: h.Stats().FeedWakes.Load(), PollWakes: h.Stats().PollWakes.Load(), Fetches: h.Stats().Fetches.Load(),
 		})
 	})
+	mux.HandleFunc("/debug/pprof/heap", pprof.Index)
+	mux.HandleFunc("/debug/pprof/goroutine", pprof.Index)
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		return err
@@ -406,6 +413,15 @@ func wsLoadRun(ctx context.Context, c wsLoadConfig) error {
 	perHeap := float64(loaded.HeapInuse+loaded.StackInuse-base.HeapInuse-base.StackInuse) / float64(c.conns)
 	perRSS := float64(int64(loaded.RSS)-int64(base.RSS)) / float64(c.conns)
 	fmt.Printf("idle: %d connections up in %s; server goroutines %d (baseline %d)\n", loaded.Conns, connectTime.Round(time.Millisecond), loaded.Goroutines, base.Goroutines)
+	if dir := os.Getenv("LOADGEN_WS_PROFILE"); dir != "" { // where to save the server's profiles
+		for _, p := range []string{"heap", "goroutine?debug=1"} {
+			if resp, err := http.Get("http://" + child.addr + "/debug/pprof/" + p); err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				os.WriteFile(dir+"/"+strings.TrimSuffix(p, "?debug=1")+".pprof", b, 0o644) //nolint:errcheck
+			}
+		}
+	}
 	fmt.Printf("idle: memory per connection: %.0f B Go heap+stacks (heap %.0f, stacks %.0f), %.0f B RSS\n", perHeap,
 		float64(loaded.HeapInuse-base.HeapInuse)/float64(c.conns), float64(loaded.StackInuse-base.StackInuse)/float64(c.conns), perRSS)
 
@@ -472,11 +488,14 @@ func wsLoadRun(ctx context.Context, c wsLoadConfig) error {
 
 	// 3. chats
 	if c.chats > 0 {
-		if err := wsChats(ctx, c, child.addr, false); err != nil {
-			return err
-		}
-		if err := wsChats(ctx, c, child.addr, true); err != nil {
-			return err
+		for _, closed := range []bool{false, true} {
+			before, _ := child.stats()
+			if err := wsChats(ctx, c, child.addr, closed); err != nil {
+				return err
+			}
+			after, _ := child.stats()
+			fmt.Printf("chats: server woke streams %d times from the change feed, %d from the full poll; %d stream reads\n",
+				after.FeedWakes-before.FeedWakes, after.PollWakes-before.PollWakes, after.Fetches-before.Fetches)
 		}
 	}
 	return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"sync"
 	"time"
@@ -43,11 +44,11 @@ type conn struct {
 	closed    bool   // accepts no more frames
 	closeCode int    // when set, the writer sends this close frame and hangs up
 	closeText string // reason sent with closeCode
-	ping      *time.Timer
+	bucket    uint8                // which of the pinger's rounds pings this connection
 	fullSince time.Time            // when an event last found the queue full; zero once the writer takes it
 	blocked   map[*stream]struct{} // streams waiting for room in the queue
 
-	subs map[streamKey]*stream // reader goroutine only
+	subs []*stream // reader goroutine only
 }
 
 // start registers c and runs its reader. It is called with the upgrade done.
@@ -64,9 +65,7 @@ func (h *Hub) start(ws *websocket.Conn, p Principal) error {
 	h.connWG.Add(1)
 	h.mu.Unlock()
 	h.stats.Connections.Add(1)
-	c.mu.Lock() // pingTick uses c.ping
-	c.ping = time.AfterFunc(h.cfg.PingInterval, c.pingTick)
-	c.mu.Unlock()
+	c.bucket = uint8(rand.IntN(pingBuckets))
 	// A fresh goroutine instead of the HTTP handler's: the handler's stack
 	// and the server's per-connection buffers are freed once it returns.
 	go c.readLoop()
@@ -131,7 +130,7 @@ func (c *conn) send(frame []byte) bool {
 	return true
 }
 
-func (c *conn) pingTick() {
+func (c *conn) queuePing() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -139,7 +138,36 @@ func (c *conn) pingTick() {
 	}
 	c.queue = append(c.queue, item{ping: true})
 	c.startWriterLocked()
-	c.ping.Reset(c.h.cfg.PingInterval)
+}
+
+// pingBuckets spreads pings over the ping interval: each round pings one
+// bucket, so 10,000 idle connections are not all woken at once. One ticker
+// for the hub instead of a timer per connection.
+const pingBuckets = 10
+
+func (h *Hub) pingLoop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.PingInterval / pingBuckets)
+	defer t.Stop()
+	var round uint8
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		round = (round + 1) % pingBuckets
+		h.mu.Lock()
+		due := make([]*conn, 0, len(h.conns)/pingBuckets+1)
+		for c := range h.conns {
+			if c.bucket == round {
+				due = append(due, c)
+			}
+		}
+		h.mu.Unlock()
+		for _, c := range due {
+			c.queuePing()
+		}
+	}
 }
 
 // closeWith asks the writer to send a close frame and hang up.
@@ -229,7 +257,6 @@ func (c *conn) fail() {
 func (c *conn) readLoop() {
 	h := c.h
 	defer func() {
-		c.ping.Stop()
 		c.mu.Lock()
 		c.closed = true
 		c.queue = nil
@@ -279,7 +306,12 @@ func (c *conn) readLoop() {
 			c.closeWith(CloseUnauthorized, "widget token expired")
 			continue // the writer hangs up; the next read fails
 		}
-		c.handle(ctx, data)
+		// In a goroutine of its own, so that the reader's stack stays as
+		// shallow as a blocked read needs while the connection idles; the
+		// reader waits, so messages are still handled one at a time.
+		done := make(chan struct{})
+		go func() { defer close(done); c.handle(ctx, data) }()
+		<-done
 	}
 }
 

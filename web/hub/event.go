@@ -40,7 +40,7 @@ const insertEvent = `INSERT INTO stream_events (account_id, stream, type, data) 
 
 // Publish appends e to its stream inside tx. The event gets its sequence
 // number when tx commits and is never seen by anyone if tx rolls back; the
-// hubs of every process are woken after the commit.
+// hubs of every process pick it up from the change feed after the commit.
 func Publish(ctx context.Context, tx pgx.Tx, e Event) error {
 	if err := e.validate(); err != nil {
 		return err
@@ -78,9 +78,6 @@ func (e Event) validate() error {
 // ephemeralChannel carries events that are not stored: typing indicators.
 // They reach whoever is connected now, in any process, and are never resumed.
 const ephemeralChannel = "agentdesk_stream_ephemeral"
-
-// streamChannel is the channel the commit trigger of 004_streams.sql notifies.
-const streamChannel = "agentdesk_stream"
 
 type ephemeralPayload struct {
 	AccountID int64           `json:"a"`

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +18,9 @@ import (
 type Config struct {
 	Retention     time.Duration // how long events stay resumable (24h)
 	PruneInterval time.Duration // how often the retention sweep runs (10m)
-	PollInterval  time.Duration // safety poll for missed notifications (1s)
+	FeedInterval  time.Duration // how often the change feed is read: the delivery latency (10ms)
+	FeedOverlap   time.Duration // how far back every tenth feed read goes, for commits that finish out of order (1s)
+	PollInterval  time.Duration // full poll of every followed stream's head, the guarantee (1s)
 	MaxBacklog    int64         // a client further behind gets "resync" (1000)
 	FetchBatch    int           // events read per query (500)
 	Workers       int           // goroutines fetching streams (4)
@@ -31,7 +31,7 @@ type Config struct {
 	PingInterval    time.Duration // server pings (25s)
 	PongWait        time.Duration // connection dropped after this long without any frame (60s)
 	WriteWait       time.Duration // one frame's write deadline (10s)
-	ReadBufferSize  int           // per-connection read buffer (1024)
+	ReadBufferSize  int           // per-connection read buffer (512; larger messages take more reads)
 
 	// AllowedOrigins are the origins allowed on /ws/agent and /ws/supervisor
 	// besides the server's own host ("https://desk.example.com").
@@ -51,6 +51,8 @@ func (c *Config) defaults() {
 	def(&c.Retention, 24*time.Hour)
 	def(&c.PruneInterval, 10*time.Minute)
 	def(&c.PollInterval, time.Second)
+	def(&c.FeedInterval, 10*time.Millisecond)
+	def(&c.FeedOverlap, time.Second)
 	def(&c.PingInterval, 25*time.Second)
 	def(&c.PongWait, 60*time.Second)
 	def(&c.WriteWait, 10*time.Second)
@@ -71,7 +73,7 @@ func (c *Config) defaults() {
 		c.MaxMessageBytes = 32 << 10
 	}
 	if c.ReadBufferSize <= 0 {
-		c.ReadBufferSize = 1024
+		c.ReadBufferSize = 512
 	}
 	if c.VisitorRate <= 0 {
 		c.VisitorRate, c.VisitorBurst = 2, 20
@@ -112,7 +114,9 @@ type Stats struct {
 	Resyncs        atomic.Int64 // resync instructions sent
 	EventsSent     atomic.Int64 // event frames queued to clients
 	Fetches        atomic.Int64 // stream reads from the database
-	Notifications  atomic.Int64 // notifications received
+	Notifications  atomic.Int64 // notifications received (ephemeral events)
+	FeedWakes      atomic.Int64 // streams woken by the change feed
+	PollWakes      atomic.Int64 // streams woken by the full poll: the feed missed them
 	ErrorsReturned atomic.Int64 // error frames sent
 }
 
@@ -138,9 +142,9 @@ func New(db *pgxpool.Pool, actions Actions, cfg Config, log *slog.Logger) *Hub {
 // Stats returns the hub's counters.
 func (h *Hub) Stats() *Stats { return &h.stats }
 
-// Start begins listening for notifications, polling and pruning. It returns
-// once the notification listener is connected, so that an event committed
-// after Start returns wakes this hub without waiting for a poll.
+// Start begins reading the change feed, polling, pruning and listening for
+// ephemeral events. It returns once the listener is connected (or failed
+// once; it keeps retrying).
 func (h *Hub) Start(ctx context.Context) error {
 	if h.started {
 		return errors.New("hub: already started")
@@ -149,8 +153,15 @@ func (h *Hub) Start(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h.stop = cancel
 	ready := make(chan error, 1)
-	h.loops.Add(4 + h.cfg.Workers)
+	watermark, err := h.feedStart(ctx)
+	if err != nil {
+		cancel()
+		return err
+	}
+	h.loops.Add(6 + h.cfg.Workers)
+	go func() { defer h.loops.Done(); h.pingLoop(runCtx) }()
 	go func() { defer h.loops.Done(); h.listen(runCtx, ready) }()
+	go func() { defer h.loops.Done(); h.feedLoop(runCtx, watermark) }()
 	go func() { defer h.loops.Done(); h.pollLoop(runCtx) }()
 	go func() { defer h.loops.Done(); h.pruneLoop(runCtx) }()
 	go func() { defer h.loops.Done(); h.limits.sweepLoop(runCtx) }()
@@ -160,8 +171,7 @@ func (h *Hub) Start(ctx context.Context) error {
 	select {
 	case err := <-ready:
 		if err != nil {
-			// The listener keeps retrying and the poll covers the gap; the
-			// hub works, only slower to wake.
+			// The listener keeps retrying; only typing indicators wait.
 			h.log.Warn("hub: notification listener not connected yet", "err", err)
 		}
 		return nil
@@ -201,9 +211,8 @@ func (h *Hub) Stop(ctx context.Context) error {
 	}
 }
 
-// listen holds a dedicated connection in LISTEN and marks streams dirty as
-// notifications arrive. After a reconnect every stream is marked dirty,
-// because notifications sent meanwhile are lost.
+// listen holds a dedicated connection in LISTEN for ephemeral events
+// (typing), which exist only as notifications.
 func (h *Hub) listen(ctx context.Context, ready chan<- error) {
 	backoff := 100 * time.Millisecond
 	first := true
@@ -215,7 +224,6 @@ func (h *Hub) listen(ctx context.Context, ready chan<- error) {
 			}
 			h.listenUp.Store(true)
 			backoff = 100 * time.Millisecond
-			h.markAllDirty()
 		})
 		h.listenUp.Store(false)
 		if ctx.Err() != nil {
@@ -225,7 +233,7 @@ func (h *Hub) listen(ctx context.Context, ready chan<- error) {
 			ready <- err
 			first = false
 		}
-		h.log.Warn("hub: notification listener lost; polling covers the gap", "err", err)
+		h.log.Warn("hub: notification listener lost; typing indicators pause", "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -244,10 +252,8 @@ func (h *Hub) listenOnce(ctx context.Context, up func()) error {
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	for _, ch := range []string{streamChannel, ephemeralChannel} {
-		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
-			return fmt.Errorf("listen %s: %w", ch, err)
-		}
+	if _, err := conn.Exec(ctx, "LISTEN "+ephemeralChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
 	}
 	up()
 	for {
@@ -256,32 +262,7 @@ func (h *Hub) listenOnce(ctx context.Context, up func()) error {
 			return err
 		}
 		h.stats.Notifications.Add(1)
-		switch n.Channel {
-		case streamChannel:
-			h.onNotify(n.Payload)
-		case ephemeralChannel:
-			h.onEphemeral(n.Payload)
-		}
-	}
-}
-
-// onNotify handles "account seq stream" from the commit trigger.
-func (h *Hub) onNotify(payload string) {
-	acct, rest, ok1 := strings.Cut(payload, " ")
-	seqStr, name, ok2 := strings.Cut(rest, " ")
-	if !ok1 || !ok2 {
-		return
-	}
-	a, err1 := strconv.ParseInt(acct, 10, 64)
-	seq, err2 := strconv.ParseInt(seqStr, 10, 64)
-	if err1 != nil || err2 != nil {
-		return
-	}
-	h.mu.Lock()
-	s := h.streams[streamKey{a, name}]
-	h.mu.Unlock()
-	if s != nil && s.behind(seq) {
-		h.markDirty(s)
+		h.onEphemeral(n.Payload)
 	}
 }
 
@@ -336,11 +317,99 @@ func (h *Hub) PublishEphemeral(ctx context.Context, e Event) error {
 	return err
 }
 
+const (
+	feedHead = `SELECT coalesce(max(change_id), 0) FROM stream_heads`
+	feedRead = `
+SELECT account_id, stream, last_seq, change_id FROM stream_heads
+WHERE change_id > $1 ORDER BY change_id LIMIT $2`
+	feedBatch = 2000
+)
+
+func (h *Hub) feedStart(ctx context.Context) (int64, error) {
+	var w int64
+	if err := h.db.QueryRow(ctx, feedHead).Scan(&w); err != nil {
+		return 0, fmt.Errorf("hub: read change feed: %w", err)
+	}
+	return w, nil
+}
+
+// feedLoop reads the heads that changed since it last looked and wakes the
+// streams someone here follows. Change ids are taken just before commit, so
+// two transactions can commit in the other order and a read can pass over
+// a change that commits a moment later. So every tenth read goes back
+// FeedOverlap (those changes are read again and cheaply ignored), and a
+// change later still is caught by the full poll.
+func (h *Hub) feedLoop(ctx context.Context, watermark int64) {
+	type mark struct {
+		at time.Time
+		id int64
+	}
+	var marks []mark // maxima seen, oldest first
+	maxSeen := watermark
+	t := time.NewTicker(h.cfg.FeedInterval)
+	defer t.Stop()
+	for tick := 0; ; tick++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		for len(marks) > 0 && now.Sub(marks[0].at) >= h.cfg.FeedOverlap {
+			watermark = max(watermark, marks[0].id)
+			marks = marks[1:]
+		}
+		from := maxSeen
+		if tick%10 == 0 {
+			from = watermark
+		}
+		for {
+			n, top, err := h.feedOnce(ctx, from)
+			if err != nil {
+				if ctx.Err() == nil {
+					h.log.Warn("hub: read change feed", "err", err)
+				}
+				break
+			}
+			maxSeen = max(maxSeen, top)
+			if n < feedBatch {
+				break
+			}
+			from = top // a burst: page on
+		}
+		marks = append(marks, mark{now, maxSeen})
+	}
+}
+
+func (h *Hub) feedOnce(ctx context.Context, from int64) (n int, top int64, err error) {
+	rows, err := h.db.Query(ctx, feedRead, from, feedBatch)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	var k streamKey
+	var head, change int64
+	for rows.Next() {
+		if err := rows.Scan(&k.account, &k.name, &head, &change); err != nil {
+			return n, top, err
+		}
+		n++
+		top = change
+		h.mu.Lock()
+		s := h.streams[k]
+		h.mu.Unlock()
+		if s != nil && s.behind(head) {
+			h.stats.FeedWakes.Add(1)
+			h.markDirty(s)
+		}
+	}
+	return n, top, rows.Err()
+}
+
 const pollHeads = `
-SELECT h.account_id, h.stream, h.last_seq
-FROM stream_heads h
-JOIN unnest($1::bigint[], $2::text[]) AS w(account_id, stream)
-  ON h.account_id = w.account_id AND h.stream = w.stream`
+SELECT w.account_id, w.stream, coalesce(h.last_seq, 0)
+FROM unnest($1::bigint[], $2::text[]) AS w(account_id, stream)
+LEFT JOIN stream_heads h ON h.account_id = w.account_id AND h.stream = w.stream`
 
 // pollLoop reads the heads of every stream someone here is subscribed to
 // and wakes those that moved. Correctness never depends on a notification.
@@ -385,7 +454,8 @@ func (h *Hub) pollOnce(ctx context.Context) error {
 		h.mu.Lock()
 		s := h.streams[k]
 		h.mu.Unlock()
-		if s != nil && s.behind(head) {
+		if s != nil && s.stale(head) {
+			h.stats.PollWakes.Add(1)
 			h.markDirty(s)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -144,7 +145,7 @@ func (e *env) startHub(cfg Config) *server {
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 50 * time.Millisecond
 	}
-	h := New(db, e.actions, cfg, nil)
+	h := New(db, e.actions, cfg, slog.New(slog.NewTextHandler(testWriter{e.t}, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err := h.Start(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
@@ -195,10 +196,19 @@ func (e *env) token(visitor string) string {
 	return SignWidgetToken(testSecret, WidgetToken{AccountID: e.account, WidgetID: "w1", VisitorID: visitor, Expires: time.Now().Add(time.Hour)})
 }
 
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
 // client is a real websocket client.
 type client struct {
-	t  *testing.T
-	ws *websocket.Conn
+	t       *testing.T
+	ws      *websocket.Conn
+	pending []frame // read while waiting for a reply, not yet consumed
+	seen    []string
 }
 
 type frame struct {
@@ -245,11 +255,22 @@ func (c *client) send(v any) {
 
 func (c *client) read() frame {
 	c.t.Helper()
+	if len(c.pending) > 0 {
+		f := c.pending[0]
+		c.pending = c.pending[1:]
+		return f
+	}
+	return c.readWire()
+}
+
+func (c *client) readWire() frame {
+	c.t.Helper()
 	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
 	var f frame
 	if err := c.ws.ReadJSON(&f); err != nil {
-		c.t.Fatalf("read: %v", err)
+		c.t.Fatalf("read: %v; frames so far: %s", err, strings.Join(c.seen, " "))
 	}
+	c.seen = append(c.seen, fmt.Sprintf("%s/%s/%d/%s", f.Type, f.Stream, f.Seq, f.ID))
 	return f
 }
 
@@ -271,10 +292,11 @@ func (c *client) request(typ string, data any) frame {
 	id := typ + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	c.send(map[string]any{"type": typ, "id": id, "data": data})
 	for {
-		f := c.read()
+		f := c.readWire()
 		if (f.Type == "ack" || f.Type == "error") && f.ID == id {
 			return f
 		}
+		c.pending = append(c.pending, f) // events may overtake the reply
 	}
 }
 

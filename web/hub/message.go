@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -288,9 +289,9 @@ func (c *conn) do(ctx context.Context, req request) (any, error) {
 		return nil, c.resume(d)
 	case *unsubscribeData:
 		k := streamKey{p.AccountID(), d.Stream}
-		if s := c.subs[k]; s != nil {
-			h.unsubscribe(c, s)
-			delete(c.subs, k)
+		if i := c.subIndex(k); i >= 0 {
+			h.unsubscribe(c, c.subs[i])
+			c.subs = slices.Delete(c.subs, i, i+1)
 		}
 		return nil, nil
 	case *typingData:
@@ -352,20 +353,34 @@ func (c *conn) resume(d *resumeData) error {
 		}
 		wants = append(wants, want{s.Stream, last})
 	}
-	if c.subs == nil {
-		c.subs = map[streamKey]*stream{}
+	added := 0
+	for _, w := range wants {
+		if c.subIndex(streamKey{c.p.AccountID(), w.name}) < 0 {
+			added++
+		}
 	}
-	if len(c.subs)+len(wants) > maxSubscriptions {
+	if len(c.subs)+added > maxSubscriptions {
 		return agentdesk.FieldError("streams", "at most %d streams per connection", maxSubscriptions)
 	}
 	for _, w := range wants {
 		k := streamKey{c.p.AccountID(), w.name}
-		if old := c.subs[k]; old != nil {
-			c.h.unsubscribe(c, old)
+		s := c.h.subscribe(c, k, w.last) // replaces c's position if it followed s already
+		if i := c.subIndex(k); i >= 0 {
+			if c.subs[i] != s { // the old stream object was dropped meanwhile
+				c.h.unsubscribe(c, c.subs[i])
+				c.subs[i] = s
+			}
+			continue
 		}
-		c.subs[k] = c.h.subscribe(c, k, w.last)
+		c.subs = append(c.subs, s)
 	}
 	return nil
+}
+
+// subIndex finds a subscription; a slice, not a map: a connection follows
+// a handful of streams and an idle one should cost little memory.
+func (c *conn) subIndex(k streamKey) int {
+	return slices.IndexFunc(c.subs, func(s *stream) bool { return s.key == k })
 }
 
 func (c *conn) typing(ctx context.Context, d *typingData) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -39,6 +40,14 @@ func (s *stream) behind(seq int64) bool {
 	return seq > s.known
 }
 
+// stale reports whether the poll should wake s: behind head, or a
+// subscriber still waiting for its answer (a failed read leaves one).
+func (s *stream) stale(head int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return head > s.known || hasPendingSubs(s)
+}
+
 // workQueue is an unbounded FIFO of streams to serve. A stream is in it at
 // most once (stream.queued), so its length is bounded by the streams in use.
 type workQueue struct {
@@ -62,7 +71,8 @@ func (q *workQueue) push(s *stream) {
 	}
 }
 
-func (q *workQueue) pop(ctx context.Context) (*stream, bool) {
+// pop takes up to n streams, waiting for at least one.
+func (q *workQueue) pop(ctx context.Context, n int) ([]*stream, bool) {
 	for {
 		q.mu.Lock()
 		if q.closed {
@@ -70,9 +80,10 @@ func (q *workQueue) pop(ctx context.Context) (*stream, bool) {
 			return nil, false
 		}
 		if len(q.items) > 0 {
-			s := q.items[0]
-			q.items[0] = nil
-			q.items = q.items[1:]
+			n = min(n, len(q.items))
+			s := slices.Clone(q.items[:n])
+			clear(q.items[:n])
+			q.items = q.items[n:]
 			more := len(q.items) > 0
 			q.mu.Unlock()
 			if more { // pass the wake-up on to another worker
@@ -114,41 +125,42 @@ func (h *Hub) markDirty(s *stream) {
 	}
 }
 
-// markAllDirty is for after a listener reconnect: notifications may have
-// been lost, so every stream is read again.
-func (h *Hub) markAllDirty() {
-	h.mu.Lock()
-	all := make([]*stream, 0, len(h.streams))
-	for _, s := range h.streams {
-		all = append(all, s)
-	}
-	h.mu.Unlock()
-	for _, s := range all {
-		h.markDirty(s)
-	}
-}
+// readBatch is how many streams one query reads: a burst (a mass
+// reconnect, a busy minute) costs a query per batch, not per stream.
+const readBatch = 64
 
 func (h *Hub) worker(ctx context.Context) {
 	for {
-		s, ok := h.work.pop(ctx)
+		batch, ok := h.work.pop(ctx, readBatch)
 		if !ok {
 			return
 		}
-		for {
+		reads := make([]streamRead, 0, len(batch))
+		for _, s := range batch {
 			s.mu.Lock()
 			s.dirty = false
 			s.mu.Unlock()
-			if err := h.serve(ctx, s); err != nil && ctx.Err() == nil {
-				// The next poll marks the stream again; nothing is lost.
-				h.log.Warn("hub: read stream", "stream", s.key.name, "account", s.key.account, "err", err)
+			if r, ok := h.plan(s); ok {
+				reads = append(reads, r)
 			}
+		}
+		if err := h.read(ctx, reads); err != nil && ctx.Err() == nil {
+			// The next poll marks the streams again; nothing is lost.
+			h.log.Warn("hub: read streams", "streams", len(reads), "err", err)
+		}
+		for _, r := range reads {
+			h.apply(r)
+		}
+		for _, s := range batch {
 			s.mu.Lock()
-			if !s.dirty || ctx.Err() != nil {
+			again := s.dirty && ctx.Err() == nil
+			if !again {
 				s.queued = false
-				s.mu.Unlock()
-				break
 			}
 			s.mu.Unlock()
+			if again { // still queued: back of the line, fair to the others
+				h.work.push(s)
+			}
 		}
 	}
 }
@@ -181,22 +193,33 @@ func (h *Hub) unsubscribe(c *conn, s *stream) {
 	h.mu.Unlock()
 }
 
-// readStream returns the head and up to limit events after from, in one
-// statement so both come from the same snapshot.
-const readStream = `
-SELECT coalesce(h.last_seq, 0), e.seq, e.type, e.data
-FROM (SELECT 1) AS one
-LEFT JOIN stream_heads h ON h.account_id = $1 AND h.stream = $2
+// readStreams returns, for each stream asked, its head and up to lim
+// events after from_seq, all from one snapshot. Ordinality ties rows back.
+const readStreams = `
+SELECT w.i, coalesce(h.last_seq, 0), e.seq, e.type, e.data
+FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::int[]) WITH ORDINALITY
+     AS w(account_id, stream, from_seq, lim, i)
+LEFT JOIN stream_heads h ON h.account_id = w.account_id AND h.stream = w.stream
 LEFT JOIN LATERAL (
     SELECT seq, type, data FROM stream_events
-    WHERE account_id = $1 AND stream = $2 AND seq > $3
-    ORDER BY seq LIMIT $4
+    WHERE account_id = w.account_id AND stream = w.stream AND seq > w.from_seq
+    ORDER BY seq LIMIT w.lim
 ) e ON true
-ORDER BY e.seq`
+ORDER BY w.i, e.seq`
 
 type storedEvent struct {
 	seq   int64
 	frame []byte
+}
+
+// streamRead is one stream's part of a batched read.
+type streamRead struct {
+	s      *stream
+	from   int64 // events after this; MaxInt64 when only the head is needed
+	limit  int
+	head   int64
+	events []storedEvent
+	ok     bool // the read succeeded
 }
 
 // envelope is every server→client frame.
@@ -216,12 +239,13 @@ func marshalFrame(e envelope) []byte {
 	return b
 }
 
-// serve reads what the subscribers of s are missing and queues it to them.
-func (h *Hub) serve(ctx context.Context, s *stream) error {
+// plan decides what to read for s: from the lowest position among its
+// subscribers.
+func (h *Hub) plan(s *stream) (streamRead, bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if len(s.subs) == 0 {
-		s.mu.Unlock()
-		return nil
+		return streamRead{}, false
 	}
 	from := int64(math.MaxInt64)
 	for _, sb := range s.subs {
@@ -232,37 +256,61 @@ func (h *Hub) serve(ctx context.Context, s *stream) error {
 			from = min(from, sb.last)
 		}
 	}
-	s.mu.Unlock()
-
 	limit := h.cfg.FetchBatch
 	if from == math.MaxInt64 {
 		limit = 0 // only the head is needed
 	}
+	return streamRead{s: s, from: from, limit: limit}, true
+}
+
+// read runs one query for all of reads.
+func (h *Hub) read(ctx context.Context, reads []streamRead) error {
+	if len(reads) == 0 {
+		return nil
+	}
+	accts := make([]int64, len(reads))
+	names := make([]string, len(reads))
+	froms := make([]int64, len(reads))
+	limits := make([]int32, len(reads))
+	for i, r := range reads {
+		accts[i], names[i], froms[i], limits[i] = r.s.key.account, r.s.key.name, r.from, int32(r.limit)
+	}
 	h.stats.Fetches.Add(1)
-	rows, err := h.db.Query(ctx, readStream, s.key.account, s.key.name, from, limit)
+	rows, err := h.db.Query(ctx, readStreams, accts, names, froms, limits)
 	if err != nil {
 		return err
 	}
-	var head int64
-	var events []storedEvent
+	defer rows.Close()
 	for rows.Next() {
+		var i, head int64
 		var seq *int64
 		var typ *string
 		var data []byte
-		if err := rows.Scan(&head, &seq, &typ, &data); err != nil {
-			rows.Close()
+		if err := rows.Scan(&i, &head, &seq, &typ, &data); err != nil {
 			return err
 		}
-		if seq == nil {
-			continue
+		r := &reads[i-1]
+		r.head, r.ok = head, true
+		if seq != nil {
+			r.events = append(r.events, storedEvent{*seq, marshalFrame(envelope{Type: *typ, Stream: r.s.key.name, Seq: *seq, Data: data})})
 		}
-		events = append(events, storedEvent{*seq, marshalFrame(envelope{Type: *typ, Stream: s.key.name, Seq: *seq, Data: data})})
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
+		for i := range reads {
+			reads[i].ok = false
+		}
 		return err
 	}
+	return nil
+}
 
+// apply queues to the subscribers of r.s what they are missing.
+func (h *Hub) apply(r streamRead) {
+	if !r.ok {
+		return
+	}
+	s, head, events := r.s, r.head, r.events
+	from, limit := r.from, r.limit
 	// Retained events are a contiguous suffix of the stream (Prune deletes
 	// prefixes), so the first one read tells what was pruned.
 	firstRetained := head + 1
@@ -284,13 +332,13 @@ func (h *Hub) serve(ctx context.Context, s *stream) error {
 	for c, sb := range s.subs {
 		if sb.pending {
 			switch {
+			case sb.want >= 0 && sb.want < from:
+				continue // joined after this read was planned; served next round
 			case sb.want < 0:
 				sb.last = head
 				c.send(marshalFrame(envelope{Type: "subscribed", Stream: s.key.name, Seq: head}))
 			case sb.want > head || head-sb.want > h.cfg.MaxBacklog || (sb.want < head && sb.want+1 < firstRetained):
 				h.resync(c, sb, s.key.name, head)
-			case sb.want < from:
-				continue // joined after this read started; served next round
 			default:
 				sb.last = sb.want
 				c.send(marshalFrame(envelope{Type: "subscribed", Stream: s.key.name, Seq: sb.want}))
@@ -321,7 +369,6 @@ func (h *Hub) serve(ctx context.Context, s *stream) error {
 	if again || hasPendingSubs(s) {
 		s.dirty = true
 	}
-	return nil
 }
 
 func hasPendingSubs(s *stream) bool {

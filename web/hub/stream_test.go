@@ -179,11 +179,12 @@ func TestResumeAfterDisconnectNoLossNoDuplicate(t *testing.T) {
 }
 
 // An event published through one process's database pool reaches a client
-// connected to another process's hub, woken by NOTIFY (and the poll).
+// connected to another process's hub, woken by the change feed; typing
+// (NOTIFY only) crosses too.
 func TestEventsCrossProcesses(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	a := e.startHub(Config{PollInterval: time.Hour}) // only NOTIFY can wake it
+	a := e.startHub(Config{PollInterval: time.Hour}) // only the change feed can wake it
 	b := e.startHub(Config{PollInterval: time.Hour})
 	ca := a.dialAgent(t, 10, "agent")
 	cb := b.dialAgent(t, 10, "agent")
@@ -220,9 +221,9 @@ func TestEventsCrossProcesses(t *testing.T) {
 	}
 }
 
-// Without notifications (none are sent for these rows' streams to this
-// hub's listener), the poll still delivers.
-func TestPollDeliversWithoutNotify(t *testing.T) {
+// A change the feed never shows (here: written without the trigger, so no
+// change id) is still delivered by the full poll.
+func TestPollDeliversWhatTheFeedMissed(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	srv := e.startHub(Config{PollInterval: 20 * time.Millisecond})
@@ -230,8 +231,8 @@ func TestPollDeliversWithoutNotify(t *testing.T) {
 	c.request("resume", nil)
 	c.readUntil("subscribed", "")
 	ctx := context.Background()
-	// Write the event and its head directly, as a commit whose NOTIFY got
-	// lost: triggers are off for this transaction.
+	// Write the event and its head directly: triggers are off for this
+	// transaction, so the head keeps change_id 0.
 	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
 			return err
