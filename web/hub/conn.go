@@ -15,7 +15,7 @@ import (
 
 // Close codes sent to clients. 4xxx codes are ours; PROTOCOL.md lists them.
 const (
-	closeGoingAway     = websocket.CloseGoingAway    // 1001: server shutting down, reconnect and resume
+	closeGoingAway     = websocket.CloseGoingAway     // 1001: server shutting down, reconnect and resume
 	closeTooBig        = websocket.CloseMessageTooBig // 1009: a frame over the hard read limit
 	CloseUnauthorized  = 4001                         // token expired or revoked; get a new one
 	CloseSlowConsumer  = 4008                         // send queue overflowed; reconnect and resume
@@ -41,9 +41,9 @@ type conn struct {
 	mu        sync.Mutex
 	queue     []item
 	writing   bool
-	closed    bool   // accepts no more frames
-	closeCode int    // when set, the writer sends this close frame and hangs up
-	closeText string // reason sent with closeCode
+	closed    bool                 // accepts no more frames
+	closeCode int                  // when set, the writer sends this close frame and hangs up
+	closeText string               // reason sent with closeCode
 	bucket    uint8                // which of the pinger's rounds pings this connection
 	fullSince time.Time            // when an event last found the queue full; zero once the writer takes it
 	blocked   map[*stream]struct{} // streams waiting for room in the queue
@@ -236,7 +236,7 @@ func (c *conn) writeLoop() {
 			}
 		}
 		if code > 0 {
-			c.ws.SetWriteDeadline(time.Now().Add(closeFrameDeadline))                       //nolint:errcheck
+			c.ws.SetWriteDeadline(time.Now().Add(closeFrameDeadline))                           //nolint:errcheck
 			c.ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(code, text)) //nolint:errcheck
 			c.fail()
 			return
