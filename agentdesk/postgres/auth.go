@@ -135,9 +135,15 @@ func (s *Store) RevokeAPIToken(ctx context.Context, accountID, id int64) error {
 func (s *Store) TokenActor(ctx context.Context, secret string) (agentdesk.Actor, []string, error) {
 	var a agentdesk.Actor
 	var scopes []string
-	err := s.db.QueryRow(ctx, `UPDATE api_tokens SET last_used_at = now()
-		WHERE token_hash = $1 AND revoked_at IS NULL
-		RETURNING account_id, id, role, scopes`, hashToken(secret)).Scan(&a.AccountID, &a.TokenID, &a.Role, &scopes)
+	// last_used_at is written at most once a minute: a write on every
+	// request would cost each API call a WAL flush and serialise an
+	// integration's concurrent calls on the token's row lock.
+	err := s.db.QueryRow(ctx, `WITH t AS (
+			SELECT id, account_id, role, scopes, last_used_at FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL),
+		touch AS (
+			UPDATE api_tokens a SET last_used_at = now() FROM t
+			WHERE a.id = t.id AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))
+		SELECT account_id, id, role, scopes FROM t`, hashToken(secret)).Scan(&a.AccountID, &a.TokenID, &a.Role, &scopes)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, nil, agentdesk.Errorf(agentdesk.Unauthenticated, "invalid or revoked API token")
 	}
