@@ -168,11 +168,15 @@ func (in *Ingester) ingestTx(ctx context.Context, tx pgx.Tx, d Delivery, p *Pars
 		res.NewTicket, route = true, true
 	case t.status.Done() && !automated:
 		res.TicketID = t.id
-		_, err = tx.Exec(ctx, `UPDATE tickets SET status = 'open', closed_at = NULL, updated_at = now() WHERE account_id = $1 AND id = $2`, acct, t.id)
+		// As the store does on a customer's message: the resolution of a
+		// reopened ticket is its next solve, so the old one is cleared.
+		_, err = tx.Exec(ctx, `
+UPDATE tickets SET status = 'open', custom_status = '', closed_at = NULL, resolved_at = NULL, resolution_seconds = NULL, updated_at = now()
+WHERE account_id = $1 AND id = $2`, acct, t.id)
 		res.Reopened, route = true, true
 	case t.status == agentdesk.StatusPending && !automated:
 		res.TicketID = t.id
-		_, err = tx.Exec(ctx, `UPDATE tickets SET status = 'open', updated_at = now() WHERE account_id = $1 AND id = $2`, acct, t.id)
+		_, err = tx.Exec(ctx, `UPDATE tickets SET status = 'open', custom_status = '', updated_at = now() WHERE account_id = $1 AND id = $2`, acct, t.id)
 	default:
 		res.TicketID = t.id
 		_, err = tx.Exec(ctx, `UPDATE tickets SET updated_at = now() WHERE account_id = $1 AND id = $2`, acct, t.id)

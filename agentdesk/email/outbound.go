@@ -2,7 +2,6 @@ package email
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,10 +10,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 )
 
 // outbound is one mail to queue: its timeline message and its delivery.
 type outbound struct {
+	actor                      agentdesk.Actor
 	acct, ticketID, customerID int64
 	authorID                   *int64
 	kind                       string // reply or auto_ack
@@ -49,15 +50,16 @@ func queueOutbound(ctx context.Context, tx pgx.Tx, o outbound) (int64, error) {
 	if o.kind == "auto_ack" {
 		em["auto_ack"] = true
 	}
-	meta, _ := json.Marshal(map[string]any{"email": em})
-	var msgID int64
-	err = tx.QueryRow(ctx, `
-INSERT INTO messages (account_id, ticket_id, customer_id, kind, direction, author_id, subject, body, meta)
-VALUES ($1, $2, $3, 'email', 'out', $4, $5, $6, $7) RETURNING id`,
-		o.acct, o.ticketID, o.customerID, o.authorID, truncate(o.mail.Subject, 500), o.mail.Text, meta).Scan(&msgID)
-	if err != nil {
-		return 0, fmt.Errorf("insert outbound message: %w", err)
+	// The store applies the ticket's rules (visibility, first response, a
+	// new ticket opening on the agent's reply) as for any other message.
+	m := &agentdesk.Message{
+		TicketID: o.ticketID, Kind: agentdesk.KindEmail, Direction: agentdesk.DirOut, AuthorID: o.authorID,
+		Subject: truncate(o.mail.Subject, 500), Body: o.mail.Text, Meta: map[string]any{"email": em},
 	}
+	if _, err := postgres.AddMessageTx(ctx, tx, o.actor, m); err != nil {
+		return 0, err
+	}
+	msgID := m.ID
 	if err := putAttachments(ctx, tx, o.acct, msgID, atts); err != nil {
 		return 0, err
 	}
@@ -109,7 +111,8 @@ RETURNING 1`, mb.AccountID, to, fmt.Sprintf("%d seconds", int64(in.cfg.AutoAckIn
 	}
 	text := fmt.Sprintf("Thank you for your message. We have received it as ticket #%d and will answer as soon as we can.\n\nTo add information, simply reply to this mail.\n", ticketID)
 	_, err = queueOutbound(ctx, tx, outbound{
-		acct: mb.AccountID, ticketID: ticketID, customerID: customerID, kind: "auto_ack", mailbox: mb,
+		actor: agentdesk.Actor{AccountID: mb.AccountID, Role: agentdesk.RoleAdmin},
+		acct:  mb.AccountID, ticketID: ticketID, customerID: customerID, kind: "auto_ack", mailbox: mb,
 		mail: outMail{
 			From: Address{Name: mb.DisplayName, Address: mb.Address}, To: Address{Name: p.From.Name, Address: to},
 			ReplyTo: plusAddress(mb.Address, token), Subject: fmt.Sprintf("[#%d] Re: %s", ticketID, subject),
@@ -201,17 +204,9 @@ func (s *Sender) QueueReply(ctx context.Context, actor agentdesk.Actor, ticketID
 			m.ThreadIndex, m.ThreadTopic = childThreadIndex(th.threadRoot), subjectKeyTopic(subject)
 		}
 		msgID, err = queueOutbound(ctx, tx, outbound{
-			acct: acct, ticketID: ticketID, customerID: t.customerID, authorID: authorID, kind: "reply",
+			actor: actor, acct: acct, ticketID: ticketID, customerID: t.customerID, authorID: authorID, kind: "reply",
 			mailbox: th.mailbox, mail: m, threadRoot: th.threadRoot,
 		})
-		if err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `
-UPDATE tickets SET updated_at = now(),
-    first_response_at = coalesce(first_response_at, now()),
-    first_response_seconds = coalesce(first_response_seconds, extract(epoch FROM now() - created_at)::bigint)
-WHERE account_id = $1 AND id = $2`, acct, ticketID)
 		return err
 	})
 	if err != nil {
