@@ -4,8 +4,11 @@
 // It owns the email tables of migration 003 (email_mailboxes,
 // email_imap_accounts, email_blobs, email_messages, email_attachments,
 // email_ticket_links, email_deliveries, email_failing_addresses,
-// email_auto_acks) and writes customers, identities, tickets and messages
-// of the core schema for the mail it stores.
+// email_auto_acks). For inbound mail it writes customers, identities,
+// tickets and messages of the core schema itself, because threading, the
+// closed-ticket policy and auto-replies decide what happens to the ticket;
+// outbound messages go through postgres.AddMessageTx so the ticket rules
+// (visibility, first response) are the store's.
 //
 // # Inbound
 //

@@ -188,6 +188,11 @@ func TestQueueReplyErrors(t *testing.T) {
 	tkt := e.ticketOf("q1@example.net")
 	var other int64
 	e.db.QueryRow(ctx, `INSERT INTO accounts (name) VALUES ('Other') RETURNING id`).Scan(&other)
+	var team, private int64
+	e.db.QueryRow(ctx, `INSERT INTO teams (account_id, name, private) VALUES ($1, 'VIP', true) RETURNING id`, e.acct).Scan(&team)
+	e.mustSend(simpleMail("q2@example.net", "vip@example.net", "VIP", "x"))
+	private = e.ticketOf("q2@example.net")
+	e.db.Exec(ctx, `UPDATE tickets SET team_id = $2 WHERE id = $1`, private, team)
 	tests := []struct {
 		name  string
 		actor agentdesk.Actor
@@ -195,6 +200,7 @@ func TestQueueReplyErrors(t *testing.T) {
 		body  string
 		kind  agentdesk.Kind
 	}{
+		{"private team's ticket", agentdesk.Actor{AccountID: e.acct, Role: agentdesk.RoleAgent, TeamIDs: []int64{}}, private, "hi", agentdesk.NotFound},
 		{"empty body", agentdesk.Actor{AccountID: e.acct}, tkt, "  ", agentdesk.Invalid},
 		{"no such ticket", agentdesk.Actor{AccountID: e.acct}, tkt + 1000, "hi", agentdesk.NotFound},
 		{"another account's ticket", agentdesk.Actor{AccountID: other}, tkt, "hi", agentdesk.NotFound},
