@@ -201,6 +201,12 @@ func TestSMTPMissingMessageIDMalformedAnd8bit(t *testing.T) {
 		t.Errorf("long body stored with %d bytes", len(lm.Body))
 	}
 
+	// An unwrapped 20,000-character HTML line, as some web mailers send.
+	e.mustSend("From: w@example.net\nTo: support@example.com\nSubject: wide\nMessage-ID: <wide@x>\nContent-Type: text/html\n\n<p>" + strings.Repeat("wide ", 4000) + "</p>\n")
+	if b := e.message("wide@x").Body; len(b) < 19000 {
+		t.Errorf("long line stored as %d bytes", len(b))
+	}
+
 	latin1, _ := charmap.ISO8859_1.NewEncoder().String("Größe: Rückgabe")
 	e.mustSend("From: c@example.net\nTo: support@example.com\nSubject: " + latin1 + "\nMessage-ID: <8bit@x>\n\nbody\n")
 	if s := e.message("8bit@x").Subject; s != "Größe: Rückgabe" {

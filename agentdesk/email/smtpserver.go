@@ -70,6 +70,10 @@ func (s *Server) Start(ctx context.Context) error {
 	srv.Domain = s.cfg.Hostname
 	srv.MaxMessageBytes = s.cfg.MaxMessageBytes
 	srv.MaxRecipients = 50
+	// RFC 5321 says 1000, but real mail has longer lines (unwrapped HTML);
+	// refusing it would lose customers' mail, and SIZE bounds memory anyway.
+	srv.MaxLineLength = 1 << 16
+	srv.EnableSMTPUTF8 = true // internationalised addresses and raw UTF-8 headers are parsed
 	srv.ReadTimeout = s.cfg.ReadTimeout
 	srv.WriteTimeout = time.Minute
 	srv.TLSConfig = s.cfg.TLS // STARTTLS is offered only when set
