@@ -141,3 +141,23 @@ func Blob(ctx context.Context, db *pgxpool.Pool, accountID int64, sha256Hex stri
 	}
 	return b, nil
 }
+
+// Mailboxes lists an account's support addresses.
+func Mailboxes(ctx context.Context, db *pgxpool.Pool, accountID int64) ([]Mailbox, error) {
+	rows, err := db.Query(ctx, `
+SELECT id, account_id, address, display_name, queue_id, team_id, priority, auto_ack, closed_reply
+FROM email_mailboxes WHERE account_id = $1 ORDER BY address`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list mailboxes: %w", err)
+	}
+	defer rows.Close()
+	var out []Mailbox
+	for rows.Next() {
+		m, err := scanMailbox(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *m)
+	}
+	return out, rows.Err()
+}

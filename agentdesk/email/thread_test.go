@@ -319,6 +319,12 @@ func TestAccountsAreSeparate(t *testing.T) {
 	if err := CreateMailbox(ctx, e.db, acct2, &Mailbox{Address: "Support@Example.com"}); agentdesk.ErrorKind(err) != agentdesk.Conflict {
 		t.Errorf("second account claimed a taken address: %v", err)
 	}
+	if err := CreateMailbox(ctx, e.db, acct2, &Mailbox{Address: "help+x@globex.example"}); agentdesk.ErrorKind(err) != agentdesk.Invalid {
+		t.Errorf("plus-address accepted as a support address: %v", err)
+	}
+	if l, err := Mailboxes(ctx, e.db, acct2); err != nil || len(l) != 1 || l[0].Address != "help@globex.example" {
+		t.Errorf("account 2 mailboxes = %+v, %v", l, err)
+	}
 	e.mustSend(simpleMail("acme1@example.net", "jane@example.net", "Acme question", "x"))
 	agentMsg := e.reply(e.ticketOf("acme1@example.net"), "answer")
 	// The same customer writes to the other company, quoting Acme's mail:
