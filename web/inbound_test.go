@@ -337,6 +337,13 @@ func TestOrderWebhook(t *testing.T) {
 		t.Fatalf("%d orders, want 1", n)
 	}
 
+	// The account may be named by header instead of ?account=.
+	raw, _ := json.Marshal(order)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(raw)
+	r = e.clients["anon"].do(t, "POST", "/api/v1/inbound/order", raw, SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)), accountHeader, fmt.Sprint(e.account))
+	mustStatus(t, r, http.StatusOK)
+
 	// A shop account we have never seen makes a new customer.
 	r = e.signedOrder(t, e.account, secret, map[string]any{"external_id": "SO-1002", "amount_cents": 500, "currency": "USD", "placed_at": "2026-06-02T09:30:00Z",
 		"customer": map[string]string{"shop_account_id": "cust_88", "name": "Newbie"}})
