@@ -35,7 +35,7 @@ func runSeed(ctx context.Context, args []string) error {
 	var c seedConfig
 	dbURL := databaseURLFlag(fs)
 	fs.BoolVar(&c.demo, "demo", false, "create the demo operation: account, users, teams, queues, reasons and 6 months of history")
-	fs.BoolVar(&c.ifEmpty, "if-empty", false, "do nothing when the database already has an account (what `make run` uses)")
+	fs.BoolVar(&c.ifEmpty, "if-empty", false, "do nothing when the database already has an account (make run uses this)")
 	fs.BoolVar(&c.printLogins, "print-logins", false, "print the demo logins and exit")
 	fs.IntVar(&c.customers, "customers", 0, "add a data set of this many customers (benchmarks); needs --messages")
 	fs.IntVar(&c.messages, "messages", 0, "timeline messages of the --customers data set, spread over its tickets")
