@@ -60,6 +60,7 @@ type wsLoadConfig struct {
 	addr        string
 	account     int64
 	readBuf     int
+	writers     int
 }
 
 func init() {
@@ -75,6 +76,7 @@ func loadgenWS(ctx context.Context, args []string) error {
 	fs.IntVar(&c.conns, "conns", 10000, "idle agent connections")
 	fs.IntVar(&c.chats, "chats", 500, "concurrent active chats")
 	fs.DurationVar(&c.chatFor, "chat-duration", 15*time.Second, "length of each chat phase")
+	fs.IntVar(&c.writers, "writers", 16, "concurrent publishing transactions in the contention phase (0 skips it)")
 	fs.IntVar(&c.readBuf, "read-buffer", 0, "server read buffer per connection (0 = the hub's default)")
 	fs.BoolVar(&c.serve, "serve", false, "internal: run the measured server process")
 	fs.StringVar(&c.addr, "addr", "", "internal: server address")
@@ -351,7 +353,7 @@ func (a *idleAgent) session(ctx context.Context, addr string) error {
 }
 
 func wsLoadRun(ctx context.Context, c wsLoadConfig) error {
-	db, err := postgres.Open(ctx, c.databaseURL, 8)
+	db, err := postgres.Open(ctx, c.databaseURL, int32(max(8, c.writers)))
 	if err != nil {
 		return err
 	}
@@ -371,6 +373,11 @@ func wsLoadRun(ctx context.Context, c wsLoadConfig) error {
 	ln.Close()
 
 	fmt.Printf("loadgen ws: %d idle agents, %d chats; %d CPUs, %s\n", c.conns, c.chats, runtime.NumCPU(), runtime.Version())
+	if c.writers > 0 {
+		if err := wsPublishContention(ctx, db, c); err != nil {
+			return err
+		}
+	}
 	child, err := startWSChild(ctx, c, addr)
 	if err != nil {
 		return err
@@ -642,5 +649,59 @@ func wsChats(ctx context.Context, c wsLoadConfig, addr string, closed bool) erro
 	fmt.Printf("chats (%s): %d chats, %d sent, %d received in %s = %.0f msg/s; send→agent latency p50 %s p99 %s max %s; errors %d\n",
 		mode, len(pairs), sent.Load(), len(lat), c.chatFor, float64(len(lat))/c.chatFor.Seconds(),
 		pct(0.50).Round(10*time.Microsecond), pct(0.99).Round(10*time.Microsecond), cmp.Or(pct(1), 0).Round(10*time.Microsecond), errs.Load())
+	return nil
+}
+
+// wsPublishContention measures publishing transactions per second with
+// c.writers concurrent writers: each to its own stream, all to one hot
+// stream, and the routing engine's pattern (own stream + the account's
+// supervisor stream in one transaction).
+func wsPublishContention(ctx context.Context, db *pgxpool.Pool, c wsLoadConfig) error {
+	const each = 3 * time.Second
+	for _, mode := range []string{"own stream", "one hot stream", "own + supervisor stream"} {
+		var n atomic.Int64
+		var lat []time.Duration
+		var mu sync.Mutex
+		runCtx, cancel := context.WithTimeout(ctx, each)
+		var wg sync.WaitGroup
+		for w := range c.writers {
+			wg.Go(func() {
+				for runCtx.Err() == nil {
+					t0 := time.Now()
+					err := pgx.BeginFunc(runCtx, db, func(tx pgx.Tx) error {
+						own := hub.Event{AccountID: c.account, Stream: hub.AgentStream(int64(900000 + w)), Type: "bench", Data: w}
+						sup := hub.Event{AccountID: c.account, Stream: hub.SupervisorStream(c.account), Type: "bench", Data: w}
+						switch mode {
+						case "own stream":
+							return hub.Publish(runCtx, tx, own)
+						case "one hot stream":
+							return hub.Publish(runCtx, tx, sup)
+						}
+						if err := hub.Publish(runCtx, tx, own); err != nil {
+							return err
+						}
+						return hub.Publish(runCtx, tx, sup)
+					})
+					if err == nil {
+						n.Add(1)
+						mu.Lock()
+						lat = append(lat, time.Since(t0))
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		wg.Wait()
+		cancel()
+		slices.Sort(lat)
+		p := func(q float64) time.Duration {
+			if len(lat) == 0 {
+				return 0
+			}
+			return lat[min(len(lat)-1, int(q*float64(len(lat))))].Round(10 * time.Microsecond)
+		}
+		fmt.Printf("publish (%d writers, %s): %.0f commits/s; commit latency p50 %s p99 %s\n",
+			c.writers, mode, float64(n.Load())/each.Seconds(), p(0.5), p(0.99))
+	}
 	return nil
 }

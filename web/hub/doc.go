@@ -6,20 +6,27 @@
 // published to a stream ("agent:42", "supervisor:7", "ticket:9",
 // "visitor:v_ab12") with Publish, inside the transaction that made the
 // change. The commit trigger of migration 004 numbers events per stream
-// (gap-free, in commit order) and NOTIFYs; every process's Hub LISTENs on a
-// dedicated connection, reads what its clients miss and fans it out. A
-// periodic poll of the stream heads catches lost notifications, so
-// correctness never depends on NOTIFY. Events are kept for Config.Retention
-// (24h) so a client that reconnects — to any process — resumes from its last
-// sequence number and receives exactly the missed events, or a "resync"
-// instruction when it is too far behind. Typing indicators are ephemeral:
-// NOTIFY only, never stored or resumed.
+// (gap-free, in commit order) and stamps the stream's head with a change
+// id. Every process's Hub reads that change feed every 10 ms, reads what
+// its clients miss (many streams per query) and fans it out; a full poll of
+// the followed streams' heads every second is the guarantee, so delivery
+// never depends on the feed's timing. (The trigger does not NOTIFY: a
+// transaction that notifies holds a cluster-wide lock through its commit
+// flush, which serialised every publishing transaction.) Events are kept for
+// Config.Retention (24h) so a client that reconnects — to any process —
+// resumes from its last sequence number and receives exactly the missed
+// events, or a "resync" instruction when it is too far behind. Typing
+// indicators are ephemeral: NOTIFY only (LISTEN on a dedicated
+// connection), never stored or resumed.
 //
-// Connections. One reader goroutine per connection handles client messages
-// one at a time; a writer goroutine runs only while frames are queued (an
-// idle connection has none), drains a bounded queue, and sends pings. A
-// client that cannot keep up is disconnected with close code 4008 and never
-// blocks anyone else. Every client message passes the hub's authorisation rules; what a client
+// Connections. One reader goroutine per connection; each client message is
+// handled in a short-lived goroutine the reader waits for, so an idle
+// reader's stack stays small. A writer goroutine runs only while frames are
+// queued (an idle connection has none) and drains a bounded queue; event
+// delivery is paced to that queue, so a burst waits in the database, not in
+// memory. One pinger per hub pings every connection every 25 s. A client
+// whose queue stays full for 5 s is disconnected with close code 4008 and
+// never blocks anyone else. Every client message passes the hub's authorisation rules; what a client
 // may do beyond following streams (send chat, set presence, answer offers)
 // is carried out by the Actions the web layer supplies. web/PROTOCOL.md is
 // the wire protocol.
