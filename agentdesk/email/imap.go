@@ -335,8 +335,9 @@ func (p *Poller) wait(ctx context.Context, c *imapclient.Client, arrived <-chan 
 	return c.Noop().Wait()
 }
 
-// fetchBatch bounds how many mails are held in memory at once.
-const fetchBatch = 20
+// fetchBatch bounds how many mails are held in memory at once (each up to
+// the server's size limit).
+const fetchBatch = 8
 
 func (p *Poller) drain(ctx context.Context, c *imapclient.Client, a IMAPAccount, mb *Mailbox) error {
 	for ctx.Err() == nil {

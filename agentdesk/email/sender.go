@@ -164,7 +164,9 @@ FOR UPDATE SKIP LOCKED`
 // least once, as with any MTA.
 func (s *Sender) deliverOne(ctx context.Context) (bool, error) {
 	did := false
-	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+	// The commit must not be cancelled by Stop once the mail went out (see
+	// below); the claim itself still is.
+	err := pgx.BeginFunc(context.WithoutCancel(ctx), s.db, func(tx pgx.Tx) error {
 		var id, acct, msgID int64
 		var from string
 		var rcpt []string
