@@ -83,6 +83,7 @@ type Ticket struct {
 	Priority     Priority    `json:"priority"`
 	Channel      Channel     `json:"channel"`
 	CustomerID   int64       `json:"customer_id"`
+	CustomerName string      `json:"customer_name,omitempty"` // read-only, for lists
 	AssigneeID   *int64      `json:"assignee_id"`
 	TeamID       *int64      `json:"team_id"`
 	Tags         []string    `json:"tags"`

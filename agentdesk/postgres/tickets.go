@@ -15,14 +15,16 @@ import (
 
 const ticketColumns = `t.id, t.subject, t.status, t.custom_status, t.priority, t.channel, t.customer_id, t.assignee_id, t.team_id, t.tags,
 	t.contact_reason_id, t.resolution_code, t.cancellation_reason_id, t.revenue_lost_cents, t.retention_offered, t.retention_accepted,
-	t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at, t.first_response_seconds, t.resolution_seconds`
+	t.created_at, t.updated_at, t.first_response_at, t.resolved_at, t.closed_at, t.first_response_seconds, t.resolution_seconds,
+	coalesce((SELECT c.name FROM customers c WHERE c.account_id = t.account_id AND c.id = t.customer_id), '')`
 
 func scanTicket(row pgx.Row, accountID int64) (*agentdesk.Ticket, error) {
 	t := &agentdesk.Ticket{AccountID: accountID}
 	o, tm := &t.Outcome, &t.Times
 	err := row.Scan(&t.ID, &t.Subject, &t.Status, &t.CustomStatus, &t.Priority, &t.Channel, &t.CustomerID, &t.AssigneeID, &t.TeamID, &t.Tags,
 		&o.ContactReasonID, &o.ResolutionCode, &o.CancellationReasonID, &o.RevenueLostCents, &o.RetentionOffered, &o.RetentionAccepted,
-		&tm.CreatedAt, &tm.UpdatedAt, &tm.FirstResponseAt, &tm.ResolvedAt, &tm.ClosedAt, &tm.FirstResponseSeconds, &tm.ResolutionSeconds)
+		&tm.CreatedAt, &tm.UpdatedAt, &tm.FirstResponseAt, &tm.ResolvedAt, &tm.ClosedAt, &tm.FirstResponseSeconds, &tm.ResolutionSeconds,
+		&t.CustomerName)
 	if err != nil {
 		return nil, err
 	}

@@ -95,7 +95,7 @@ func TestTicketLifecycleTimes(t *testing.T) {
 	ctx := context.Background()
 	f := newDeskFixture(t)
 	tk := f.ticket(t, f.inside, nil)
-	if tk.Status != agentdesk.StatusNew || tk.Times.FirstResponseAt != nil || tk.Times.ResolvedAt != nil {
+	if tk.Status != agentdesk.StatusNew || tk.Times.FirstResponseAt != nil || tk.Times.ResolvedAt != nil || tk.CustomerName != "Cora Customer" {
 		t.Fatalf("new ticket: %+v", tk)
 	}
 	f.backdate(t, tk.ID)
