@@ -27,6 +27,9 @@ type sink struct {
 	got      []sunk
 	failNext []*smtp.SMTPError
 	arrived  chan struct{}
+	// hold, when set, makes DATA wait for it after signalling inData.
+	hold   chan struct{}
+	inData chan struct{}
 }
 
 type sunk struct {
@@ -116,6 +119,10 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
 		return err
+	}
+	if ss.s.hold != nil {
+		ss.s.inData <- struct{}{}
+		<-ss.s.hold
 	}
 	ss.s.mu.Lock()
 	defer ss.s.mu.Unlock()
