@@ -179,9 +179,12 @@ func (e *Engine) run(ctx context.Context) {
 			}
 			continue
 		}
-		if _, err := e.Dispatch(ctx); err != nil && ctx.Err() == nil {
+		start := time.Now()
+		n, err := e.Dispatch(ctx)
+		if err != nil && ctx.Err() == nil {
 			e.log.Error("routing dispatch", "err", err)
 		}
+		e.log.Debug("routing dispatch", "offers", n, "took", time.Since(start))
 	}
 }
 

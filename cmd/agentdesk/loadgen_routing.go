@@ -1,0 +1,476 @@
+package main
+
+// loadgen routing measures the routing engine with simulated agents in this
+// process, in a fresh database of its own on the server given:
+//
+//   - steady: --agents agents signed in (chat capacity 3), tasks enqueued at
+//     --rate per second for --duration; each offer is accepted after a
+//     random delay and completed after a random handle time. It reports
+//     tasks/s, enqueue → offer latency (Enqueue called → offer published
+//     inside the dispatch transaction) p50/p99/max, and the CPU and RSS of
+//     this process (engine and simulated agents together).
+//   - saturate: --saturate-tasks tasks already waiting, agents accepting and
+//     completing at once; reports durable assignments (accepted offers,
+//     committed) per second, and offers per second.
+//
+// --cpuprofile writes a pprof CPU profile of the whole run.
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/url"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
+	"agentdesk/routing"
+)
+
+func init() {
+	registerLoadgen("routing", "routing engine: tasks/s, enqueue → offer latency, saturating assignments/s", loadgenRouting)
+}
+
+type routingLoad struct {
+	db      *pgxpool.Pool
+	engine  *routing.Engine
+	account int64
+	reason  int64
+
+	mu         sync.Mutex
+	enqueuedAt map[int64]time.Time
+	latencies  []time.Duration
+
+	acceptMin, acceptMax time.Duration
+	handleMin, handleMax time.Duration
+	offers, accepted     atomic.Int64
+	completed, errs      atomic.Int64
+	inflight             sync.WaitGroup
+	stopping             atomic.Bool
+}
+
+// Publish is the simulated agents' websocket: offers are answered after a
+// random delay, on timers, so the dispatcher is never slowed by them.
+func (l *routingLoad) Publish(_ context.Context, _ pgx.Tx, e routing.Event) error {
+	if e.Type != "offer" {
+		return nil
+	}
+	now := time.Now()
+	off := e.Data.(routing.Offer)
+	agent, _ := strconv.ParseInt(strings.TrimPrefix(e.Stream, "agent:"), 10, 64)
+	l.offers.Add(1)
+	l.mu.Lock()
+	if t0, ok := l.enqueuedAt[off.TaskID]; ok {
+		l.latencies = append(l.latencies, now.Sub(t0))
+		delete(l.enqueuedAt, off.TaskID)
+	}
+	l.mu.Unlock()
+	if l.stopping.Load() {
+		return nil
+	}
+	l.inflight.Add(1)
+	time.AfterFunc(randBetween(l.acceptMin, l.acceptMax), func() { l.work(agent, off.TaskID) })
+	return nil
+}
+
+func (l *routingLoad) work(agent, task int64) {
+	ctx := context.Background()
+	if err := l.engine.Accept(ctx, l.account, agent, task); err != nil {
+		// An offer published in a transaction that was retried is stale.
+		if !agentdesk.IsKind(err, agentdesk.Conflict) {
+			l.errs.Add(1)
+		}
+		l.inflight.Done()
+		return
+	}
+	l.accepted.Add(1)
+	time.AfterFunc(randBetween(l.handleMin, l.handleMax), func() {
+		defer l.inflight.Done()
+		if err := l.engine.Complete(ctx, l.account, agent, task, agentdesk.Outcome{ContactReasonID: &l.reason}); err != nil {
+			l.errs.Add(1)
+			return
+		}
+		l.completed.Add(1)
+	})
+}
+
+func randBetween(lo, hi time.Duration) time.Duration {
+	if hi <= lo {
+		return lo
+	}
+	return lo + time.Duration(mrand.Int64N(int64(hi-lo)))
+}
+
+func loadgenRouting(ctx context.Context, args []string) error {
+	fs := newFlagSet("loadgen routing")
+	dbURL := databaseURLFlag(fs)
+	agents := fs.Int("agents", 2000, "simulated agents")
+	rate := fs.Int("rate", 200, "new tasks per second in the steady run")
+	duration := fs.Duration("duration", 60*time.Second, "length of the steady run")
+	acceptMin := fs.Duration("accept-min", 200*time.Millisecond, "shortest time to accept an offer")
+	acceptMax := fs.Duration("accept-max", 2*time.Second, "longest time to accept an offer")
+	handleMin := fs.Duration("handle-min", 2*time.Second, "shortest handle time")
+	handleMax := fs.Duration("handle-max", 20*time.Second, "longest handle time")
+	satTasks := fs.Int("saturate-tasks", 20000, "waiting tasks for the saturating run (0 skips it)")
+	conns := fs.Int("db-max-conns", 16, "PostgreSQL connections")
+	keep := fs.Bool("keep", false, "keep the benchmark database afterwards")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	debug := fs.Bool("debug", false, "log the engine's debug messages to stderr")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *dbURL == "" {
+		return fmt.Errorf("loadgen routing: --database-url (or DATABASE_URL) is required")
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	benchURL, drop, err := freshDatabase(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer drop()
+	}
+	fmt.Printf("database %s\n", redactURL(benchURL))
+	if p, err := url.Parse(benchURL); err == nil {
+		benchDatabase = strings.TrimPrefix(p.Path, "/")
+	}
+
+	if *debug {
+		routingLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	steady := routingRun{agents: *agents, rate: *rate, duration: *duration, conns: *conns,
+		acceptMin: *acceptMin, acceptMax: *acceptMax, handleMin: *handleMin, handleMax: *handleMax}
+	if *rate > 0 && *duration > 0 {
+		if err := steady.run(ctx, benchURL); err != nil {
+			return err
+		}
+	}
+	if *satTasks > 0 {
+		sat := routingRun{agents: *agents, conns: *conns, preload: *satTasks}
+		if err := sat.run(ctx, benchURL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var routingLog = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+type routingRun struct {
+	agents, rate, conns, preload int
+	duration                     time.Duration
+	acceptMin, acceptMax         time.Duration
+	handleMin, handleMax         time.Duration
+}
+
+func (r routingRun) run(ctx context.Context, benchURL string) error {
+	db, err := postgres.Open(ctx, benchURL, int32(r.conns))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	l := &routingLoad{db: db, enqueuedAt: map[int64]time.Time{},
+		acceptMin: r.acceptMin, acceptMax: r.acceptMax, handleMin: r.handleMin, handleMax: r.handleMax}
+	l.engine = routing.New(db, nil, routingLog, l, routing.Config{WrapUp: -1, StatsInterval: time.Second})
+	if err := l.setup(ctx, r.agents); err != nil {
+		return err
+	}
+	if r.preload > 0 {
+		return r.saturate(ctx, l)
+	}
+	return r.steady(ctx, l)
+}
+
+// setup creates a fresh account, its agents (signed in, chat capacity 3)
+// and a contact reason, straight in SQL: 2,000 sign-ins through the API
+// would only measure setup.
+func (l *routingLoad) setup(ctx context.Context, agents int) error {
+	return pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `INSERT INTO accounts (name) VALUES ('loadgen routing') RETURNING id`).Scan(&l.account); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO reasons (account_id, kind, name) VALUES ($1, 'contact', 'Question') RETURNING id`, l.account).Scan(&l.reason); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+INSERT INTO agents (account_id, email, name, role, capacity)
+SELECT $1, 'agent' || g || '@loadgen.example', 'Agent ' || g, 'agent', '{"voice":1,"chat":3,"email":5}'
+FROM generate_series(1, $2) g`, l.account, agents); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `
+INSERT INTO agent_presence (account_id, agent_id, state, since)
+SELECT account_id, id, 'available', now() FROM agents WHERE account_id = $1`, l.account)
+		return err
+	})
+}
+
+type cpuSample struct {
+	wall time.Time
+	cpu  time.Duration // this process
+	pg   time.Duration // PostgreSQL backends serving the benchmark database
+}
+
+func readCPU() cpuSample {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru) //nolint:errcheck
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return cpuSample{wall: time.Now(), cpu: cpu, pg: backendCPU(benchDatabase)}
+}
+
+// benchDatabase is the name of the benchmark's database, whose PostgreSQL
+// backends' CPU time is counted (their process titles name it).
+var benchDatabase string
+
+// backendCPU sums user+system time of the processes whose command line
+// names database db: the PostgreSQL backends connected to it (same machine).
+func backendCPU(db string) time.Duration {
+	if db == "" {
+		return 0
+	}
+	entries, _ := os.ReadDir("/proc")
+	var ticks int64
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil || !strings.HasPrefix(string(cmd), "postgres: ") || !strings.Contains(string(cmd), " "+db+" ") {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: utime and stime are the
+		// 12th and 13th (clock ticks, 100 per second on Linux).
+		rest := string(stat[strings.LastIndexByte(string(stat), ')')+2:])
+		f := strings.Fields(rest)
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			s, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + s
+		}
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
+
+// procMemory returns this process's resident and peak resident memory.
+func procMemory() (rss, peak uint64) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		for key, dst := range map[string]*uint64{"VmRSS:": &rss, "VmHWM:": &peak} {
+			if v, ok := strings.CutPrefix(line, key); ok {
+				kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				*dst = kb << 10
+			}
+		}
+	}
+	return rss, peak
+}
+
+func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
+	if err := l.engine.Start(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("steady: %d agents, %d tasks/s for %s, accept after %s-%s, handle %s-%s\n",
+		r.agents, r.rate, r.duration, r.acceptMin, r.acceptMax, r.handleMin, r.handleMax)
+	start := readCPU()
+	total := int(r.duration.Seconds() * float64(r.rate))
+	interval := time.Second / time.Duration(r.rate)
+	jobs := make(chan struct{}, 1024)
+	var enqErrs atomic.Int64
+	var producers sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		producers.Add(1)
+		go func() {
+			defer producers.Done()
+			for range jobs {
+				if err := l.enqueue(ctx, time.Now()); err != nil {
+					enqErrs.Add(1)
+				}
+			}
+		}()
+	}
+	var peakRSS uint64
+	for i := 0; i < total && ctx.Err() == nil; i++ {
+		if d := time.Until(start.wall.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		jobs <- struct{}{}
+		if i%r.rate == 0 {
+			rss, _ := procMemory()
+			peakRSS = max(peakRSS, rss)
+		}
+	}
+	close(jobs)
+	producers.Wait()
+	sent := readCPU()
+	// Let the last offers go out, then stop answering and wind down.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		l.mu.Lock()
+		left := len(l.enqueuedAt)
+		l.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	end := readCPU()
+	rss, _ := procMemory()
+	peakRSS = max(peakRSS, rss)
+	l.stopping.Store(true)
+	l.engine.Stop(context.WithoutCancel(ctx)) //nolint:errcheck
+	l.inflight.Wait()
+
+	l.mu.Lock()
+	lat := slices.Clone(l.latencies)
+	unoffered := len(l.enqueuedAt)
+	l.mu.Unlock()
+	slices.Sort(lat)
+	wall := sent.wall.Sub(start.wall)
+	fmt.Printf("steady: %d tasks enqueued in %.1fs = %.1f tasks/s; %d offered, %d accepted, %d completed, %d not offered, %d errors (+%d enqueue)\n",
+		total, wall.Seconds(), float64(total)/wall.Seconds(), len(lat), l.accepted.Load(), l.completed.Load(), unoffered, l.errs.Load(), enqErrs.Load())
+	if len(lat) > 0 {
+		fmt.Printf("steady: enqueue → offer latency p50 %s, p99 %s, max %s\n",
+			pct(lat, 50), pct(lat, 99), lat[len(lat)-1])
+	}
+	cpu := end.cpu - start.cpu
+	secs := end.wall.Sub(start.wall).Seconds()
+	fmt.Printf("steady: CPU %.2f cores (%.1fs CPU in %.1fs, engine and simulated agents), RSS %d MiB (peak seen); PostgreSQL backends %.2f cores\n",
+		cpu.Seconds()/secs, cpu.Seconds(), secs, peakRSS>>20, (end.pg-start.pg).Seconds()/secs)
+	return nil
+}
+
+// enqueue adds one task, noting its start time before the commit makes it
+// visible to a dispatcher, so no offer can be published before it is noted.
+func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
+	return pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		id, err := l.engine.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
+		if err == nil {
+			l.mu.Lock()
+			l.enqueuedAt[id] = t0
+			l.mu.Unlock()
+		}
+		return err
+	})
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[min(max(i-1, 0), len(sorted)-1)].Round(10 * time.Microsecond)
+}
+
+func (r routingRun) saturate(ctx context.Context, l *routingLoad) error {
+	fmt.Printf("saturate: %d tasks waiting, %d agents accepting and completing at once\n", r.preload, r.agents)
+	for done := 0; done < r.preload; done += 1000 {
+		err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+			for i := done; i < min(done+1000, r.preload); i++ {
+				if _, err := l.engine.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	start := readCPU()
+	if err := l.engine.Start(ctx); err != nil {
+		return err
+	}
+	for l.accepted.Load() < int64(r.preload) && ctx.Err() == nil && time.Since(start.wall) < 5*time.Minute {
+		time.Sleep(5 * time.Millisecond)
+	}
+	end := readCPU()
+	l.stopping.Store(true)
+	l.engine.Stop(context.WithoutCancel(ctx)) //nolint:errcheck
+	l.inflight.Wait()
+	wall := end.wall.Sub(start.wall).Seconds()
+	_, peak := procMemory()
+	fmt.Printf("saturate: %d assignments in %.2fs = %.0f durable assignments/s (%d offers = %.0f offers/s, %d completed), errors %d\n",
+		l.accepted.Load(), wall, float64(l.accepted.Load())/wall, l.offers.Load(), float64(l.offers.Load())/wall, l.completed.Load(), l.errs.Load())
+	fmt.Printf("saturate: CPU %.2f cores, peak RSS %d MiB; PostgreSQL backends %.2f cores\n", (end.cpu-start.cpu).Seconds()/wall, peak>>20, (end.pg-start.pg).Seconds()/wall)
+	return nil
+}
+
+// freshDatabase creates an empty database next to the one in u, migrates it
+// and returns its URL and a function that drops it.
+func freshDatabase(ctx context.Context, u string) (string, func(), error) {
+	var b [4]byte
+	rand.Read(b[:])
+	name := "loadgen_routing_" + hex.EncodeToString(b[:])
+	admin, err := pgx.Connect(ctx, u)
+	if err != nil {
+		return "", nil, err
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("create benchmark database: %w", err)
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return "", nil, err
+	}
+	p.Path = "/" + name
+	fresh := p.String()
+	db, err := postgres.Open(ctx, fresh, 2)
+	if err != nil {
+		return "", nil, err
+	}
+	_, err = postgres.Migrate(ctx, db)
+	db.Close()
+	if err != nil {
+		return "", nil, err
+	}
+	drop := func() {
+		c, err := pgx.Connect(context.Background(), u)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") //nolint:errcheck
+	}
+	return fresh, drop, nil
+}
+
+func redactURL(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return "?"
+	}
+	return p.Redacted()
+}
