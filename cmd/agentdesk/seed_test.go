@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nyaruka/phonenumbers"
 
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/agentdesk/postgres/pgtest"
@@ -179,5 +181,31 @@ func TestSeedDeterministic(t *testing.T) {
 	}
 	if sums[0] != sums[1] {
 		t.Errorf("two runs with the same seed differ: %s vs %s", sums[0], sums[1])
+	}
+}
+
+// TestSeedPhoneNumbersValid: generated numbers pass the validation the API
+// applies to phone numbers, and stay distinct.
+func TestSeedPhoneNumbersValid(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, idx := range []int{0, 1, 421, 9999, 10000, 123456, 999999, 2_799_999} {
+		for _, country := range []byte{'U', 'D', 'G'} {
+			p := phoneNumber(&genCustomer{idx: idx, country: country})
+			n, err := phonenumbers.Parse(p, "")
+			if err != nil || !phonenumbers.IsValidNumber(n) || phonenumbers.Format(n, phonenumbers.E164) != p {
+				t.Errorf("customer %d (%c): %s is not a valid E.164 number", idx, country, p)
+			}
+			if seen[p] {
+				t.Errorf("customer %d (%c): %s given twice", idx, country, p)
+			}
+			seen[p] = true
+		}
+	}
+	for i, code := range usAreaCodes {
+		n, _ := phonenumbers.Parse(fmt.Sprintf("+1%d5550100", code), "")
+		if !phonenumbers.IsValidNumber(n) {
+			t.Errorf("area code %d (index %d) is not valid", code, i)
+		}
 	}
 }
