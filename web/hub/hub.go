@@ -295,6 +295,21 @@ func (h *Hub) onEphemeral(payload string) {
 	}
 }
 
+// Wake tells this hub that streams of account probably moved (the caller
+// has just committed events to them), so they are read now instead of at
+// the next change-feed read. Only a hint: without it delivery is the same,
+// ~10 ms later.
+func (h *Hub) Wake(accountID int64, streams ...string) {
+	for _, name := range streams {
+		h.mu.Lock()
+		s := h.streams[streamKey{accountID, name}]
+		h.mu.Unlock()
+		if s != nil {
+			h.markDirty(s)
+		}
+	}
+}
+
 // PublishEphemeral sends an event that is not stored (a typing indicator) to
 // whoever is subscribed now, in every process. It has no sequence number and
 // is not resumed.

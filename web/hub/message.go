@@ -314,6 +314,11 @@ func (c *conn) do(ctx context.Context, req request) (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		// Committed: the agents and the visitor connected here get it now.
+		h.Wake(p.AccountID(), TicketStream(ticketID))
+		if p.IsCustomer() {
+			h.Wake(p.AccountID(), VisitorStream(p.Visitor.VisitorID))
+		}
 		return map[string]int64{"message_id": msgID, "ticket_id": ticketID}, nil
 	case *presenceData:
 		return nil, h.actions.SetPresence(ctx, p.Actor, d.State, d.Reason)

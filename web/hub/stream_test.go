@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -293,5 +294,36 @@ func TestResyncWhenTooFarBehindOrPruned(t *testing.T) {
 	c2.readUntil("subscribed", "")
 	if f := c2.readUntil("e", ""); f.Seq != 11 {
 		t.Errorf("seq %d", f.Seq)
+	}
+}
+
+// Streams are per account: the same name in another account is another
+// stream, never delivered here.
+func TestStreamsAreScopedByAccount(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	var other int64
+	if err := e.db.QueryRow(context.Background(), "INSERT INTO accounts (name) VALUES ('Other') RETURNING id").Scan(&other); err != nil {
+		t.Fatal(err)
+	}
+	srv := e.startHub(Config{})
+	c := srv.dialAgent(t, 10, "agent")
+	c.request("resume", resumeFrom("agent:10", 0))
+	c.readUntil("subscribed", "")
+	err := pgx.BeginFunc(context.Background(), e.db, func(tx pgx.Tx) error {
+		return Publish(context.Background(), tx, Event{AccountID: other, Stream: "agent:10", Type: "foreign", Data: "secret"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish("agent:10", "mine", nil)
+	f := c.readUntil("mine", "")
+	if f.Seq != 1 {
+		t.Errorf("seq %d, want 1 (the other account's stream numbers on its own)", f.Seq)
+	}
+	for _, seen := range c.seen {
+		if strings.HasPrefix(seen, "foreign") {
+			t.Errorf("received another account's event: %s", seen)
+		}
 	}
 }
