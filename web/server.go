@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"agentdesk/agentdesk/postgres"
+	"agentdesk/routing"
 )
 
 // Config is what the server needs to know about its deployment.
@@ -65,6 +66,8 @@ type Server struct {
 	handler http.Handler
 	srv     *http.Server
 	done    chan error
+
+	routing *routing.Engine // set by WithRouting (routing_api.go)
 }
 
 // Option adds an optional part (routing engine, websocket hub, email, UI) to
