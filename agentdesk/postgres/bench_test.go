@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"agentdesk/agentdesk"
@@ -178,4 +179,29 @@ func BenchmarkTicketListAgent(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkTicketCreateRawSQL is the floor under BenchmarkTicketCreate: the
+// same rows written by hand-written SQL in one transaction (insert ticket,
+// insert message, update ticket), without the store's rules.
+func BenchmarkTicketCreateRawSQL(b *testing.B) {
+	d := openBench(b)
+	ctx := context.Background()
+	r := rand.New(rand.NewPCG(1, 4))
+	measure(b, func(int) error {
+		cust := d.customers[r.IntN(len(d.customers))]
+		return postgres.InTx(ctx, d.db, func(tx pgx.Tx) error {
+			var id int64
+			if err := tx.QueryRow(ctx, `INSERT INTO tickets (account_id, subject, status, priority, channel, customer_id, tags)
+				VALUES ($1, 'Where is my order?', 'new', 'normal', 'email', $2, '{}') RETURNING id`, d.account, cust).Scan(&id); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO messages (account_id, ticket_id, customer_id, kind, direction, body)
+				VALUES ($1, $2, $3, 'email', 'in', 'Hello, my order has not arrived yet.')`, d.account, id, cust); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `UPDATE tickets SET updated_at = now() WHERE account_id = $1 AND id = $2`, d.account, id)
+			return err
+		})
+	})
 }
