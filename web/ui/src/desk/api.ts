@@ -234,8 +234,33 @@ export async function me(): Promise<Agent> {
 
 // --- presence and offers ----------------------------------------------
 
-// Presence changes and offer answers go over the websocket (CMD below).
-export const getPresence = () => call<Presence>("GET", "/me/presence");
+// --- routing: presence, offers, wrap-up ------------------------------------
+
+export const getPresence = () => call<Presence>("GET", "/presence");
+export const setPresence = (p: Presence) => call<Presence>("PUT", "/presence", { state: p.state, reason: p.reason ?? "" });
+/** An offer's id is its routing task's id. */
+export const acceptOffer = (taskId: number) => call<unknown>("POST", `/tasks/${taskId}/accept`);
+export const rejectOffer = (taskId: number, reason = "") => call<unknown>("POST", `/tasks/${taskId}/reject`, { reason });
+/** Ends the interaction; the agent is in wrap-up until the task completes. */
+export const startWrapUp = (taskId: number) => call<unknown>("POST", `/tasks/${taskId}/wrap-up`);
+export const queueStats = () => call<List<any>>("GET", "/queues/stats");
+export const agentPresence = () => call<List<any>>("GET", "/agents/presence");
+export const completeTask = (taskId: number, o: Outcome) => call<unknown>("POST", `/tasks/${taskId}/complete`, o);
+
+/** Which routing task brought each ticket to this agent (from accepted
+ * offers), so wrap-up can complete the task too. Kept per browser tab. */
+export const ticketTasks = {
+  get(ticketId: number): number | undefined {
+    const v = sessionStorage.getItem(`agentdesk.task.${ticketId}`);
+    return v ? Number(v) : undefined;
+  },
+  set(ticketId: number, taskId: number) {
+    sessionStorage.setItem(`agentdesk.task.${ticketId}`, String(taskId));
+  },
+  delete(ticketId: number) {
+    sessionStorage.removeItem(`agentdesk.task.${ticketId}`);
+  },
+};
 
 // --- tickets -----------------------------------------------------------
 
@@ -282,15 +307,28 @@ export interface WrapUp {
   cancellation_reason_id: number | null;
   note?: string;
 }
-export const wrapUp = (ticketId: number, w: WrapUp) =>
-  call<Ticket>("PATCH", `/tickets/${ticketId}`, {
-    status: w.status,
-    outcome: {
-      contact_reason_id: w.contact_reason_id,
-      resolution_code: w.resolution_code,
-      cancellation_reason_id: w.cancellation_reason_id,
-    },
-  });
+/** Wrap-up: the routing task (when the ticket came as an offer) records the
+ * outcome and frees the agent; the ticket gets its outcome and status. */
+export async function wrapUp(ticketId: number, w: WrapUp): Promise<Ticket> {
+  const outcome: Outcome = {
+    contact_reason_id: w.contact_reason_id,
+    resolution_code: w.resolution_code,
+    cancellation_reason_id: w.cancellation_reason_id,
+  };
+  const taskId = ticketTasks.get(ticketId);
+  if (taskId) {
+    try {
+      await completeTask(taskId, outcome);
+      ticketTasks.delete(ticketId);
+    } catch (e) {
+      // Completed before (another tab, a reload) or moved away: the ticket
+      // still needs its outcome. Anything else (a missing reason) is the user's.
+      if (!(e instanceof ApiError && (e.kind === "conflict" || e.kind === "not_found"))) throw e;
+      ticketTasks.delete(ticketId);
+    }
+  }
+  return call<Ticket>("PATCH", `/tickets/${ticketId}`, { status: w.status, outcome });
+}
 
 // --- customers ---------------------------------------------------------
 

@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import {
-  AGENT_SOCKET, AWAY_REASONS, CMD, EV, customer, normalizeOffer, queues, ticket, ticketStream, agents as listAgents, getPresence, logout, me as whoami,
+  AGENT_SOCKET, AWAY_REASONS, EV, acceptOffer, customer, rejectOffer, setPresence, ticketTasks, normalizeOffer, queues, ticket, ticketStream, agents as listAgents, getPresence, logout, me as whoami,
   setUnauthenticatedHandler, type Agent, type Customer, type Message, type Offer, type Presence, type Ticket,
 } from "./api";
 import { CustomerPanel } from "./customer";
@@ -163,8 +163,8 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       Notification.requestPermission().catch(() => {});
     }
     try {
-      await socket.request(CMD.presence, { state: p.state, reason: p.reason ?? "" });
-      setPres(p);
+      const r = await setPresence(p);
+      setPres(r?.state ? r : p);
     } catch (e) {
       setPresErr((e as Error).message);
     }
@@ -176,7 +176,12 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     setOfferBusy(true);
     setOfferErr("");
     try {
-      await socket.request(accept ? CMD.accept : CMD.reject, { offer_id: offer.offer.offer_id });
+      if (accept) {
+        await acceptOffer(offer.offer.offer_id);
+        if (offer.offer.ticket_id) ticketTasks.set(offer.offer.ticket_id, offer.offer.offer_id);
+      } else {
+        await rejectOffer(offer.offer.offer_id);
+      }
       setOffers((old) => old.filter((x) => x.offer.offer_id !== offer.offer.offer_id));
       if (accept) {
         setRefresh((x) => x + 1);
@@ -185,7 +190,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     } catch (e) {
       setOfferErr((e as Error).message);
       // An offer that timed out or went to someone else cannot be answered any more.
-      const code = (e as any).code;
+      const code = (e as any).kind ?? (e as any).code;
       if (code === "not_found" || code === "conflict") {
         setTimeout(() => setOffers((old) => old.filter((x) => x.offer.offer_id !== offer.offer.offer_id)), 1500);
       }

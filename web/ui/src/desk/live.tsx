@@ -1,5 +1,5 @@
 import { useEffect, useState } from "preact/hooks";
-import type { Agent } from "./api";
+import { agentPresence, queueStats, type Agent } from "./api";
 import { duration, label } from "./format";
 import type { Socket } from "./socket";
 
@@ -32,6 +32,15 @@ export function LiveQueues({ socket, agents }: { socket: Socket; agents: Map<num
   const [states, setStates] = useState<Map<number, AgentState>>(new Map());
   const [at, setAt] = useState<Date | null>(null);
   useEffect(() => {
+    queueStats().then((l) => {
+      setStats((cur) => cur ?? l.items);
+      setAt((cur) => cur ?? new Date());
+    }, () => {});
+    agentPresence().then((l) => setStates((m) => {
+      const next = new Map(m);
+      for (const p of l.items as AgentState[]) if (!next.has(p.agent_id)) next.set(p.agent_id, p);
+      return next;
+    }), () => {});
     const offs = [
       socket.on("queue_stats", (d) => {
         setStats(Array.isArray(d) ? d : d.queues ?? d.items ?? []);

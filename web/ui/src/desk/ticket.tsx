@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
-  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messages, ticketStream, sendMessage, ticket, updateTicket, uploadAttachment,
+  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messages, startWrapUp, ticketStream, ticketTasks, sendMessage, ticket, updateTicket, uploadAttachment,
   type Agent, type Attachment, type Canned, type Message, type Ticket,
 } from "./api";
 import { CHANNEL_ICON, bytes, label, when } from "./format";
@@ -280,7 +280,12 @@ export function TicketView(props: {
           <span aria-hidden="true">{CHANNEL_ICON[t.channel]} </span>
           {t.subject} <span class="muted">#{t.id}</span>
         </h2>
-        <button class={done ? "" : "primary"} onClick={() => setWrapping(true)} data-testid="wrapup" disabled={done}>
+        <button class={done ? "" : "primary"} data-testid="wrapup" disabled={done} onClick={() => {
+          // After-contact work starts now: routing holds new offers until it ends.
+          const task = ticketTasks.get(t.id);
+          if (task) startWrapUp(task).catch(() => {});
+          setWrapping(true);
+        }}>
           {done ? `${label(t.status)}` : "Wrap up"}
         </button>
       </header>
