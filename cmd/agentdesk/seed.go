@@ -34,7 +34,7 @@ func runSeed(ctx context.Context, args []string) error {
 	fs := newFlagSet("seed")
 	var c seedConfig
 	dbURL := databaseURLFlag(fs)
-	fs.BoolVar(&c.demo, "demo", false, "create the demo operation: account, users, teams, queues, reasons and 6 months of history")
+	fs.BoolVar(&c.demo, "demo", false, "create the demo operation: account, users, teams, queues, reasons and 6 months of history (once: nothing is added when the demo account exists)")
 	fs.BoolVar(&c.ifEmpty, "if-empty", false, "do nothing when the database already has an account (make run uses this)")
 	fs.BoolVar(&c.printLogins, "print-logins", false, "print the demo logins and exit")
 	fs.IntVar(&c.customers, "customers", 0, "add a data set of this many customers (benchmarks); needs --messages")
@@ -103,7 +103,8 @@ func seed(ctx context.Context, db *pgxpool.Pool, c seedConfig) error {
 			acct = 0
 		}
 	}
-	if acct == 0 {
+	created := acct == 0
+	if created {
 		var err error
 		if acct, err = createDemoOrg(ctx, store); err != nil {
 			return fmt.Errorf("seed: demo organisation: %w", err)
@@ -115,7 +116,10 @@ func seed(ctx context.Context, db *pgxpool.Pool, c seedConfig) error {
 		return fmt.Errorf("seed: %w", err)
 	}
 	now := time.Now().UTC()
-	if c.demo {
+	if c.demo && !created && c.account == 0 {
+		// Seeding the demo twice would double its customers and history.
+		fmt.Fprintf(os.Stderr, "seed: the demo account exists already (id %d); its history is not added again\n", acct)
+	} else if c.demo {
 		g := genConfig{customers: demoCustomers, companies: demoCompanies, messages: demoMessages, months: c.months, seed: c.seed, now: now}
 		st, err := generate(ctx, db, org, g, nil)
 		if err != nil {

@@ -43,11 +43,15 @@ func TestSeedDemoIfEmpty(t *testing.T) {
 	if err := runSeed(ctx, args); err != nil {
 		t.Fatal(err)
 	}
+	// Without --if-empty, --demo still does not add the demo twice.
+	if err := runSeed(ctx, []string{"--database-url", url, "--demo", "--progress=false"}); err != nil {
+		t.Fatal(err)
+	}
 	if n := count(t, db, `SELECT count(*) FROM accounts`); n != 1 {
 		t.Errorf("accounts = %d after a second --if-empty run, want 1", n)
 	}
 	if n := count(t, db, `SELECT count(*) FROM tickets`); n != tickets {
-		t.Errorf("tickets = %d after a second --if-empty run, want %d", n, tickets)
+		t.Errorf("tickets = %d after seeding the demo again, want %d", n, tickets)
 	}
 
 	checks := []struct {
