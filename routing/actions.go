@@ -324,10 +324,10 @@ func lockAgentWithRoom(ctx context.Context, tx pgx.Tx, accountID, agentID int64,
 	var room bool
 	var state PresenceState
 	err := tx.QueryRow(ctx, `
-SELECT p.state, p.`+loadColumn(capChannel)+` < coalesce((a.capacity->>$3)::int, 0)
-FROM agent_presence p JOIN agents a ON a.id = p.agent_id
+SELECT p.state, p.`+loadColumn(capChannel)+` < p.cap_`+capChannel+`
+FROM agent_presence p
 WHERE p.account_id = $1 AND p.agent_id = $2
-FOR UPDATE OF p`, accountID, agentID, capChannel).Scan(&state, &room)
+FOR UPDATE OF p`, accountID, agentID).Scan(&state, &room)
 	if err == pgx.ErrNoRows {
 		return agentdesk.Errorf(agentdesk.Conflict, "agent %d is offline", agentID)
 	}

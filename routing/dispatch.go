@@ -93,9 +93,9 @@ p.account_id = $1 AND p.state = 'available' AND a.active
 // each statement walks the fairness index instead of sorting every agent.
 // $3 is Config.VoiceAlongside; $2 is unused and kept for a stable signature.
 var roomFor = map[string]string{
-	"voice": `$2::text IS NOT NULL AND p.load_voice < coalesce((a.capacity->>'voice')::int, 1) AND ($3 OR (p.load_chat = 0 AND p.load_email = 0))`,
-	"chat":  `$2::text IS NOT NULL AND p.load_chat < coalesce((a.capacity->>'chat')::int, 3) AND ($3 OR p.load_voice = 0)`,
-	"email": `$2::text IS NOT NULL AND p.load_email < coalesce((a.capacity->>'email')::int, 5) AND ($3 OR p.load_voice = 0)`,
+	"voice": `$2::text IS NOT NULL AND p.load_voice < p.cap_voice AND ($3 OR (p.load_chat = 0 AND p.load_email = 0))`,
+	"chat":  `$2::text IS NOT NULL AND p.load_chat < p.cap_chat AND ($3 OR p.load_voice = 0)`,
+	"email": `$2::text IS NOT NULL AND p.load_email < p.cap_email AND ($3 OR p.load_voice = 0)`,
 }
 
 // offerSQL matches and offers one task in a single statement, so a batch of
@@ -144,12 +144,11 @@ func init() {
 // batch does not search for agents for more tasks than could possibly get one.
 const spareSQL = `
 SELECT
-	coalesce(sum(greatest(coalesce((a.capacity->>'voice')::int, 1) - p.load_voice, 0))
-		FILTER (WHERE $2 OR (p.load_chat = 0 AND p.load_email = 0)), 0),
-	coalesce(sum(greatest(coalesce((a.capacity->>'chat')::int, 3) - p.load_chat, 0)) FILTER (WHERE $2 OR p.load_voice = 0), 0),
-	coalesce(sum(greatest(coalesce((a.capacity->>'email')::int, 5) - p.load_email, 0)) FILTER (WHERE $2 OR p.load_voice = 0), 0)
-FROM agent_presence p JOIN agents a ON a.id = p.agent_id
-WHERE p.account_id = $1 AND p.state = 'available' AND a.active`
+	coalesce(sum(greatest(p.cap_voice - p.load_voice, 0)) FILTER (WHERE $2 OR (p.load_chat = 0 AND p.load_email = 0)), 0),
+	coalesce(sum(greatest(p.cap_chat - p.load_chat, 0)) FILTER (WHERE $2 OR p.load_voice = 0), 0),
+	coalesce(sum(greatest(p.cap_email - p.load_email, 0)) FILTER (WHERE $2 OR p.load_voice = 0), 0)
+FROM agent_presence p
+WHERE p.account_id = $1 AND p.state = 'available'`
 
 // dispatchBatch claims up to BatchSize waiting tasks, best first, and offers
 // each to an agent in one transaction. full reports that the batch was full,

@@ -122,13 +122,20 @@ func (e *Engine) setPresence(ctx context.Context, accountID, agentID int64, stat
 	err := e.inTx(ctx, func(tx pgx.Tx) error {
 		now := e.now()
 		if _, err := tx.Exec(ctx, `
-INSERT INTO agent_presence (account_id, agent_id, since) VALUES ($1, $2, $3)
+INSERT INTO agent_presence (account_id, agent_id, since, cap_voice, cap_chat, cap_email)
+SELECT account_id, id, $3, coalesce((capacity->>'voice')::int, 1), coalesce((capacity->>'chat')::int, 3),
+	coalesce((capacity->>'email')::int, 5)
+FROM agents WHERE account_id = $1 AND id = $2
 ON CONFLICT (agent_id) DO NOTHING`, accountID, agentID, now); err != nil {
 			return translate(err, "agent")
 		}
 		var from PresenceState
 		var owner int64
-		if err := tx.QueryRow(ctx, `SELECT state, account_id FROM agent_presence WHERE agent_id = $1 FOR UPDATE`, agentID).Scan(&from, &owner); err != nil {
+		err := tx.QueryRow(ctx, `SELECT state, account_id FROM agent_presence WHERE agent_id = $1 FOR UPDATE`, agentID).Scan(&from, &owner)
+		if err == pgx.ErrNoRows {
+			return agentdesk.Errorf(agentdesk.NotFound, "agent not found")
+		}
+		if err != nil {
 			return err
 		}
 		if owner != accountID {

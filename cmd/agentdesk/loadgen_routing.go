@@ -224,8 +224,8 @@ FROM generate_series(1, $2) g`, l.account, agents); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `
-INSERT INTO agent_presence (account_id, agent_id, state, since)
-SELECT account_id, id, 'available', now() FROM agents WHERE account_id = $1`, l.account)
+INSERT INTO agent_presence (account_id, agent_id, state, since, cap_voice, cap_chat, cap_email)
+SELECT account_id, id, 'available', now(), 1, 3, 5 FROM agents WHERE account_id = $1`, l.account)
 		return err
 	})
 }

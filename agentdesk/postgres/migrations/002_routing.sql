@@ -64,8 +64,25 @@ CREATE TABLE agent_presence (
     load_voice     int NOT NULL DEFAULT 0 CHECK (load_voice >= 0),
     load_chat      int NOT NULL DEFAULT 0 CHECK (load_chat >= 0),
     load_email     int NOT NULL DEFAULT 0 CHECK (load_email >= 0),
+    -- copies of agents.capacity kept by the trigger below, so matching
+    -- compares integers instead of parsing JSON for every candidate
+    cap_voice      int NOT NULL DEFAULT 1,
+    cap_chat       int NOT NULL DEFAULT 3,
+    cap_email      int NOT NULL DEFAULT 5,
     FOREIGN KEY (account_id, agent_id) REFERENCES agents(account_id, id) ON DELETE CASCADE
 );
+
+CREATE FUNCTION routing_sync_capacity() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE agent_presence
+    SET cap_voice = coalesce((NEW.capacity->>'voice')::int, 1),
+        cap_chat  = coalesce((NEW.capacity->>'chat')::int, 3),
+        cap_email = coalesce((NEW.capacity->>'email')::int, 5)
+    WHERE agent_id = NEW.id;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER agents_routing_capacity AFTER UPDATE OF capacity ON agents
+    FOR EACH ROW WHEN (OLD.capacity IS DISTINCT FROM NEW.capacity) EXECUTE FUNCTION routing_sync_capacity();
 CREATE INDEX agent_presence_match ON agent_presence (account_id, last_offer_at NULLS FIRST, agent_id)
     WHERE state = 'available';
 CREATE INDEX agent_presence_wrap ON agent_presence (wrap_up_until) WHERE state = 'wrap_up';
