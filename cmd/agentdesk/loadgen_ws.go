@@ -61,6 +61,7 @@ type wsLoadConfig struct {
 	account     int64
 	readBuf     int
 	writers     int
+	godebug     string
 }
 
 func init() {
@@ -77,6 +78,7 @@ func loadgenWS(ctx context.Context, args []string) error {
 	fs.IntVar(&c.chats, "chats", 500, "concurrent active chats")
 	fs.DurationVar(&c.chatFor, "chat-duration", 15*time.Second, "length of each chat phase")
 	fs.IntVar(&c.writers, "writers", 16, "concurrent publishing transactions in the contention phase (0 skips it)")
+	fs.StringVar(&c.godebug, "server-godebug", "", "GODEBUG for the server process, e.g. adaptivestackstart=0")
 	fs.IntVar(&c.readBuf, "read-buffer", 0, "server read buffer per connection (0 = the hub's default)")
 	fs.BoolVar(&c.serve, "serve", false, "internal: run the measured server process")
 	fs.StringVar(&c.addr, "addr", "", "internal: server address")
@@ -149,6 +151,9 @@ type wsServerStats struct {
 }
 
 func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
+	if os.Getenv("LOADGEN_WS_PROFILE") != "" {
+		runtime.MemProfileRate = 1 // exact heap profile, for finding per-connection bytes
+	}
 	db, err := postgres.Open(ctx, c.databaseURL, 16)
 	if err != nil {
 		return err
@@ -172,7 +177,9 @@ func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
 		}
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
-		runtime.GC()
+		for range 3 { // each GC halves idle goroutine stacks that allow it
+			runtime.GC()
+		}
 		debug.FreeOSMemory()
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
@@ -227,6 +234,9 @@ func startWSChild(ctx context.Context, c wsLoadConfig, addr string) (*wsChild, e
 	cmd := exec.CommandContext(ctx, exe, "loadgen", "ws", "--serve", "--addr", addr, "--database-url", c.databaseURL,
 		"--account", strconv.FormatInt(c.account, 10), "--read-buffer", strconv.Itoa(c.readBuf))
 	cmd.Stderr = os.Stderr
+	if c.godebug != "" {
+		cmd.Env = append(os.Environ(), "GODEBUG="+c.godebug)
+	}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -254,65 +254,99 @@ func (c *conn) fail() {
 	c.ws.Close()
 }
 
+// readLoop is kept tiny on purpose: an idle connection's goroutine sits
+// in NextReader, and the less stack the frames down to the blocked read
+// need, the smaller the runtime can shrink that goroutine's stack. The work
+// is in helpers that are not inlined into it.
 func (c *conn) readLoop() {
-	h := c.h
-	defer func() {
-		c.mu.Lock()
-		c.closed = true
-		c.queue = nil
-		c.mu.Unlock()
-		for _, s := range c.subs {
-			h.unsubscribe(c, s)
-		}
-		h.mu.Lock()
-		delete(h.conns, c)
-		h.mu.Unlock()
-		h.stats.Connections.Add(-1)
-		c.ws.Close()
-		h.connWG.Done()
-	}()
-	c.ws.SetReadLimit(int64(h.cfg.MaxMessageBytes * hardLimitFactor))
-	c.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait)) //nolint:errcheck
-	c.ws.SetPongHandler(func(string) error {
-		return c.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait))
-	})
-	ctx := context.Background()
+	defer c.readEnded()
+	c.readStart()
 	for {
 		mt, r, err := c.ws.NextReader()
-		if err != nil {
-			if !errors.Is(err, websocket.ErrReadLimit) && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
-				h.log.Debug("hub: connection ended", "err", err)
-			}
+		if err != nil || !c.onFrame(mt, r) {
+			c.logEnd(err)
 			return
 		}
-		c.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait)) //nolint:errcheck
-		if mt != websocket.TextMessage {
-			io.Copy(io.Discard, r) //nolint:errcheck
-			c.sendError("", errorBody{Code: "invalid", Message: "only text frames with JSON messages are accepted"})
-			continue
-		}
-		data, err := io.ReadAll(io.LimitReader(r, int64(h.cfg.MaxMessageBytes)+1))
-		if err != nil {
-			return
-		}
-		if len(data) > h.cfg.MaxMessageBytes {
-			if _, err := io.Copy(io.Discard, r); err != nil {
-				return
-			}
-			c.sendError("", errorBody{Code: "too_large", Message: tooLargeMessage(h.cfg.MaxMessageBytes)})
-			continue
-		}
-		if c.p.Visitor != nil && c.p.Visitor.Expired(time.Now()) {
-			c.closeWith(CloseUnauthorized, "widget token expired")
-			continue // the writer hangs up; the next read fails
-		}
-		// In a goroutine of its own, so that the reader's stack stays as
-		// shallow as a blocked read needs while the connection idles; the
-		// reader waits, so messages are still handled one at a time.
-		done := make(chan struct{})
-		go func() { defer close(done); c.handle(ctx, data) }()
-		<-done
 	}
+}
+
+//go:noinline
+func (c *conn) readStart() {
+	h := c.h
+	c.ws.SetReadLimit(int64(h.cfg.MaxMessageBytes * hardLimitFactor))
+	c.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait)) //nolint:errcheck
+	c.ws.SetPongHandler(c.onPong)
+}
+
+func (c *conn) onPong(string) error {
+	return c.ws.SetReadDeadline(time.Now().Add(c.h.cfg.PongWait))
+}
+
+//go:noinline
+func (c *conn) logEnd(err error) {
+	if err != nil && !errors.Is(err, websocket.ErrReadLimit) && !websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+		c.h.log.Debug("hub: connection ended", "err", err)
+	}
+}
+
+// readEnded cleans up after the reader: no more frames, no subscriptions.
+//
+//go:noinline
+func (c *conn) readEnded() {
+	h := c.h
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	c.mu.Unlock()
+	for _, s := range c.subs {
+		h.unsubscribe(c, s)
+	}
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+	h.stats.Connections.Add(-1)
+	c.ws.Close()
+	h.connWG.Done()
+}
+
+// onFrame reads one client message and handles it, in a goroutine of its
+// own that the reader waits for: messages are still handled one at a time,
+// and the reader's stack never grows past what a blocked read needs, so
+// the runtime keeps idle readers at its smallest stack. It returns false
+// when the connection is done.
+func (c *conn) onFrame(mt int, r io.Reader) bool {
+	done := make(chan bool, 1)
+	go func() { done <- c.readMessage(mt, r) }()
+	return <-done
+}
+
+func (c *conn) readMessage(mt int, r io.Reader) bool {
+	h := c.h
+	c.ws.SetReadDeadline(time.Now().Add(h.cfg.PongWait)) //nolint:errcheck
+	if mt != websocket.TextMessage {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return false
+		}
+		c.sendError("", errorBody{Code: "invalid", Message: "only text frames with JSON messages are accepted"})
+		return true
+	}
+	data, err := io.ReadAll(io.LimitReader(r, int64(h.cfg.MaxMessageBytes)+1))
+	if err != nil {
+		return false
+	}
+	if len(data) > h.cfg.MaxMessageBytes {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return false
+		}
+		c.sendError("", errorBody{Code: "too_large", Message: tooLargeMessage(h.cfg.MaxMessageBytes)})
+		return true
+	}
+	if c.p.Visitor != nil && c.p.Visitor.Expired(time.Now()) {
+		c.closeWith(CloseUnauthorized, "widget token expired")
+		return true // the writer hangs up; the next read fails
+	}
+	c.handle(context.Background(), data)
+	return true
 }
 
 // upgrader is shared: buffers are small and the write buffer is pooled, so
