@@ -156,17 +156,23 @@ WHERE p.account_id = $1 AND p.state = 'available'`
 func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int, full bool, err error) {
 	err = e.inTx(ctx, func(tx pgx.Tx) error {
 		offers, full = 0, false
+		// The free slots, the head of the line and the queues' rules come
+		// back in one round trip.
+		reads := &pgx.Batch{}
+		reads.Queue(spareSQL, accountID, e.cfg.VoiceAlongside)
+		reads.Queue(selectWaiting, accountID, e.cfg.BatchSize)
+		reads.Queue(selectQueueRules, accountID)
+		br := tx.SendBatch(ctx, reads)
 		spare := map[string]int{}
 		var v, c, m int
-		if err := tx.QueryRow(ctx, spareSQL, accountID, e.cfg.VoiceAlongside).Scan(&v, &c, &m); err != nil {
+		if err := br.QueryRow().Scan(&v, &c, &m); err != nil {
+			br.Close()
 			return err
 		}
 		spare["voice"], spare["chat"], spare["email"] = v, c, m
-		if v+c+m == 0 {
-			return nil
-		}
-		rows, err := tx.Query(ctx, selectWaiting, accountID, e.cfg.BatchSize)
+		rows, err := br.Query()
 		if err != nil {
+			br.Close()
 			return err
 		}
 		var tasks []waitingTask
@@ -176,20 +182,31 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 				&t.customerID, &t.skills, &t.attributes, &t.enqueuedAt, &t.relaxStep, &t.stickyAgent, &t.excluded,
 				&t.callback); err != nil {
 				rows.Close()
+				br.Close()
 				return err
 			}
 			tasks = append(tasks, t)
 		}
 		if err := rows.Err(); err != nil {
+			br.Close()
+			return err
+		}
+		rows, err = br.Query()
+		if err != nil {
+			br.Close()
+			return err
+		}
+		queues, err := scanQueueRules(rows)
+		if err != nil {
+			br.Close()
+			return err
+		}
+		if err := br.Close(); err != nil {
 			return err
 		}
 		full = len(tasks) == e.cfg.BatchSize
-		if len(tasks) == 0 {
+		if len(tasks) == 0 || v+c+m == 0 {
 			return nil
-		}
-		queues, err := loadQueueRules(ctx, tx, accountID)
-		if err != nil {
-			return err
 		}
 		now := e.now()
 		batch := &pgx.Batch{}
@@ -214,7 +231,7 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 			return nil
 		}
 		agents := make([]int64, len(sent))
-		br := tx.SendBatch(ctx, batch)
+		br = tx.SendBatch(ctx, batch)
 		for i := range sent {
 			if err := br.QueryRow().Scan(&agents[i]); err != nil {
 				br.Close()
@@ -251,11 +268,17 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 	return offers, full, err
 }
 
+const selectQueueRules = `SELECT id, team_id, relaxation, offer_timeout_seconds FROM queues WHERE account_id = $1`
+
 func loadQueueRules(ctx context.Context, tx pgx.Tx, accountID int64) (map[int64]queueRules, error) {
-	rows, err := tx.Query(ctx, `SELECT id, team_id, relaxation, offer_timeout_seconds FROM queues WHERE account_id = $1`, accountID)
+	rows, err := tx.Query(ctx, selectQueueRules, accountID)
 	if err != nil {
 		return nil, err
 	}
+	return scanQueueRules(rows)
+}
+
+func scanQueueRules(rows pgx.Rows) (map[int64]queueRules, error) {
 	defer rows.Close()
 	out := map[int64]queueRules{}
 	for rows.Next() {

@@ -16,6 +16,9 @@ import (
 // stops h (before and after the server).
 func WithHub(h *hub.Hub, widgetSecret []byte) Option {
 	return func(s *Server) {
+		if err := s.Registry().Register(h.Collector()); err != nil {
+			s.log.Warn("websocket metrics not registered", "err", err)
+		}
 		s.mounts = append(s.mounts, func(r chi.Router) {
 			r.Get("/ws/agent", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 				actor, ok := actorOf(r.Context())

@@ -47,8 +47,11 @@ func init() {
 }
 
 type routingLoad struct {
-	db      *pgxpool.Pool
-	engine  *routing.Engine
+	db     *pgxpool.Pool
+	engine *routing.Engine // dispatches: started, on its own pool
+	// api serves the simulated agents' accepts and completions on another
+	// pool, as the API handlers of a server would: it is not started.
+	api     *routing.Engine
 	account int64
 	reason  int64
 
@@ -90,7 +93,7 @@ func (l *routingLoad) Publish(_ context.Context, _ pgx.Tx, e routing.Event) erro
 
 func (l *routingLoad) work(agent, task int64) {
 	ctx := context.Background()
-	if err := l.engine.Accept(ctx, l.account, agent, task); err != nil {
+	if err := l.api.Accept(ctx, l.account, agent, task); err != nil {
 		// An offer published in a transaction that was retried is stale.
 		if !agentdesk.IsKind(err, agentdesk.Conflict) {
 			l.errs.Add(1)
@@ -101,7 +104,7 @@ func (l *routingLoad) work(agent, task int64) {
 	l.accepted.Add(1)
 	time.AfterFunc(randBetween(l.handleMin, l.handleMax), func() {
 		defer l.inflight.Done()
-		if err := l.engine.Complete(ctx, l.account, agent, task, agentdesk.Outcome{ContactReasonID: &l.reason}); err != nil {
+		if err := l.api.Complete(ctx, l.account, agent, task, agentdesk.Outcome{ContactReasonID: &l.reason}); err != nil {
 			l.errs.Add(1)
 			return
 		}
@@ -127,7 +130,8 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	handleMin := fs.Duration("handle-min", 2*time.Second, "shortest handle time")
 	handleMax := fs.Duration("handle-max", 20*time.Second, "longest handle time")
 	satTasks := fs.Int("saturate-tasks", 20000, "waiting tasks for the saturating run (0 skips it)")
-	conns := fs.Int("db-max-conns", 16, "PostgreSQL connections")
+	conns := fs.Int("db-max-conns", 8, "PostgreSQL connections of the dispatching engine")
+	apiConns := fs.Int("api-max-conns", 16, "PostgreSQL connections serving the simulated agents' actions and the enqueues")
 	keep := fs.Bool("keep", false, "keep the benchmark database afterwards")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	debug := fs.Bool("debug", false, "log the engine's debug messages to stderr")
@@ -163,7 +167,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	if *debug {
 		routingLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	steady := routingRun{agents: *agents, rate: *rate, duration: *duration, conns: *conns,
+	steady := routingRun{agents: *agents, rate: *rate, duration: *duration, conns: *conns, apiConns: *apiConns,
 		acceptMin: *acceptMin, acceptMax: *acceptMax, handleMin: *handleMin, handleMax: *handleMax}
 	if *rate > 0 && *duration > 0 {
 		if err := steady.run(ctx, benchURL); err != nil {
@@ -171,7 +175,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 		}
 	}
 	if *satTasks > 0 {
-		sat := routingRun{agents: *agents, conns: *conns, preload: *satTasks}
+		sat := routingRun{agents: *agents, conns: *conns, apiConns: *apiConns, preload: *satTasks}
 		if err := sat.run(ctx, benchURL); err != nil {
 			return err
 		}
@@ -182,10 +186,10 @@ func loadgenRouting(ctx context.Context, args []string) error {
 var routingLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type routingRun struct {
-	agents, rate, conns, preload int
-	duration                     time.Duration
-	acceptMin, acceptMax         time.Duration
-	handleMin, handleMax         time.Duration
+	agents, rate, conns, apiConns, preload int
+	duration                               time.Duration
+	acceptMin, acceptMax                   time.Duration
+	handleMin, handleMax                   time.Duration
 }
 
 func (r routingRun) run(ctx context.Context, benchURL string) error {
@@ -194,9 +198,15 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 		return err
 	}
 	defer db.Close()
-	l := &routingLoad{db: db, enqueuedAt: map[int64]time.Time{},
+	apiDB, err := postgres.Open(ctx, benchURL, int32(r.apiConns))
+	if err != nil {
+		return err
+	}
+	defer apiDB.Close()
+	l := &routingLoad{db: apiDB, enqueuedAt: map[int64]time.Time{},
 		acceptMin: r.acceptMin, acceptMax: r.acceptMax, handleMin: r.handleMin, handleMax: r.handleMax}
 	l.engine = routing.New(db, nil, routingLog, l, routing.Config{WrapUp: -1, StatsInterval: time.Second})
+	l.api = routing.New(apiDB, nil, routingLog, l, routing.Config{WrapUp: -1})
 	if err := l.setup(ctx, r.agents); err != nil {
 		return err
 	}

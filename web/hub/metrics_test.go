@@ -1,0 +1,65 @@
+package hub
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func TestCollectorExportsCounters(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.startHub(Config{})
+	c := srv.dialAgent(t, 10, "agent")
+	c.request("resume", nil)
+	c.readUntil("subscribed", "")
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(srv.hub.Collector()); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		m := mf.GetMetric()[0]
+		if m.Gauge != nil {
+			got[mf.GetName()] = m.GetGauge().GetValue()
+		} else {
+			got[mf.GetName()] = m.GetCounter().GetValue()
+		}
+	}
+	if got["agentdesk_ws_connections"] != 1 {
+		t.Errorf("connections = %v, want 1 (%v)", got["agentdesk_ws_connections"], got)
+	}
+	if _, ok := got["agentdesk_ws_slow_closed_total"]; !ok || len(got) != 8 {
+		t.Errorf("metrics %v", got)
+	}
+}
+
+// A visitor whose widget token expires while connected is closed with 4001
+// at its next message.
+func TestExpiredWidgetTokenClosesWith4001(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.startHub(Config{})
+	exp := time.Now().Add(1100 * time.Millisecond).Truncate(time.Second).Add(time.Second)
+	tok := SignWidgetToken(testSecret, WidgetToken{AccountID: e.account, WidgetID: "w1", VisitorID: "v1", Expires: exp})
+	c := srv.dial(t, "/ws/customer?token="+tok, http.Header{"Origin": {"https://shop.example"}})
+	if f := c.request("ping", nil); f.Type != "ack" {
+		t.Fatalf("ping: %+v", f)
+	}
+	time.Sleep(time.Until(exp) + 50*time.Millisecond) // waits for the expiry; asserts no duration
+	c.send(map[string]any{"type": "ping"})
+	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var err error
+	for err == nil {
+		_, _, err = c.ws.ReadMessage()
+	}
+	if code, _ := isClose(err); code != CloseUnauthorized {
+		t.Errorf("close: %v, want %d", err, CloseUnauthorized)
+	}
+}
