@@ -117,6 +117,10 @@ func (a wsLoadActions) Ticket(ctx context.Context, accountID, id int64) (hub.Tic
 	return hub.TicketInfo{ID: id, AssigneeID: id, VisitorID: "v" + strconv.FormatInt(id, 10)}, nil
 }
 
+func (a wsLoadActions) Task(ctx context.Context, accountID, id int64) (hub.TicketInfo, error) {
+	return a.Ticket(ctx, accountID, id)
+}
+
 func (a wsLoadActions) SendChat(ctx context.Context, p hub.Principal, ticketID int64, m hub.ChatMessage) (int64, int64, error) {
 	if p.IsCustomer() && ticketID == 0 {
 		ticketID, _ = strconv.ParseInt(strings.TrimPrefix(p.Visitor.VisitorID, "v"), 10, 64)

@@ -14,6 +14,10 @@ type Actions interface {
 	// Ticket describes a ticket for authorisation; NotFound if it does not
 	// exist in the account.
 	Ticket(ctx context.Context, accountID, ticketID int64) (TicketInfo, error)
+	// Task describes the ticket of a routing task (its queue position and
+	// wait go to "task:<id>"), so its visitor may follow that stream;
+	// NotFound if there is no such task.
+	Task(ctx context.Context, accountID, taskID int64) (TicketInfo, error)
 	// SendChat stores a chat message on a ticket and publishes it to the
 	// ticket's and the visitor's streams. For a customer ticketID may be 0:
 	// the visitor's open chat. It returns the message and ticket ids.

@@ -60,6 +60,13 @@ func (a *testActions) Ticket(ctx context.Context, accountID, ticketID int64) (Ti
 	return t, nil
 }
 
+func (a *testActions) Task(ctx context.Context, accountID, taskID int64) (TicketInfo, error) {
+	if taskID == 7 { // visitor v1's wait for ticket 1
+		return a.Ticket(ctx, accountID, 1)
+	}
+	return TicketInfo{}, agentdesk.Errorf(agentdesk.NotFound, "task not found")
+}
+
 func (a *testActions) SendChat(ctx context.Context, p Principal, ticketID int64, m ChatMessage) (int64, int64, error) {
 	if ticketID == 0 {
 		ticketID = 1 // the visitor's open chat

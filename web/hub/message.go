@@ -195,9 +195,10 @@ func withField(err error, field string) error {
 	return err
 }
 
-// canSubscribe: visitors follow their own visitor stream only (ticket
-// streams carry internal notes); agents their own stream and tickets they
-// can see; supervisors anything in their account.
+// canSubscribe: visitors follow their own visitor stream and the task
+// streams of their own waits only (ticket streams carry internal notes);
+// agents their own stream and tickets they can see; supervisors anything in
+// their account.
 func (h *Hub) canSubscribe(ctx context.Context, p Principal, name string) error {
 	if !ValidStream(name) {
 		return agentdesk.FieldError("stream", "%q is not a stream name", name)
@@ -207,6 +208,17 @@ func (h *Hub) canSubscribe(ctx context.Context, p Principal, name string) error 
 	if p.IsCustomer() {
 		if name == VisitorStream(p.Visitor.VisitorID) {
 			return nil
+		}
+		if kind == "task" && h.actions != nil {
+			// the visitor's own wait in the queue (position, estimated wait)
+			tid, err := strconv.ParseInt(id, 10, 64)
+			if err != nil {
+				return forbidden
+			}
+			t, err := h.actions.Task(ctx, p.AccountID(), tid)
+			if err == nil && t.VisitorID != "" && t.VisitorID == p.Visitor.VisitorID {
+				return nil
+			}
 		}
 		return forbidden
 	}
