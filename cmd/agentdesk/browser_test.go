@@ -530,3 +530,73 @@ func deref(p *int64) any {
 	}
 	return *p
 }
+
+// TestBrowserOffer: a contact form is routed to the available agent, whose
+// desk shows the offer card; the agent accepts with the keyboard, works the
+// ticket and wraps up, which completes the routing task and frees the agent.
+func TestBrowserOffer(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	chromium := chromiumPath(t)
+	srv := startServer(t)
+	need(t, "GET", srv.URL+"/", "", "the agent desk UI (run `make ui` to build web/ui)")
+	need(t, "GET", srv.URL+"/ws/agent", "", "the agent websocket /ws/agent mounted in the server")
+	need(t, "GET", srv.URL+"/api/v1/queues", "", "the routing engine wired into the server")
+	ctx := context.Background()
+
+	root := startBrowser(t, chromium)
+	dir := artifactsDir(t)
+	t.Logf("screenshots in %s", dir)
+	agent := newBrowser(t, root, "offer", dir)
+	agent.login(srv.URL, "agent@"+demoDomain, demoAgentPassword)
+	agent.waitJS("the live connection", `document.querySelector(".conn-open") !== null`)
+	agent.choose("[data-testid=presence]", "available")
+	agent.waitJS("presence available", `document.querySelector(".presence-available") !== null`)
+
+	form := `{"name": "Dora Form", "email": "dora@example.org", "subject": "Broken rake", "message": "The rake I bought broke on day one."}`
+	res, err := http.Post(fmt.Sprintf("%s/api/v1/inbound/form?account=%d", srv.URL, srv.Account), "application/json", strings.NewReader(form))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		t.Fatalf("contact form: %s", res.Status)
+	}
+
+	agent.waitJS("the offer card", `document.querySelector(".offer") !== null`)
+	agent.waitJS("the customer on the offer", `document.querySelector("[data-testid=offer-customer]")?.textContent === "Dora Form"`)
+	agent.waitJS("the queue on the offer", `document.querySelector(".offer")?.textContent.includes("Support")`)
+	agent.screenshot("offer")
+	agent.do(chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierAlt)))
+	agent.waitJS("the ticket with the form message", `document.querySelector(".timeline")?.textContent.includes("broke on day one")`)
+	agent.waitJS("the offer card gone", `document.querySelector(".offer") === null`)
+	agent.screenshot("accepted")
+
+	var taskID int64
+	var state string
+	if err := srv.DB.DB().QueryRow(ctx, `SELECT id, state FROM tasks WHERE account_id = $1 ORDER BY id DESC LIMIT 1`, srv.Account).Scan(&taskID, &state); err != nil {
+		t.Fatal(err)
+	}
+	if state != "assigned" {
+		t.Errorf("task %d after accept: %s, want assigned", taskID, state)
+	}
+
+	agent.do(chromedp.Click(chromedp.CSS("[data-testid=wrapup]")), chromedp.WaitVisible(chromedp.CSS("dialog.wrapup")))
+	reason := optionValue(t, agent, "#wrap-contact", "Defect")
+	agent.choose("#wrap-contact", reason)
+	agent.do(chromedp.Click(chromedp.CSS("dialog.wrapup button[type=submit]")))
+	agent.waitJS("the solved ticket", `document.querySelector("[data-testid=wrapup]")?.textContent.includes("Solved")`)
+	agent.screenshot("solved")
+
+	var contact *int64
+	var ticketStatus string
+	err = srv.DB.DB().QueryRow(ctx, `SELECT t.state, k.status, k.contact_reason_id FROM tasks t JOIN tickets k ON k.id = t.ticket_id
+		WHERE t.account_id = $1 AND t.id = $2`, srv.Account, taskID).Scan(&state, &ticketStatus, &contact)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if state != "completed" || ticketStatus != "solved" || contact == nil || fmt.Sprint(*contact) != reason {
+		t.Errorf("after wrap-up: task %s, ticket %s, contact reason %v; want completed, solved, %s", state, ticketStatus, deref(contact), reason)
+	}
+}
