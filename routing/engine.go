@@ -124,9 +124,11 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel
-	e.done.Add(2)
+	e.done.Add(4)
 	go func() { defer e.done.Done(); e.listen(runCtx) }()
 	go func() { defer e.done.Done(); e.run(runCtx) }()
+	go func() { defer e.done.Done(); e.sweepLoop(runCtx) }()
+	go func() { defer e.done.Done(); e.publishStatsLoop(runCtx) }()
 	e.Wake()
 	return nil
 }
@@ -158,26 +160,14 @@ func (e *Engine) Wake() {
 func (e *Engine) run(ctx context.Context) {
 	sweep := time.NewTicker(e.cfg.SweepInterval)
 	defer sweep.Stop()
-	var statsC <-chan time.Time
-	if e.cfg.StatsInterval > 0 {
-		st := time.NewTicker(e.cfg.StatsInterval)
-		defer st.Stop()
-		statsC = st.C
-	}
+	// The ticker dispatches even without a notification (one may be lost
+	// while the listener reconnects); timers run on their own goroutine.
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.wakeCh:
 		case <-sweep.C:
-			if err := e.Sweep(ctx); err != nil && ctx.Err() == nil {
-				e.log.Error("routing sweep", "err", err)
-			}
-		case <-statsC:
-			if err := e.PublishStats(ctx); err != nil && ctx.Err() == nil {
-				e.log.Error("routing stats", "err", err)
-			}
-			continue
 		}
 		start := time.Now()
 		n, err := e.Dispatch(ctx)
@@ -185,6 +175,45 @@ func (e *Engine) run(ctx context.Context) {
 			e.log.Error("routing dispatch", "err", err)
 		}
 		e.log.Debug("routing dispatch", "offers", n, "took", time.Since(start))
+	}
+}
+
+// sweepLoop runs the timers. It is apart from dispatching so that a slow
+// sweep never delays an offer; what it re-queues wakes the dispatchers
+// through NOTIFY.
+func (e *Engine) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(e.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.Sweep(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("routing sweep", "err", err)
+			}
+			e.Wake()
+		}
+	}
+}
+
+// publishStatsLoop publishes queue stats and positions on its own goroutine:
+// the stats queries read a day of tasks and must not delay dispatching.
+func (e *Engine) publishStatsLoop(ctx context.Context) {
+	if e.cfg.StatsInterval <= 0 {
+		return
+	}
+	t := time.NewTicker(e.cfg.StatsInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.PublishStats(ctx); err != nil && ctx.Err() == nil {
+				e.log.Error("routing stats", "err", err)
+			}
+		}
 	}
 }
 
