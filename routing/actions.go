@@ -22,31 +22,24 @@ func (e *Engine) Accept(ctx context.Context, accountID, agentID, taskID int64) e
 			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not offered to you (it is %s)", taskID, t.state)
 		}
 		now := e.now()
-		var expires time.Time
-		if err := tx.QueryRow(ctx, `SELECT offer_expires_at FROM tasks WHERE id = $1`, taskID).Scan(&expires); err != nil {
-			return err
-		}
-		if now.After(expires) {
+		if t.offerExpires != nil && now.After(*t.offerExpires) {
 			return agentdesk.Errorf(agentdesk.Conflict, "the offer of task %d has expired", taskID)
 		}
 		wait := int(now.Sub(t.enqueuedAt) / time.Second)
-		if _, err := tx.Exec(ctx, `
+		// One round trip for the writes: they depend on nothing read back.
+		b := &pgx.Batch{}
+		b.Queue(`
 UPDATE tasks SET state = 'assigned', agent_id = $3, assigned_at = $4, wait_seconds = $5, offered_to = NULL,
 	offer_expires_at = NULL, excluded_agents = '{}', updated_at = $4
-WHERE account_id = $1 AND id = $2`, accountID, taskID, agentID, now, wait); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE agent_presence SET missed_offers = 0, last_assigned_at = $2 WHERE agent_id = $1`, agentID, now); err != nil {
-			return err
-		}
+WHERE account_id = $1 AND id = $2`, accountID, taskID, agentID, now, wait)
+		b.Queue(`UPDATE agent_presence SET missed_offers = 0, last_assigned_at = $2 WHERE agent_id = $1`, agentID, now)
 		if t.ticketID != 0 {
-			if _, err := tx.Exec(ctx, `UPDATE tickets SET assignee_id = $3, updated_at = $4 WHERE account_id = $1 AND id = $2`,
-				accountID, t.ticketID, agentID, now); err != nil {
-				return err
-			}
+			b.Queue(`UPDATE tickets SET assignee_id = $3, updated_at = $4 WHERE account_id = $1 AND id = $2`,
+				accountID, t.ticketID, agentID, now)
 		}
-		if err := logTransition(ctx, tx, accountID, taskID, StateOffered, StateAssigned, agentID, t.queueID, "", now); err != nil {
-			return err
+		b.Queue(insertTaskEvent, accountID, taskID, string(StateOffered), string(StateAssigned), agentID, t.queueID, "", now)
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("accept task %d: %w", taskID, err)
 		}
 		ch := TaskChange{TaskID: taskID, State: StateAssigned, AgentID: agentID}
 		for _, s := range []string{AgentStream(agentID), TaskStream(taskID)} {
@@ -159,49 +152,50 @@ func (e *Engine) Complete(ctx context.Context, accountID, agentID, taskID int64,
 		if (t.state != StateAssigned && t.state != StateWrapping) || t.agentID != agentID {
 			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not yours to complete (it is %s)", taskID, t.state)
 		}
-		if err := checkReason(ctx, tx, accountID, *o.ContactReasonID, agentdesk.ContactReason, "outcome.contact_reason_id"); err != nil {
+		if err := checkReasons(ctx, tx, accountID, o); err != nil {
 			return err
-		}
-		if o.CancellationReasonID != nil {
-			if err := checkReason(ctx, tx, accountID, *o.CancellationReasonID, agentdesk.CancellationReason, "outcome.cancellation_reason_id"); err != nil {
-				return err
-			}
 		}
 		now := e.now()
-		if _, err := tx.Exec(ctx, `
+		// One round trip for the writes and the agent's wrap-up state.
+		b := &pgx.Batch{}
+		b.Queue(`
 UPDATE tasks SET state = 'completed', completed_at = $3, ended_at = coalesce(ended_at, $3), closed_at = $3,
 	contact_reason_id = $4, cancellation_reason_id = $5, resolution_code = $6, updated_at = $3
-WHERE account_id = $1 AND id = $2`, accountID, taskID, now, o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode); err != nil {
-			return err
-		}
+WHERE account_id = $1 AND id = $2`, accountID, taskID, now, o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode)
 		if t.ticketID != 0 {
-			if _, err := tx.Exec(ctx, `
+			b.Queue(`
 UPDATE tickets SET contact_reason_id = $3, cancellation_reason_id = $4, resolution_code = $5,
 	revenue_lost_cents = $6, retention_offered = $7, retention_accepted = $8, updated_at = $9
 WHERE account_id = $1 AND id = $2`, accountID, t.ticketID, o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode,
-				o.RevenueLostCents, o.RetentionOffered, o.RetentionAccepted, now); err != nil {
-				return translate(err, "ticket")
-			}
+				o.RevenueLostCents, o.RetentionOffered, o.RetentionAccepted, now)
 		}
 		if t.state == StateAssigned {
 			col := loadColumn(t.capChannel)
-			if _, err := tx.Exec(ctx, `UPDATE agent_presence SET `+col+` = `+col+` - 1 WHERE agent_id = $1`, agentID); err != nil {
-				return err
+			b.Queue(`UPDATE agent_presence SET `+col+` = `+col+` - 1 WHERE agent_id = $1`, agentID)
+		}
+		b.Queue(insertTaskEvent, accountID, taskID, string(t.state), string(StateCompleted), agentID, t.queueID, o.ResolutionCode, now)
+		// The last wrap-up done ends the agent's wrap_up state early.
+		b.Queue(`
+SELECT p.state, EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = $1 AND t.agent_id = $2 AND t.state = 'wrapping')
+FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID)
+		br := tx.SendBatch(ctx, b)
+		for i := 0; i < b.Len()-1; i++ {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				return translate(err, "ticket")
 			}
 		}
-		if err := logTransition(ctx, tx, accountID, taskID, t.state, StateCompleted, agentID, t.queueID, o.ResolutionCode, now); err != nil {
+		var state PresenceState
+		var open bool
+		if err := br.QueryRow().Scan(&state, &open); err != nil {
+			br.Close()
+			return err
+		}
+		if err := br.Close(); err != nil {
 			return err
 		}
 		if err := e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: AgentStream(agentID), Type: "task_state",
 			Data: TaskChange{TaskID: taskID, State: StateCompleted, AgentID: agentID}}); err != nil {
-			return err
-		}
-		// The last wrap-up done ends the agent's wrap_up state early.
-		var state PresenceState
-		var open bool
-		if err := tx.QueryRow(ctx, `
-SELECT p.state, EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = $1 AND t.agent_id = $2 AND t.state = 'wrapping')
-FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID).Scan(&state, &open); err != nil {
 			return err
 		}
 		if state == WrapUp && !open {
@@ -211,13 +205,23 @@ FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID).Sca
 	})
 }
 
-func checkReason(ctx context.Context, tx pgx.Tx, accountID, id int64, kind agentdesk.ReasonKind, field string) error {
-	var k string
-	err := tx.QueryRow(ctx, `SELECT kind FROM reasons WHERE account_id = $1 AND id = $2`, accountID, id).Scan(&k)
-	if err == pgx.ErrNoRows || (err == nil && k != string(kind)) {
-		return agentdesk.FieldError(field, "is not a %s reason", kind)
+// checkReasons checks that the outcome's reasons exist in the account and
+// are of the right kind, in one query.
+func checkReasons(ctx context.Context, tx pgx.Tx, accountID int64, o agentdesk.Outcome) error {
+	var contactKind, cancelKind *string
+	err := tx.QueryRow(ctx, `
+SELECT (SELECT kind FROM reasons WHERE account_id = $1 AND id = $2),
+       (SELECT kind FROM reasons WHERE account_id = $1 AND id = $3)`, accountID, o.ContactReasonID, o.CancellationReasonID).Scan(&contactKind, &cancelKind)
+	if err != nil {
+		return err
 	}
-	return err
+	if contactKind == nil || *contactKind != string(agentdesk.ContactReason) {
+		return agentdesk.FieldError("outcome.contact_reason_id", "is not a %s reason", agentdesk.ContactReason)
+	}
+	if o.CancellationReasonID != nil && (cancelKind == nil || *cancelKind != string(agentdesk.CancellationReason)) {
+		return agentdesk.FieldError("outcome.cancellation_reason_id", "is not a %s reason", agentdesk.CancellationReason)
+	}
+	return nil
 }
 
 // MoveTarget is where a supervisor sends a task: another queue, or straight

@@ -237,10 +237,10 @@ func lockTask(ctx context.Context, tx pgx.Tx, accountID, taskID int64) (*lockedT
 	var t lockedTask
 	err := tx.QueryRow(ctx, `
 SELECT id, queue_id, state, capacity_channel, coalesce(offered_to, 0), coalesce(agent_id, 0), enqueued_at,
-	priority, priority_name, coalesce(ticket_id, 0), coalesce(customer_id, 0)
+	priority, priority_name, coalesce(ticket_id, 0), coalesce(customer_id, 0), offer_expires_at
 FROM tasks WHERE account_id = $1 AND id = $2 FOR UPDATE`, accountID, taskID).Scan(
 		&t.id, &t.queueID, &t.state, &t.capChannel, &t.offeredTo, &t.agentID, &t.enqueuedAt,
-		&t.priority, &t.priorityName, &t.ticketID, &t.customerID)
+		&t.priority, &t.priorityName, &t.ticketID, &t.customerID, &t.offerExpires)
 	if err != nil {
 		return nil, translate(err, "task")
 	}
@@ -257,6 +257,7 @@ type lockedTask struct {
 	priority               int
 	priorityName           string
 	ticketID, customerID   int64
+	offerExpires           *time.Time
 }
 
 // Abandon records that the customer left before an agent took the contact.

@@ -61,6 +61,7 @@ type routingLoad struct {
 
 	acceptMin, acceptMax time.Duration
 	handleMin, handleMax time.Duration
+	silent               bool // agents never answer: measures the dispatcher alone
 	offers, accepted     atomic.Int64
 	completed, errs      atomic.Int64
 	inflight             sync.WaitGroup
@@ -83,7 +84,7 @@ func (l *routingLoad) Publish(_ context.Context, _ pgx.Tx, e routing.Event) erro
 		delete(l.enqueuedAt, off.TaskID)
 	}
 	l.mu.Unlock()
-	if l.stopping.Load() {
+	if l.stopping.Load() || l.silent {
 		return nil
 	}
 	l.inflight.Add(1)
@@ -96,7 +97,9 @@ func (l *routingLoad) work(agent, task int64) {
 	if err := l.api.Accept(ctx, l.account, agent, task); err != nil {
 		// An offer published in a transaction that was retried is stale.
 		if !agentdesk.IsKind(err, agentdesk.Conflict) {
-			l.errs.Add(1)
+			if l.errs.Add(1) == 1 {
+				fmt.Fprintln(os.Stderr, "loadgen routing: first accept error:", err)
+			}
 		}
 		l.inflight.Done()
 		return
@@ -120,6 +123,7 @@ func randBetween(lo, hi time.Duration) time.Duration {
 }
 
 func loadgenRouting(ctx context.Context, args []string) error {
+	var cleanups []func()
 	fs := newFlagSet("loadgen routing")
 	dbURL := databaseURLFlag(fs)
 	agents := fs.Int("agents", 2000, "simulated agents")
@@ -152,17 +156,27 @@ func loadgenRouting(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	benchURL, drop, err := freshDatabase(ctx, *dbURL)
-	if err != nil {
-		return err
+	// Each run gets a database of its own, so no run inherits another's
+	// waiting offers or dead rows.
+	fresh := func() (string, error) {
+		u, drop, err := freshDatabase(ctx, *dbURL)
+		if err != nil {
+			return "", err
+		}
+		if !*keep {
+			cleanups = append(cleanups, drop)
+		}
+		fmt.Printf("database %s\n", redactURL(u))
+		if p, err := url.Parse(u); err == nil {
+			benchDatabase = strings.TrimPrefix(p.Path, "/")
+		}
+		return u, nil
 	}
-	if !*keep {
-		defer drop()
-	}
-	fmt.Printf("database %s\n", redactURL(benchURL))
-	if p, err := url.Parse(benchURL); err == nil {
-		benchDatabase = strings.TrimPrefix(p.Path, "/")
-	}
+	defer func() {
+		for _, c := range cleanups {
+			c()
+		}
+	}()
 
 	if *debug {
 		routingLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -170,12 +184,32 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	steady := routingRun{agents: *agents, rate: *rate, duration: *duration, conns: *conns, apiConns: *apiConns,
 		acceptMin: *acceptMin, acceptMax: *acceptMax, handleMin: *handleMin, handleMax: *handleMax}
 	if *rate > 0 && *duration > 0 {
+		benchURL, err := fresh()
+		if err != nil {
+			return err
+		}
 		if err := steady.run(ctx, benchURL); err != nil {
 			return err
 		}
 	}
 	if *satTasks > 0 {
-		sat := routingRun{agents: *agents, conns: *conns, apiConns: *apiConns, preload: *satTasks}
+		// First the dispatcher alone: nobody answers, and every agent has
+		// room for its share, so each offer is a durable reservation.
+		room := (*satTasks + *agents - 1) / *agents
+		disp := routingRun{agents: *agents, conns: *conns, apiConns: *apiConns, preload: *satTasks, silent: true, chatCap: max(room, 3)}
+		benchURL, err := fresh()
+		if err != nil {
+			return err
+		}
+		if err := disp.run(ctx, benchURL); err != nil {
+			return err
+		}
+		// Then the whole cycle: offer, accept, complete.
+		sat := routingRun{agents: *agents, conns: *conns, apiConns: *apiConns, preload: *satTasks, chatCap: 3}
+		benchURL, err = fresh()
+		if err != nil {
+			return err
+		}
 		if err := sat.run(ctx, benchURL); err != nil {
 			return err
 		}
@@ -187,6 +221,8 @@ var routingLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type routingRun struct {
 	agents, rate, conns, apiConns, preload int
+	chatCap                                int
+	silent                                 bool
 	duration                               time.Duration
 	acceptMin, acceptMax                   time.Duration
 	handleMin, handleMax                   time.Duration
@@ -203,11 +239,11 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 		return err
 	}
 	defer apiDB.Close()
-	l := &routingLoad{db: apiDB, enqueuedAt: map[int64]time.Time{},
+	l := &routingLoad{db: apiDB, enqueuedAt: map[int64]time.Time{}, silent: r.silent,
 		acceptMin: r.acceptMin, acceptMax: r.acceptMax, handleMin: r.handleMin, handleMax: r.handleMax}
 	l.engine = routing.New(db, nil, routingLog, l, routing.Config{WrapUp: -1, StatsInterval: time.Second})
 	l.api = routing.New(apiDB, nil, routingLog, l, routing.Config{WrapUp: -1})
-	if err := l.setup(ctx, r.agents); err != nil {
+	if err := l.setup(ctx, r.agents, max(r.chatCap, 3)); err != nil {
 		return err
 	}
 	if r.preload > 0 {
@@ -219,7 +255,7 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 // setup creates a fresh account, its agents (signed in, chat capacity 3)
 // and a contact reason, straight in SQL: 2,000 sign-ins through the API
 // would only measure setup.
-func (l *routingLoad) setup(ctx context.Context, agents int) error {
+func (l *routingLoad) setup(ctx context.Context, agents, chatCap int) error {
 	return pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
 		if err := tx.QueryRow(ctx, `INSERT INTO accounts (name) VALUES ('loadgen routing') RETURNING id`).Scan(&l.account); err != nil {
 			return err
@@ -229,13 +265,13 @@ func (l *routingLoad) setup(ctx context.Context, agents int) error {
 		}
 		if _, err := tx.Exec(ctx, `
 INSERT INTO agents (account_id, email, name, role, capacity)
-SELECT $1, 'agent' || g || '@loadgen.example', 'Agent ' || g, 'agent', '{"voice":1,"chat":3,"email":5}'
-FROM generate_series(1, $2) g`, l.account, agents); err != nil {
+SELECT $1, 'agent' || g || '@loadgen.example', 'Agent ' || g, 'agent', jsonb_build_object('voice', 1, 'chat', $3::int, 'email', 5)
+FROM generate_series(1, $2) g`, l.account, agents, chatCap); err != nil {
 			return err
 		}
 		_, err := tx.Exec(ctx, `
 INSERT INTO agent_presence (account_id, agent_id, state, since, cap_voice, cap_chat, cap_email)
-SELECT account_id, id, 'available', now(), 1, 3, 5 FROM agents WHERE account_id = $1`, l.account)
+SELECT account_id, id, 'available', now(), 1, $2, 5 FROM agents WHERE account_id = $1`, l.account, chatCap)
 		return err
 	})
 }
@@ -404,7 +440,11 @@ func pct(sorted []time.Duration, p int) time.Duration {
 }
 
 func (r routingRun) saturate(ctx context.Context, l *routingLoad) error {
-	fmt.Printf("saturate: %d tasks waiting, %d agents accepting and completing at once\n", r.preload, r.agents)
+	if r.silent {
+		fmt.Printf("saturate dispatch: %d tasks waiting, %d agents with chat capacity %d who never answer\n", r.preload, r.agents, r.chatCap)
+	} else {
+		fmt.Printf("saturate: %d tasks waiting, %d agents accepting and completing at once\n", r.preload, r.agents)
+	}
 	for done := 0; done < r.preload; done += 1000 {
 		err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
 			for i := done; i < min(done+1000, r.preload); i++ {
@@ -422,7 +462,13 @@ func (r routingRun) saturate(ctx context.Context, l *routingLoad) error {
 	if err := l.engine.Start(ctx); err != nil {
 		return err
 	}
-	for l.accepted.Load() < int64(r.preload) && ctx.Err() == nil && time.Since(start.wall) < 5*time.Minute {
+	done := func() bool {
+		if r.silent {
+			return l.offers.Load() >= int64(r.preload)
+		}
+		return l.accepted.Load() >= int64(r.preload)
+	}
+	for !done() && ctx.Err() == nil && time.Since(start.wall) < 5*time.Minute {
 		time.Sleep(5 * time.Millisecond)
 	}
 	end := readCPU()
@@ -431,6 +477,12 @@ func (r routingRun) saturate(ctx context.Context, l *routingLoad) error {
 	l.inflight.Wait()
 	wall := end.wall.Sub(start.wall).Seconds()
 	_, peak := procMemory()
+	if r.silent {
+		fmt.Printf("saturate dispatch: %d offers (capacity reserved, committed) in %.2fs = %.0f durable assignments/s by the dispatcher\n",
+			l.offers.Load(), wall, float64(l.offers.Load())/wall)
+		fmt.Printf("saturate dispatch: CPU %.2f cores, peak RSS %d MiB; PostgreSQL backends %.2f cores\n", (end.cpu-start.cpu).Seconds()/wall, peak>>20, (end.pg-start.pg).Seconds()/wall)
+		return nil
+	}
 	fmt.Printf("saturate: %d assignments in %.2fs = %.0f durable assignments/s (%d offers = %.0f offers/s, %d completed), errors %d\n",
 		l.accepted.Load(), wall, float64(l.accepted.Load())/wall, l.offers.Load(), float64(l.offers.Load())/wall, l.completed.Load(), l.errs.Load())
 	fmt.Printf("saturate: CPU %.2f cores, peak RSS %d MiB; PostgreSQL backends %.2f cores\n", (end.cpu-start.cpu).Seconds()/wall, peak>>20, (end.pg-start.pg).Seconds()/wall)
