@@ -53,7 +53,7 @@ type conn struct {
 
 // start registers c and runs its reader. It is called with the upgrade done.
 func (h *Hub) start(ws *websocket.Conn, p Principal) error {
-	c := &conn{h: h, ws: ws, p: p}
+	c := &conn{h: h, ws: ws, p: p, bucket: uint8(rand.IntN(pingBuckets))}
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
@@ -65,7 +65,6 @@ func (h *Hub) start(ws *websocket.Conn, p Principal) error {
 	h.connWG.Add(1)
 	h.mu.Unlock()
 	h.stats.Connections.Add(1)
-	c.bucket = uint8(rand.IntN(pingBuckets))
 	// A fresh goroutine instead of the HTTP handler's: the handler's stack
 	// and the server's per-connection buffers are freed once it returns.
 	go c.readLoop()
@@ -88,6 +87,23 @@ const (
 func (c *conn) offer(frame []byte, s *stream, now time.Time) sendResult {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if r := c.roomLocked(s, now); r != sent {
+		return r
+	}
+	c.queue = append(c.queue, item{frame: frame})
+	c.startWriterLocked()
+	return sent
+}
+
+// room reports whether an event frame would be queued now (sent), or
+// remembers s to be served when there is room (full), or gone.
+func (c *conn) room(s *stream, now time.Time) sendResult {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.roomLocked(s, now)
+}
+
+func (c *conn) roomLocked(s *stream, now time.Time) sendResult {
 	if c.closed {
 		return gone
 	}
@@ -107,8 +123,6 @@ func (c *conn) offer(frame []byte, s *stream, now time.Time) sendResult {
 		}
 		return full
 	}
-	c.queue = append(c.queue, item{frame: frame})
-	c.startWriterLocked()
 	return sent
 }
 

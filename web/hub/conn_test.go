@@ -19,7 +19,7 @@ import (
 func TestSlowConsumerDisconnectedOthersKeepReceiving(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	srv := e.startHub(Config{SendQueue: 8, MaxBacklog: 100000, SlowAfter: 200 * time.Millisecond})
+	srv := e.startHub(Config{SendQueue: 8, MaxBacklog: 100000, SlowAfter: 500 * time.Millisecond})
 	slow := srv.dialAgent(t, 10, "agent")
 	fast := srv.dialAgent(t, 10, "agent")
 	for _, c := range []*client{slow, fast} {
@@ -67,8 +67,10 @@ func TestSlowConsumerDisconnectedOthersKeepReceiving(t *testing.T) {
 		_, _, err = slow.ws.ReadMessage()
 		read++
 	}
-	if code, ok := isClose(err); ok && code != CloseSlowConsumer {
-		t.Errorf("slow client closed with %d, want %d", code, CloseSlowConsumer)
+	// 4008 if the close frame got through; a client that stopped reading
+	// usually has a full socket, and then the server just hangs up (1006).
+	if code, ok := isClose(err); ok && code != CloseSlowConsumer && code != websocket.CloseAbnormalClosure {
+		t.Errorf("slow client closed with %d, want %d or 1006", code, CloseSlowConsumer)
 	}
 	if int64(read) > n {
 		t.Errorf("slow client read %d frames of %d", read, n)

@@ -248,10 +248,15 @@ func (h *Hub) plan(s *stream) (streamRead, bool) {
 		return streamRead{}, false
 	}
 	from := int64(math.MaxInt64)
-	for _, sb := range s.subs {
+	now := time.Now()
+	for c, sb := range s.subs {
 		switch {
 		case sb.pending && sb.want >= 0:
 			from = min(from, sb.want)
+		case !sb.pending && sb.last < s.known && c.room(s, now) != sent:
+			// Its queue is full: a slow reader must not make every read
+			// of the stream start from its position. Its writer wakes s
+			// when there is room.
 		case !sb.pending:
 			from = min(from, sb.last)
 		}
@@ -344,6 +349,17 @@ func (h *Hub) apply(r streamRead) {
 				c.send(marshalFrame(envelope{Type: "subscribed", Stream: s.key.name, Seq: sb.want}))
 			}
 			sb.pending = false
+		}
+		if sb.last < from {
+			// Left out of this read (its queue was full), so firstRetained
+			// says nothing about it. Still full: its writer wakes s. Room
+			// again: read once more.
+			if head-sb.last > h.cfg.MaxBacklog {
+				h.resync(c, sb, s.key.name, head)
+			} else if c.room(s, now) == sent {
+				again = true
+			}
+			continue
 		}
 		if sb.last < head && (head-sb.last > h.cfg.MaxBacklog || sb.last+1 < firstRetained) {
 			h.resync(c, sb, s.key.name, head)
