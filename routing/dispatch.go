@@ -26,6 +26,11 @@ WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = a.id AND t.state = 'que
 	if err != nil {
 		return 0, err
 	}
+	return e.dispatchAccounts(ctx, accounts)
+}
+
+// dispatchAccounts dispatches the waiting tasks of the given accounts.
+func (e *Engine) dispatchAccounts(ctx context.Context, accounts []int64) (int, error) {
 	total := 0
 	for _, acct := range accounts {
 		for {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -95,6 +96,11 @@ type Engine struct {
 	cfg   Config
 
 	wakeCh chan struct{}
+	// woken holds the accounts named by notifications since the last
+	// dispatch, so a wake-up dispatches them without first asking the
+	// database which accounts have waiting tasks.
+	mu     sync.Mutex
+	woken  map[int64]bool
 	cancel context.CancelFunc
 	done   sync.WaitGroup
 }
@@ -168,9 +174,27 @@ func (e *Engine) run(ctx context.Context) {
 			return
 		case <-e.wakeCh:
 		case <-sweep.C:
+			// A full pass: every account with waiting tasks.
+			e.mu.Lock()
+			e.woken = nil
+			e.mu.Unlock()
 		}
 		start := time.Now()
-		n, err := e.Dispatch(ctx)
+		e.mu.Lock()
+		woken := e.woken
+		e.woken = map[int64]bool{}
+		e.mu.Unlock()
+		var n int
+		var err error
+		if len(woken) > 0 {
+			accounts := make([]int64, 0, len(woken))
+			for a := range woken {
+				accounts = append(accounts, a)
+			}
+			n, err = e.dispatchAccounts(ctx, accounts)
+		} else {
+			n, err = e.Dispatch(ctx)
+		}
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("routing dispatch", "err", err)
 		}
@@ -251,8 +275,16 @@ func (e *Engine) listenOnce(ctx context.Context) error {
 		}
 	}()
 	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+		n, err := conn.Conn().WaitForNotification(ctx)
+		if err != nil {
 			return err
+		}
+		if acct, err := strconv.ParseInt(n.Payload, 10, 64); err == nil && acct > 0 {
+			e.mu.Lock()
+			if e.woken != nil {
+				e.woken[acct] = true
+			}
+			e.mu.Unlock()
 		}
 		e.Wake()
 	}
