@@ -63,3 +63,32 @@ func TestExpiredWidgetTokenClosesWith4001(t *testing.T) {
 		t.Errorf("close: %v, want %d", err, CloseUnauthorized)
 	}
 }
+
+// Server pings keep a reading client connected past the pong deadline; a
+// client that answers nothing is dropped once it passes.
+func TestPingPongDeadline(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.startHub(Config{PingInterval: 50 * time.Millisecond, PongWait: 400 * time.Millisecond})
+	live := srv.dialAgent(t, 10, "agent")
+	live.request("resume", nil)
+	live.readUntil("subscribed", "")
+	mute := srv.dialAgent(t, 11, "agent") // never reads, so never answers a ping
+	go func() {
+		time.Sleep(time.Second) // several pong deadlines later
+		e.publish("agent:10", "later", nil)
+	}()
+	if f := live.readUntil("later", ""); f.Seq != 1 { // the reads answered the pings meanwhile
+		t.Errorf("seq %d", f.Seq)
+	}
+	mute.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var err error
+	for err == nil {
+		_, _, err = mute.ws.ReadMessage()
+	}
+	// Hung up: a close error, or the client's own pong reply failing on the
+	// closed socket — anything but our 20 s read deadline.
+	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
+		t.Errorf("mute client still connected: %v", err)
+	}
+}
