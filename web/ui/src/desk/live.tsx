@@ -32,10 +32,13 @@ export function LiveQueues({ socket, agents }: { socket: Socket; agents: Map<num
   const [states, setStates] = useState<Map<number, AgentState>>(new Map());
   const [at, setAt] = useState<Date | null>(null);
   useEffect(() => {
-    queueStats().then((l) => {
-      setStats((cur) => cur ?? l.items);
-      setAt((cur) => cur ?? new Date());
+    const load = () => queueStats().then((l) => {
+      setStats(l.items);
+      setAt(new Date());
     }, () => {});
+    load();
+    // The supervisor stream pushes updates; without a live connection, poll.
+    const poll = setInterval(() => socket.state !== "open" && load(), 10000);
     agentPresence().then((l) => setStates((m) => {
       const next = new Map(m);
       for (const p of l.items as AgentState[]) if (!next.has(p.agent_id)) next.set(p.agent_id, p);
@@ -50,7 +53,10 @@ export function LiveQueues({ socket, agents }: { socket: Socket; agents: Map<num
         if (d?.agent_id) setStates((m) => new Map(m).set(d.agent_id, d));
       }),
     ];
-    return () => offs.forEach((f) => f());
+    return () => {
+      clearInterval(poll);
+      offs.forEach((f) => f());
+    };
   }, []);
 
   return (
@@ -81,7 +87,10 @@ export function LiveQueues({ socket, agents }: { socket: Socket; agents: Map<num
                 <td>{q.agents_busy}</td>
                 <td>{q.answered_today}</td>
                 <td>{q.abandoned_today}</td>
-                <td class={bad ? "bad" : ""}>{Math.round(q.service_level_today)}%{target !== undefined ? ` / ${target}%` : ""}</td>
+                <td class={bad ? "bad" : ""}>
+                  {q.answered_today + q.abandoned_today > 0 ? `${Math.round(q.service_level_today)}%` : "—"}
+                  {target !== undefined ? ` / ${target}%` : ""}
+                </td>
               </tr>
             );
           })}
