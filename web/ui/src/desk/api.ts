@@ -358,13 +358,31 @@ export async function queues(): Promise<Map<number, string>> {
   }
 }
 export const agents = () => call<List<Agent>>("GET", "/agents" + qs({ limit: 200 }));
+/** The account's canned responses, then the agent's own (kept in this
+ * browser until the server stores them). */
 export async function cannedResponses(): Promise<Canned[]> {
+  let shared: Canned[] = [];
   try {
-    return (await call<List<Canned>>("GET", "/canned_responses")).items;
+    shared = (await call<List<Canned>>("GET", "/canned_responses")).items;
   } catch (e) {
-    if (e instanceof ApiError && e.status === 404) return [];
-    throw e;
+    if (!(e instanceof ApiError && e.status === 404)) throw e;
   }
+  return [...shared, ...personalCanned()];
+}
+
+const CANNED_KEY = "agentdesk.canned";
+export function personalCanned(): Canned[] {
+  try {
+    return JSON.parse(localStorage.getItem(CANNED_KEY) ?? "[]");
+  } catch {
+    return [];
+  }
+}
+export function savePersonalCanned(title: string, body: string): Canned[] {
+  const list = personalCanned().filter((c) => c.title !== title);
+  list.push({ id: `me-${Date.now()}`, title, body });
+  localStorage.setItem(CANNED_KEY, JSON.stringify(list));
+  return list;
 }
 
 // --- websocket (web/PROTOCOL.md) --------------------------------------

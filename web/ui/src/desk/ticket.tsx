@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
-  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messages, startWrapUp, ticketStream, ticketTasks, sendMessage, ticket, updateTicket, uploadAttachment,
+  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messages, savePersonalCanned, startWrapUp, ticketStream, ticketTasks, sendMessage, ticket, updateTicket, uploadAttachment,
   type Agent, type Attachment, type Canned, type Message, type Ticket,
 } from "./api";
 import { CHANNEL_ICON, bytes, label, when } from "./format";
@@ -125,6 +125,14 @@ function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m
           {replyKind === "chat" ? "Chat reply" : "Email reply"}
         </button>
         <button type="button" role="tab" aria-selected={mode === "note"} onClick={() => setMode("note")}>Internal note</button>
+        {body.trim() && (
+          <button type="button" class="link save-canned" onClick={() => {
+            const title = prompt("Name this canned response", body.trim().split("\n")[0].slice(0, 40));
+            if (!title) return;
+            savePersonalCanned(title, body);
+            cannedResponses().then(setCanned, () => {});
+          }}>Save as canned</button>
+        )}
         {canned.length > 0 && (
           <select aria-label="Insert canned response" value="" onChange={(e) => {
             const c = canned.find((x) => String(x.id) === e.currentTarget.value);
