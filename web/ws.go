@@ -12,10 +12,14 @@ import (
 // WithHub mounts the websocket endpoints of h: /ws/agent and /ws/supervisor
 // for signed-in users (session cookie or API token, identified by
 // authenticate), /ws/customer for chat visitors with a widget token signed
-// with widgetSecret. The protocol is web/PROTOCOL.md. The caller starts and
-// stops h (before and after the server).
-func WithHub(h *hub.Hub, widgetSecret []byte) Option {
+// with widgetSecret. actions, when not nil, is the hub's Actions and is bound
+// to this server here. The protocol is web/PROTOCOL.md. The caller starts
+// and stops h (before and after the server).
+func WithHub(h *hub.Hub, actions *HubActions, widgetSecret []byte) Option {
 	return func(s *Server) {
+		if actions != nil {
+			actions.s = s
+		}
 		if err := s.Registry().Register(h.Collector()); err != nil {
 			s.log.Warn("websocket metrics not registered", "err", err)
 		}

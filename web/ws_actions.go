@@ -1,0 +1,159 @@
+package web
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+
+	"agentdesk/agentdesk"
+	"agentdesk/routing"
+	"agentdesk/web/hub"
+)
+
+// HubActions carries out what websocket clients ask for (hub.Actions) with
+// this server's store and routing engine. It is created before the hub and
+// bound to the server by WithHub, because the hub needs it at construction
+// and the server needs the hub for its routes.
+type HubActions struct {
+	s *Server
+}
+
+var _ hub.Actions = (*HubActions)(nil)
+
+func (a *HubActions) server() (*Server, error) {
+	if a.s == nil {
+		return nil, agentdesk.Errorf(agentdesk.Unavailable, "not ready")
+	}
+	return a.s, nil
+}
+
+// system is who the hub acts as when it only looks a ticket up for
+// authorisation: the hub itself decides who may see it.
+func system(accountID int64) agentdesk.Actor {
+	return agentdesk.Actor{AccountID: accountID, Role: agentdesk.RoleAdmin}
+}
+
+const ticketVisitor = `
+SELECT i.value FROM tickets t
+JOIN identities i ON i.account_id = t.account_id AND i.customer_id = t.customer_id AND i.kind = 'visitor'
+WHERE t.account_id = $1 AND t.id = $2
+ORDER BY i.created_at DESC, i.id DESC LIMIT 1`
+
+// Ticket describes a ticket for the hub's rules. Its visitor is the chat
+// visitor id most recently linked to the ticket's customer.
+func (a *HubActions) Ticket(ctx context.Context, accountID, ticketID int64) (hub.TicketInfo, error) {
+	s, err := a.server()
+	if err != nil {
+		return hub.TicketInfo{}, err
+	}
+	t, err := s.store.Ticket(ctx, system(accountID), ticketID)
+	if err != nil {
+		return hub.TicketInfo{}, err
+	}
+	info := hub.TicketInfo{ID: t.ID}
+	if t.AssigneeID != nil {
+		info.AssigneeID = *t.AssigneeID
+	}
+	if t.TeamID != nil {
+		info.TeamID = *t.TeamID
+		team, err := s.store.Team(ctx, accountID, *t.TeamID)
+		if err != nil {
+			return hub.TicketInfo{}, err
+		}
+		info.Private = team.Private
+	}
+	err = s.store.DB().QueryRow(ctx, ticketVisitor, accountID, ticketID).Scan(&info.VisitorID)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return hub.TicketInfo{}, err
+	}
+	return info, nil
+}
+
+// Task describes the ticket of a routing task.
+func (a *HubActions) Task(ctx context.Context, accountID, taskID int64) (hub.TicketInfo, error) {
+	s, err := a.server()
+	if err != nil {
+		return hub.TicketInfo{}, err
+	}
+	if s.routing == nil {
+		return hub.TicketInfo{}, agentdesk.Errorf(agentdesk.NotFound, "task not found")
+	}
+	t, err := s.routing.Task(ctx, accountID, taskID)
+	if err != nil {
+		return hub.TicketInfo{}, err
+	}
+	if t.TicketID == nil {
+		return hub.TicketInfo{}, agentdesk.Errorf(agentdesk.NotFound, "task not found")
+	}
+	return a.Ticket(ctx, accountID, *t.TicketID)
+}
+
+// SendChat: an agent's reply goes through the chat channel's reply sender
+// (which stores it and publishes it to the visitor); a visitor's message
+// needs the chat channel, which is not part of this server yet.
+func (a *HubActions) SendChat(ctx context.Context, p hub.Principal, ticketID int64, m hub.ChatMessage) (int64, int64, error) {
+	s, err := a.server()
+	if err != nil {
+		return 0, 0, err
+	}
+	rs := s.replies[agentdesk.KindChat]
+	if p.IsCustomer() || rs == nil {
+		return 0, 0, agentdesk.Errorf(agentdesk.Unavailable, "chat is not available on this server")
+	}
+	t, err := s.store.Ticket(ctx, p.Actor, ticketID)
+	if err != nil {
+		return 0, 0, err
+	}
+	author := p.Actor.AgentID
+	msg := &agentdesk.Message{TicketID: t.ID, CustomerID: t.CustomerID, Kind: agentdesk.KindChat, Direction: agentdesk.DirOut, AuthorID: &author, Body: m.Body}
+	if m.ClientMsgID != "" {
+		msg.Meta = map[string]any{"client_msg_id": m.ClientMsgID}
+	}
+	id, err := rs.SendReply(ctx, p.Actor, t, msg)
+	return id, t.ID, err
+}
+
+// SetPresence changes the agent's own presence in the routing engine.
+func (a *HubActions) SetPresence(ctx context.Context, actor agentdesk.Actor, state, reason string) error {
+	e, err := a.engine()
+	if err != nil {
+		return err
+	}
+	return e.SetPresence(ctx, actor.AccountID, actor.AgentID, routing.PresenceState(state), reason)
+}
+
+// AcceptOffer accepts the offer of task offerID (an offer's id is its task's).
+func (a *HubActions) AcceptOffer(ctx context.Context, actor agentdesk.Actor, offerID int64) error {
+	e, err := a.engine()
+	if err != nil {
+		return err
+	}
+	return e.Accept(ctx, actor.AccountID, actor.AgentID, offerID)
+}
+
+// RejectOffer passes the offer of task offerID on to the next agent.
+func (a *HubActions) RejectOffer(ctx context.Context, actor agentdesk.Actor, offerID int64, reason string) error {
+	e, err := a.engine()
+	if err != nil {
+		return err
+	}
+	return e.Reject(ctx, actor.AccountID, actor.AgentID, offerID, reason)
+}
+
+// WidgetOrigins: there are no chat widget settings yet, so no widget may
+// connect.
+func (a *HubActions) WidgetOrigins(ctx context.Context, accountID int64, widgetID string) ([]string, error) {
+	return nil, agentdesk.Errorf(agentdesk.NotFound, "no such chat widget")
+}
+
+func (a *HubActions) engine() (*routing.Engine, error) {
+	s, err := a.server()
+	if err != nil {
+		return nil, err
+	}
+	if s.routing == nil {
+		return nil, agentdesk.Errorf(agentdesk.Unavailable, "routing is not running on this server")
+	}
+	return s.routing, nil
+}

@@ -1,0 +1,107 @@
+package web
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5"
+
+	"agentdesk/agentdesk"
+	"agentdesk/web/hub"
+)
+
+// The websockets as the server mounts them: session cookies and roles from
+// the web layer's authentication, events from the database.
+func TestWebsocketEndpoints(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	actions := &HubActions{}
+	h := hub.New(e.store.DB(), actions, hub.Config{}, nil)
+	if err := h.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	server := New(Config{LoginRate: 1000}, e.store, slog.New(slog.NewTextHandler(io.Discard, nil)), WithHub(h, actions, []byte("0123456789abcdef0123456789abcdef")))
+	srv := httptest.NewServer(server.Handler())
+	t.Cleanup(func() {
+		h.Stop(context.Background()) //nolint:errcheck
+		srv.Close()
+	})
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http")
+	cookieOf := func(who string) string {
+		u, _ := url.Parse(e.srv.URL)
+		var parts []string
+		for _, c := range e.clients[who].http.Jar.Cookies(u) {
+			parts = append(parts, c.Name+"="+c.Value)
+		}
+		return strings.Join(parts, "; ")
+	}
+	dial := func(path, who string) (*websocket.Conn, int) {
+		hdr := http.Header{"Origin": {srv.URL}}
+		if who != "" {
+			hdr.Set("Cookie", cookieOf(who))
+		}
+		c, resp, err := websocket.DefaultDialer.Dial(wsURL+path, hdr)
+		if err != nil {
+			if resp == nil {
+				t.Fatal(err)
+			}
+			return nil, resp.StatusCode
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, http.StatusSwitchingProtocols
+	}
+	for _, tc := range []struct {
+		path, who string
+		want      int
+	}{
+		{"/ws/agent", "", http.StatusUnauthorized},
+		{"/ws/supervisor", "agent", http.StatusForbidden},
+		{"/ws/supervisor", "supervisor", http.StatusSwitchingProtocols},
+		{"/ws/customer", "", http.StatusUnauthorized}, // no widget token
+	} {
+		if _, got := dial(tc.path, tc.who); got != tc.want {
+			t.Errorf("%s as %q: HTTP %d, want %d", tc.path, tc.who, got, tc.want)
+		}
+	}
+
+	c, _ := dial("/ws/agent", "agent")
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	read := func(typ string) map[string]any {
+		for {
+			var f map[string]any
+			if err := c.ReadJSON(&f); err != nil {
+				t.Fatalf("read: %v", err)
+			}
+			if f["type"] == typ {
+				return f
+			}
+		}
+	}
+	c.WriteJSON(map[string]any{"type": "resume", "id": "r1"}) //nolint:errcheck
+	if f := read("subscribed"); f["stream"] != hub.AgentStream(e.ids["agent"]) {
+		t.Errorf("subscribed %v", f)
+	}
+	err := pgx.BeginFunc(ctx, e.store.DB(), func(tx pgx.Tx) error {
+		return hub.Publish(ctx, tx, hub.Event{AccountID: e.account, Stream: hub.AgentStream(e.ids["agent"]), Type: "offer", Data: map[string]int{"task_id": 5}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := read("offer"); f["seq"] != float64(1) {
+		t.Errorf("offer %v", f)
+	}
+	// No routing engine on this server: refused with a reason, connection kept.
+	c.WriteJSON(map[string]any{"type": "offer.accept", "id": "a1", "data": map[string]any{"offer_id": 5}}) //nolint:errcheck
+	if f := read("error"); f["id"] != "a1" || f["data"].(map[string]any)["code"] != string(agentdesk.Unavailable) {
+		t.Errorf("offer.accept: %v", f)
+	}
+}
