@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -154,14 +155,26 @@ func (h *Hub) Start(ctx context.Context) error {
 	h.stop = cancel
 	ready := make(chan error, 1)
 	watermark, err := h.feedStart(ctx)
-	if err != nil {
+	var pg *pgconn.PgError
+	switch {
+	case errors.As(err, &pg) && pg.Code == "42703": // undefined column
+		// A database migrated with an early 004_streams has no change feed;
+		// the full poll still delivers everything, a second late at most.
+		h.log.Error("hub: no change feed in this database (migrated with an earlier 004_streams; recreate it): delivering by polling only", "err", err)
+		watermark = -1
+	case err != nil:
 		cancel()
 		return err
 	}
 	h.loops.Add(6 + h.cfg.Workers)
 	go func() { defer h.loops.Done(); h.pingLoop(runCtx) }()
 	go func() { defer h.loops.Done(); h.listen(runCtx, ready) }()
-	go func() { defer h.loops.Done(); h.feedLoop(runCtx, watermark) }()
+	go func() {
+		defer h.loops.Done()
+		if watermark >= 0 {
+			h.feedLoop(runCtx, watermark)
+		}
+	}()
 	go func() { defer h.loops.Done(); h.pollLoop(runCtx) }()
 	go func() { defer h.loops.Done(); h.pruneLoop(runCtx) }()
 	go func() { defer h.loops.Done(); h.limits.sweepLoop(runCtx) }()

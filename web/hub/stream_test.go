@@ -327,3 +327,30 @@ func TestStreamsAreScopedByAccount(t *testing.T) {
 		}
 	}
 }
+
+// A database migrated with the first version of 004 (no change feed) still
+// gets every event, by the full poll.
+func TestWithoutChangeFeedPollDelivers(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	if _, err := e.db.Exec(ctx, `DROP INDEX stream_heads_change; ALTER TABLE stream_heads DROP COLUMN change_id;
+CREATE OR REPLACE FUNCTION stream_events_number() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    INSERT INTO stream_heads AS h (account_id, stream, last_seq) VALUES (NEW.account_id, NEW.stream, 1)
+    ON CONFLICT (account_id, stream) DO UPDATE SET last_seq = h.last_seq + 1 RETURNING h.last_seq INTO n;
+    UPDATE stream_events SET seq = n WHERE id = NEW.id;
+    RETURN NULL;
+END $$`); err != nil {
+		t.Fatal(err)
+	}
+	srv := e.startHub(Config{PollInterval: 20 * time.Millisecond})
+	c := srv.dialAgent(t, 10, "agent")
+	c.request("resume", nil)
+	c.readUntil("subscribed", "")
+	e.publish("agent:10", "polled", nil)
+	if f := c.readUntil("polled", ""); f.Seq != 1 {
+		t.Errorf("seq %d", f.Seq)
+	}
+}
