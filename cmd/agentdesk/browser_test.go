@@ -265,13 +265,14 @@ func TestBrowserChat(t *testing.T) {
 	need(t, "GET", srv.URL+"/widget.js", "", "widget.js (run `make ui`)")
 	need(t, "GET", srv.URL+"/ws/agent", "", "the agent websocket /ws/agent mounted in the server")
 	need(t, "GET", srv.URL+"/ws/customer", "", "the customer websocket /ws/customer mounted in the server")
-	chatFlow(t, srv, chromium)
+	widgetID := widgetIDFor(t, srv)
+	chatFlow(t, srv, chromium, widgetID)
 }
 
 // chatFlow: a visitor starts a chat from a customer's site; an agent gets
 // the offer, accepts, both exchange messages, the agent wraps up with a
 // contact reason and the visitor rates the chat.
-func chatFlow(t *testing.T, srv *testServer, chromium string) {
+func chatFlow(t *testing.T, srv *testServer, chromium, widgetID string) {
 	root := startBrowser(t, chromium)
 	dir := artifactsDir(t)
 	t.Logf("screenshots in %s", dir)
@@ -286,7 +287,6 @@ func chatFlow(t *testing.T, srv *testServer, chromium string) {
 	agent.waitJS("presence available", `document.querySelector(".presence-available") !== null`)
 	agent.screenshot("available")
 
-	widgetID := widgetIDFor(t, srv)
 	// The customer's site is another origin: the widget is cross-origin there.
 	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -365,7 +365,10 @@ func chatFlow(t *testing.T, srv *testServer, chromium string) {
 // widgetIDFor returns the id of a chat widget of the test account.
 func widgetIDFor(t *testing.T, srv *testServer) string {
 	t.Helper()
-	t.Skip("not ready: no chat widget configuration in the server yet (widgets table / endpoint /api/v1/widget/{id}/session)")
+	need(t, "POST", srv.URL+"/api/v1/widget/demo/session", "{}",
+		"the chat channel's server side: widget settings (web.HubActions.WidgetOrigins answers \"no such chat widget\"), "+
+			"the widget REST endpoints of web/ui/WIDGET.md (session token, chat start, end, rating) and visitor chat.send")
+	t.Skip("not ready: the test does not yet know how to create a chat widget for its account")
 	return ""
 }
 

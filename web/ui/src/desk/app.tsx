@@ -257,7 +257,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
           )}
         </main>
         {route.ticket && current && current.id === route.ticket ? (
-          <CustomerPanel customerId={current.customer_id} onOpenTicket={(id) => go({ list: route.list as ListName, ticket: id })}
+          <CustomerPanel customerId={current.customer_id} refresh={refresh} onOpenTicket={(id) => go({ list: route.list as ListName, ticket: id })}
             onLoaded={(c: Customer) => { names.current.set(c.id, c.name); }} />
         ) : <aside class="customer-panel" aria-label="Customer" />}
       </div>

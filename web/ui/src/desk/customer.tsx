@@ -61,8 +61,10 @@ function History({ customerId }: { customerId: number }) {
   );
 }
 
-export function CustomerPanel({ customerId, onOpenTicket, onLoaded }: {
+export function CustomerPanel({ customerId, refresh, onOpenTicket, onLoaded }: {
   customerId: number;
+  /** Changes when tickets changed: the open-ticket list is read again. */
+  refresh?: number;
   onOpenTicket: (id: number) => void;
   onLoaded?: (c: Customer) => void;
 }) {
@@ -87,10 +89,15 @@ export function CustomerPanel({ customerId, onOpenTicket, onLoaded }: {
       (e) => live && setError(e.message),
     );
     lifetimeValue(customerId).then((v) => live && setLtv(v.totals ?? {}), () => live && setLtv(null));
+    return () => { live = false; };
+  }, [customerId]);
+
+  useEffect(() => {
+    let live = true;
     tickets({ customer: customerId, status: ["new", "open", "pending", "on_hold"], limit: 20 })
       .then((p) => live && setOpen(p.items), () => {});
     return () => { live = false; };
-  }, [customerId]);
+  }, [customerId, refresh]);
 
   return (
     <aside class="customer-panel" aria-labelledby="cust-title">
