@@ -4,7 +4,7 @@ import {
   type Agent, type Attachment, type Canned, type Message, type Ticket,
 } from "./api";
 import { CHANNEL_ICON, bytes, label, when } from "./format";
-import type { Socket } from "./socket";
+import { SocketError, type Socket } from "./socket";
 import { WrapUpDialog } from "./wrapup";
 
 function author(m: Message, agents: Map<number, Agent>, customerName: string): string {
@@ -90,12 +90,20 @@ function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m
     setError("");
     try {
       let m: Message;
+      let ack: any;
       if (mode === "reply" && replyKind === "chat" && !files.length && props.socket.state === "open") {
         // Live chat goes over the websocket, which delivers it to the visitor.
         const clientId = `${t.id}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-        const ack = await props.socket.request(CMD.chatSend, { ticket_id: t.id, body, client_msg_id: clientId });
+        try {
+          ack = await props.socket.request(CMD.chatSend, { ticket_id: t.id, body, client_msg_id: clientId });
+        } catch (err) {
+          // No live chat on this server: the reply is still stored (REST).
+          if (!(err instanceof SocketError && err.code === "unavailable")) throw err;
+        }
+      }
+      if (ack) {
         m = {
-          id: ack?.message_id ?? Date.now(), ticket_id: t.id, customer_id: t.customer_id, kind: "chat", direction: "out",
+          id: ack.message_id ?? Date.now(), ticket_id: t.id, customer_id: t.customer_id, kind: "chat", direction: "out",
           author_id: props.me.id, body, created_at: new Date().toISOString(),
         };
       } else {
