@@ -120,7 +120,7 @@ func seed(ctx context.Context, db *pgxpool.Pool, c seedConfig) error {
 		// Seeding the demo twice would double its customers and history.
 		fmt.Fprintf(os.Stderr, "seed: the demo account exists already (id %d); its history is not added again\n", acct)
 	} else if c.demo {
-		g := genConfig{customers: demoCustomers, companies: demoCompanies, messages: demoMessages, months: c.months, seed: c.seed, now: now}
+		g := genConfig{customers: demoCustomers, companies: demoCompanies, messages: demoMessages, months: c.months, seed: c.seed, now: now, tasks: true}
 		st, err := generate(ctx, db, org, g, nil)
 		if err != nil {
 			return fmt.Errorf("seed: demo history: %w", err)

@@ -32,7 +32,7 @@ func generate(ctx context.Context, db *pgxpool.Pool, o *org, g genConfig, bar *p
 	// Messages and orders are drawn from a source of their own while they
 	// are copied, so they do not depend on how the model was drawn.
 	r := rand.New(rand.NewPCG(g.seed, uint64(o.accountID)+1<<40))
-	var n [6]int64
+	var n [7]int64
 	err = postgres.InTx(ctx, db, func(tx pgx.Tx) error {
 		if err := reserveIDs(ctx, tx, m); err != nil {
 			return err
@@ -93,6 +93,10 @@ func generate(ctx context.Context, db *pgxpool.Pool, o *org, g genConfig, bar *p
 		n[5], err = copyRows(ctx, tx, bar, "orders", len(m.customers)*2, "orders",
 			[]string{"account_id", "external_id", "customer_id", "amount_cents", "currency", "items", "status", "placed_at", "created_at", "updated_at"},
 			orderRows(r, m, acct, g.now))
+		if err != nil || !g.tasks || len(o.queues) == 0 {
+			return err
+		}
+		n[6], err = copyTasks(ctx, tx, bar, o, buildTasks(r, o, m, g.now))
 		return err
 	})
 	if err != nil {
@@ -100,11 +104,15 @@ func generate(ctx context.Context, db *pgxpool.Pool, o *org, g genConfig, bar *p
 	}
 	// Fresh statistics, so the planner picks the indexes right away rather
 	// than after autovacuum gets round to it.
-	if _, err := db.Exec(ctx, `ANALYZE companies, customers, identities, tickets, messages, orders`); err != nil {
+	if _, err := db.Exec(ctx, `ANALYZE companies, customers, identities, tickets, messages, orders, tasks, task_events`); err != nil {
 		return "", fmt.Errorf("analyze: %w", err)
 	}
-	return fmt.Sprintf("%d companies, %d customers, %d identities, %d tickets, %d messages, %d orders in %s",
-		n[0], n[1], n[2], n[3], n[4], n[5], time.Since(start).Round(10*time.Millisecond)), nil
+	tasks := ""
+	if n[6] > 0 {
+		tasks = fmt.Sprintf(", %d routing tasks", n[6])
+	}
+	return fmt.Sprintf("%d companies, %d customers, %d identities, %d tickets, %d messages, %d orders%s in %s",
+		n[0], n[1], n[2], n[3], n[4], n[5], tasks, time.Since(start).Round(10*time.Millisecond)), nil
 }
 
 // reserveIDs takes ids from the tables' identity sequences, so rows that

@@ -192,6 +192,13 @@ type org struct {
 	allAgents []orgAgent
 	contact   []orgReason // leaf contact reasons
 	cancel    map[string]int64
+	queues    map[string]orgQueue
+}
+
+type orgQueue struct {
+	id       int64
+	priority int
+	skills   map[string]int
 }
 
 type orgAgent struct {
@@ -271,6 +278,23 @@ func loadOrg(ctx context.Context, db *pgxpool.Pool, accountID int64) (*org, erro
 		} else {
 			o.contact = append(o.contact, r)
 		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	o.queues = map[string]orgQueue{}
+	rows, err = db.Query(ctx, `SELECT id, name, priority, required_skills FROM queues WHERE account_id = $1`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("load queues: %w", err)
+	}
+	for rows.Next() {
+		var q orgQueue
+		var name string
+		if err := rows.Scan(&q.id, &name, &q.priority, &q.skills); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		o.queues[name] = q
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -20,6 +20,8 @@ type genConfig struct {
 	customers, companies, messages, months int
 	seed                                   uint64
 	now                                    time.Time
+	// tasks adds the routing history (seed_tasks.go); the demo has it
+	tasks bool
 }
 
 type genCompany struct {
@@ -336,13 +338,13 @@ func responseTimes(r *rand.Rand, channel string) (frt, res time.Duration) {
 	}
 	switch channel {
 	case "voice":
-		frt = logn(25*time.Second, 0.6)
+		frt = logn(12*time.Second, 0.7)
 		res = frt + logn(6*time.Minute, 0.5)
 		if r.Float64() < 0.2 {
 			res += logn(24*time.Hour, 0.8)
 		}
 	case "chat":
-		frt = logn(45*time.Second, 0.7)
+		frt = logn(20*time.Second, 0.6)
 		res = frt + logn(11*time.Minute, 0.5)
 		if r.Float64() < 0.25 {
 			res += logn(24*time.Hour, 0.8)

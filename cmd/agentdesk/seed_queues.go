@@ -27,7 +27,7 @@ func createDemoQueues(ctx context.Context, db *pgxpool.Pool, accountID int64, te
 	queues := []routing.Queue{
 		{Name: "Sales", Channels: []agentdesk.Channel{agentdesk.ChannelChat, agentdesk.ChannelVoice},
 			RequiredSkills: map[string]int{"sales": 1, "english": 3}, TeamID: team("Sales"), Priority: 20,
-			ServiceLevel: routing.ServiceLevel{Seconds: 20, Percent: 80}},
+			ServiceLevel: routing.ServiceLevel{Seconds: 30, Percent: 80}},
 		{Name: "Support", RequiredSkills: map[string]int{"support": 1}, TeamID: team("Support"), Priority: 10,
 			ServiceLevel: routing.ServiceLevel{Seconds: 60, Percent: 80},
 			// after two minutes anyone on the team may take it, whatever the level

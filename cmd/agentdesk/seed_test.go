@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/agentdesk/postgres/pgtest"
+	"agentdesk/routing"
 	"agentdesk/web"
 )
 
@@ -76,6 +78,12 @@ func TestSeedDemoIfEmpty(t *testing.T) {
 		{"open tickets of the printed agent", `SELECT count(*) FROM tickets t JOIN agents a ON a.id = t.assignee_id
 			WHERE a.email = 'agent@demo.agentdesk.local' AND t.status NOT IN ('solved', 'closed')`, 1, 200},
 		{"orders", `SELECT count(*) FROM orders`, demoCustomers, 4 * demoCustomers},
+		{"completed routing tasks", `SELECT count(*) FROM tasks WHERE state = 'completed'`, 4000, 7000},
+		{"routing tasks holding an agent", `SELECT count(*) FROM tasks WHERE state IN ('offered', 'assigned', 'wrapping')`, 0, 0},
+		{"abandon rate % (calls and chats, short abandons left out)", `SELECT round(100.0 * count(*) FILTER (WHERE state = 'abandoned')
+			/ count(*))::int FROM tasks WHERE channel <> 'email' AND (state = 'completed' OR wait_seconds >= 5)`, 3, 8},
+		{"task events out of step", `SELECT count(*) FROM tasks t LEFT JOIN (SELECT task_id, count(*) n FROM task_events GROUP BY 1) e ON e.task_id = t.id
+			WHERE coalesce(e.n, 0) <> CASE t.state WHEN 'completed' THEN 5 WHEN 'abandoned' THEN 2 ELSE 1 END`, 0, 0},
 		{"messages before their ticket", `SELECT count(*) FROM messages m JOIN tickets t ON t.id = m.ticket_id WHERE m.created_at < t.created_at`, 0, 0},
 		{"tickets before their customer", `SELECT count(*) FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.created_at < c.created_at`, 0, 0},
 		{"tickets in the future", `SELECT count(*) FROM tickets WHERE created_at > now() OR resolved_at > now()`, 0, 0},
@@ -85,6 +93,18 @@ func TestSeedDemoIfEmpty(t *testing.T) {
 			t.Errorf("%s = %d, want %d..%d", c.name, n, c.min, c.max)
 		}
 	}
+	// The routing engine reads the seeded queues and history.
+	var acct int64
+	db.QueryRow(ctx, `SELECT id FROM accounts`).Scan(&acct)
+	engine := routing.New(db, nil, slog.New(slog.DiscardHandler), nil, routing.Config{})
+	stats, err := engine.QueueStats(ctx, acct)
+	if err != nil || len(stats) != 3 {
+		t.Errorf("QueueStats = %d queues, %v; want the 3 demo queues", len(stats), err)
+	}
+	if _, err := engine.Dispatch(ctx); err != nil {
+		t.Errorf("Dispatch on the demo: %v", err)
+	}
+
 	// Monday is the busiest weekday, and the peaks are at 10:00 and 14:00.
 	var busiest string
 	db.QueryRow(ctx, `SELECT to_char(created_at, 'Dy') FROM tickets GROUP BY 1 ORDER BY count(*) DESC LIMIT 1`).Scan(&busiest)
