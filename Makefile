@@ -26,5 +26,7 @@ deps:
 deps-test:
 	@scripts/deps.sh test
 
+# clean-data removes only make run's cluster: $(DATA)/testpg belongs to the
+# test helper (pgtest), which may be serving a `go test` at this moment.
 clean-data:
-	scripts/pg.sh stop $(DATA)/pg; rm -rf $(DATA)
+	scripts/pg.sh stop $(DATA)/pg; rm -rf "$$(readlink -f $(DATA)/pg)" $(DATA)/pg
