@@ -9,8 +9,9 @@
 // channels, required skills, priority, business hours, holidays, service
 // level, overflow, maximum wait and skill relaxation; agent presence
 // (offline, available, away(reason), wrap_up(until), shown as busy when an
-// available agent has work) with per-channel capacity (agents.capacity) and
-// load; the task state machine
+// available agent has work) with per-channel capacity (agents.capacity,
+// copied into agent_presence by a trigger so matching compares integers)
+// and load; the task state machine
 //
 //	queued → offered → assigned → wrapping → completed
 //	offered → queued (reject, timeout, revoked)
@@ -45,6 +46,10 @@
 //   - The dispatcher claims waiting tasks with SELECT … FOR UPDATE SKIP
 //     LOCKED, so each task is considered by one transaction at a time, and
 //     picks agents with SELECT … FOR UPDATE OF agent_presence SKIP LOCKED.
+//     Matching, reserving capacity and the event row are one statement per
+//     task, and a batch of tasks is pipelined in one round trip; the
+//     statements run in order inside the transaction, so each sees the
+//     loads the previous ones reserved.
 //     Because the agent row is locked before its load is incremented, and
 //     PostgreSQL re-checks the capacity condition against the newest row
 //     version when it takes the lock, two transactions can never both fill
@@ -58,11 +63,13 @@
 //   - Across engines, strict ordering is approximate: while one engine holds
 //     the head of the line, another skips it and serves the next tasks.
 //
-// LISTEN/NOTIFY (channel agentdesk_routing) only wakes dispatchers early. A
-// periodic Sweep expires offers, ends wrap-ups, applies relaxation, overflow
-// and maximum wait, and is also the crash recovery: Start runs it first, so
-// offers made by a process that died re-queue when they time out. The clock
-// is injected; every business time comes from it.
+// LISTEN/NOTIFY (channel agentdesk_routing, payload the account id) only
+// wakes dispatchers early; every SweepInterval each engine also dispatches
+// every account with waiting tasks. Sweep, on its own goroutine, expires
+// offers, ends wrap-ups, applies relaxation, overflow and maximum wait, and
+// is also the crash recovery: Start runs it first, so offers made by a
+// process that died re-queue when they time out. The clock is injected;
+// every business time comes from it.
 //
 // Events go through the Publisher inside the transaction of the change, so a
 // Publisher that writes them to a table delivers exactly what committed. One
