@@ -16,7 +16,8 @@ func TestFrontendUnit(t *testing.T) {
 	if _, err := os.Stat("node_modules/.bin/vitest"); err != nil {
 		t.Skip("web/ui/node_modules missing: run scripts/deps.sh run (npm ci)")
 	}
-	cmd := exec.Command("node_modules/.bin/vitest", "run", "--reporter=dot")
+	// Generous timeouts: the machine is shared, and a loaded one must not fail these.
+	cmd := exec.Command("node_modules/.bin/vitest", "run", "--reporter=dot", "--testTimeout=60000", "--hookTimeout=60000")
 	cmd.Env = append(os.Environ(), "CI=1", "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
