@@ -97,6 +97,8 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     getPresence().then(setPres, () => {});
     queues().then((m) => (queueNames.current = m));
     socket.start();
+    // Lists follow events; a slow poll catches what no event announced.
+    const poll = setInterval(() => !document.hidden && setRefresh((x) => x + 1), 30000);
     const offs = [
       socket.onState(setSockState),
       socket.on(EV.offer, (d) => {
@@ -137,6 +139,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     ];
     return () => {
       removeEventListener("popstate", onPop);
+      clearInterval(poll);
       offs.forEach((f) => f());
       watched.current.forEach((id) => socket.unfollow(ticketStream(id)));
       socket.stop();

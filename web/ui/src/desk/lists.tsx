@@ -69,8 +69,8 @@ export function TicketList(props: {
       setLoading(false);
     }
   }
+  useEffect(() => setCursorIdx(0), [key]);
   useEffect(() => {
-    setCursorIdx(0);
     load();
   }, [key, props.refresh]);
 

@@ -237,18 +237,47 @@ export function TicketView(props: {
     setT(null);
     setItems([]);
     setError("");
+    // The conversation pages oldest first; tail is the cursor of its last
+    // (growing) page, from which a poll reads what is new.
+    let tail: string | undefined;
+    const merge = (more: Message[]) =>
+      setItems((old) => {
+        const seen = new Set(old.map((m) => m.id));
+        const add = more.filter((m) => !seen.has(m.id));
+        if (!add.length) return old;
+        return [...old, ...add].sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id - b.id);
+      });
+    async function readFrom(cursor: string | undefined): Promise<Message[]> {
+      const all: Message[] = [];
+      for (let i = 0; i < 20; i++) {
+        const p = await messages(props.id, cursor);
+        all.push(...p.items);
+        if (!p.next_cursor) break;
+        cursor = tail = p.next_cursor;
+      }
+      return all;
+    }
     (async () => {
       try {
-        const [tk, first] = await Promise.all([ticket(props.id), messages(props.id)]);
+        const [tk, all] = await Promise.all([ticket(props.id), readFrom(undefined)]);
         if (!live) return;
         setT(tk);
-        // The API pages newest first; the thread reads oldest first.
-        const sorted = [...first.items].sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id - b.id);
-        setItems(sorted);
+        merge(all);
       } catch (e) {
         if (live) setError((e as Error).message);
       }
     })();
+    // Events bring new messages at once; this poll is the safety net for a
+    // lost connection or a change nobody published.
+    const poll = setInterval(async () => {
+      if (document.hidden) return;
+      try {
+        const more = await readFrom(tail);
+        if (live) merge(more);
+      } catch {
+        /* the next round tries again */
+      }
+    }, 10000);
     props.socket.follow(ticketStream(props.id));
     const offMsg = props.socket.on(EV.message, (d) => {
       const m: Message = d.message ?? d;
@@ -269,6 +298,7 @@ export function TicketView(props: {
       offMsg();
       offTyping();
       offUpd();
+      clearInterval(poll);
       props.socket.unfollow(ticketStream(props.id));
     };
   }, [props.id]);
