@@ -32,7 +32,7 @@ type Config struct {
 	PingInterval    time.Duration // server pings (25s)
 	PongWait        time.Duration // connection dropped after this long without any frame (60s)
 	WriteWait       time.Duration // one frame's write deadline (10s)
-	ReadBufferSize  int           // per-connection read buffer (512; larger messages take more reads)
+	ReadBufferSize  int           // per-connection read buffer (256; gorilla's minimum is 125)
 
 	// AllowedOrigins are the origins allowed on /ws/agent and /ws/supervisor
 	// besides the server's own host ("https://desk.example.com").
@@ -74,7 +74,7 @@ func (c *Config) defaults() {
 		c.MaxMessageBytes = 32 << 10
 	}
 	if c.ReadBufferSize <= 0 {
-		c.ReadBufferSize = 512
+		c.ReadBufferSize = 256
 	}
 	if c.VisitorRate <= 0 {
 		c.VisitorRate, c.VisitorBurst = 2, 20
@@ -296,9 +296,9 @@ func (h *Hub) onEphemeral(payload string) {
 	}
 	s.mu.Lock()
 	subs := make([]*conn, 0, len(s.subs))
-	for c, sub := range s.subs {
-		if sub.last >= 0 {
-			subs = append(subs, c)
+	for _, sb := range s.subs {
+		if !sb.pending {
+			subs = append(subs, sb.c)
 		}
 	}
 	s.mu.Unlock()

@@ -21,7 +21,7 @@ type stream struct {
 	key streamKey
 
 	mu     sync.Mutex
-	subs   map[*conn]*sub
+	subs   []*sub // a slice: most streams have one subscriber, and a map costs ~200 bytes
 	known  int64 // highest sequence number this process has read
 	queued bool  // in the work queue or being served
 	dirty  bool  // must be served (again)
@@ -29,6 +29,7 @@ type stream struct {
 
 // sub is one connection's position in one stream.
 type sub struct {
+	c       *conn
 	pending bool  // resumed, not yet answered with subscribed/resync
 	want    int64 // pending: last seq the client has, -1 = start from now
 	last    int64 // active: last seq sent to the client
@@ -171,11 +172,16 @@ func (h *Hub) subscribe(c *conn, key streamKey, want int64) *stream {
 	h.mu.Lock()
 	s := h.streams[key]
 	if s == nil {
-		s = &stream{key: key, subs: map[*conn]*sub{}, known: -1}
+		s = &stream{key: key, known: -1}
 		h.streams[key] = s
 	}
 	s.mu.Lock()
-	s.subs[c] = &sub{pending: true, want: want}
+	nsb := &sub{c: c, pending: true, want: want}
+	if i := s.subIndex(c); i >= 0 {
+		s.subs[i] = nsb // a new resume replaces c's position
+	} else {
+		s.subs = append(s.subs, nsb)
+	}
 	s.mu.Unlock()
 	h.mu.Unlock()
 	h.markDirty(s)
@@ -185,7 +191,9 @@ func (h *Hub) subscribe(c *conn, key streamKey, want int64) *stream {
 func (h *Hub) unsubscribe(c *conn, s *stream) {
 	h.mu.Lock()
 	s.mu.Lock()
-	delete(s.subs, c)
+	if i := s.subIndex(c); i >= 0 {
+		s.subs = slices.Delete(s.subs, i, i+1)
+	}
 	if len(s.subs) == 0 && h.streams[s.key] == s {
 		delete(h.streams, s.key)
 	}
@@ -249,7 +257,8 @@ func (h *Hub) plan(s *stream) (streamRead, bool) {
 	}
 	from := int64(math.MaxInt64)
 	now := time.Now()
-	for c, sb := range s.subs {
+	for _, sb := range s.subs {
+		c := sb.c
 		switch {
 		case sb.pending && sb.want >= 0:
 			from = min(from, sb.want)
@@ -334,7 +343,8 @@ func (h *Hub) apply(r streamRead) {
 		s.known = top
 	}
 	again := false
-	for c, sb := range s.subs {
+	for _, sb := range s.subs {
+		c := sb.c
 		if sb.pending {
 			switch {
 			case sb.want >= 0 && sb.want < from:
@@ -385,6 +395,10 @@ func (h *Hub) apply(r streamRead) {
 	if again || hasPendingSubs(s) {
 		s.dirty = true
 	}
+}
+
+func (s *stream) subIndex(c *conn) int {
+	return slices.IndexFunc(s.subs, func(sb *sub) bool { return sb.c == c })
 }
 
 func hasPendingSubs(s *stream) bool {
