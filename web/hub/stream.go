@@ -22,9 +22,9 @@ type stream struct {
 
 	mu     sync.Mutex
 	subs   []*sub // a slice: most streams have one subscriber, and a map costs ~200 bytes
-	known  int64 // highest sequence number this process has read
-	queued bool  // in the work queue or being served
-	dirty  bool  // must be served (again)
+	known  int64  // highest sequence number this process has read
+	queued bool   // in the work queue or being served
+	dirty  bool   // must be served (again)
 }
 
 // sub is one connection's position in one stream.
