@@ -428,12 +428,36 @@ func TestBrowserDesk(t *testing.T) {
 	if err := srv.DB.CreateTicket(ctx, actor, tk, first); err != nil {
 		t.Fatal(err)
 	}
+	// A second, unassigned chat in the agent's team: it waits in the team queue.
+	support := creds.AgentID
+	if err := srv.DB.DB().QueryRow(ctx, `SELECT team_id FROM team_members WHERE agent_id = $1 LIMIT 1`, creds.AgentID).Scan(&support); err != nil {
+		t.Fatal(err)
+	}
+	chat := &agentdesk.Ticket{Subject: "Chat about a delivery", Status: agentdesk.StatusNew, Channel: agentdesk.ChannelChat,
+		CustomerID: cust.ID, TeamID: &support, Priority: agentdesk.PriorityUrgent}
+	if err := srv.DB.CreateTicket(ctx, actor, chat, &agentdesk.Message{Kind: agentdesk.KindChat, Direction: agentdesk.DirIn, Body: "Is my parcel coming today?"}); err != nil {
+		t.Fatal(err)
+	}
 
 	root := startBrowser(t, chromium)
 	dir := artifactsDir(t)
 	t.Logf("screenshots in %s", dir)
 	agent := newBrowser(t, root, "desk", dir)
 	agent.login(srv.URL, "agent@"+demoDomain, demoAgentPassword)
+
+	// The lists: the team queue holds the unassigned chat, all open both,
+	// and the channel filter narrows them.
+	subjects := `[...document.querySelectorAll(".ticket-row .subject")].map(r => r.textContent).join("|")`
+	agent.waitJS("My tickets", subjects+` === "Please cancel my plan"`)
+	agent.do(chromedp.KeyEvent("2", chromedp.KeyModifiers(chromedp.ModifierAlt)))
+	agent.waitJS("the team queue", subjects+` === "Chat about a delivery"`)
+	agent.do(chromedp.KeyEvent("3", chromedp.KeyModifiers(chromedp.ModifierAlt)))
+	agent.waitJS("all open tickets, newest first", subjects+` === "Chat about a delivery|Please cancel my plan"`)
+	agent.choose(`select[aria-label="Channel filter"]`, "chat")
+	agent.waitJS("the chat filter", subjects+` === "Chat about a delivery"`)
+	agent.screenshot("filtered")
+	agent.choose(`select[aria-label="Channel filter"]`, "")
+	agent.do(chromedp.KeyEvent("1", chromedp.KeyModifiers(chromedp.ModifierAlt)))
 
 	// My tickets lists it; the keyboard opens it.
 	agent.waitJS("the ticket in My tickets", `[...document.querySelectorAll(".ticket-row")].some(r => r.textContent.includes("Please cancel my plan"))`)
