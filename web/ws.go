@@ -20,6 +20,9 @@ func WithHub(h *hub.Hub, actions *HubActions, widgetSecret []byte) Option {
 		if actions != nil {
 			actions.s = s
 		}
+		if s.replies[agentdesk.KindChat] == nil {
+			WithReplySender(agentdesk.KindChat, chatReplies{s})(s)
+		}
 		if err := s.Registry().Register(h.Collector()); err != nil {
 			s.log.Warn("websocket metrics not registered", "err", err)
 		}

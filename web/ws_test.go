@@ -99,6 +99,32 @@ func TestWebsocketEndpoints(t *testing.T) {
 	if f := read("offer"); f["seq"] != float64(1) {
 		t.Errorf("offer %v", f)
 	}
+	// A chat reply from the assigned agent: stored, on the ticket's stream for
+	// the desks and on the visitor's stream for the widget, in one commit.
+	cust := &agentdesk.Customer{Name: "Vera Visitor", Identities: []agentdesk.Identity{{Kind: agentdesk.IdentityVisitor, Value: "v_abc"}}}
+	if err := e.store.CreateCustomer(ctx, e.account, cust); err != nil {
+		t.Fatal(err)
+	}
+	agentID := e.ids["agent"]
+	agentActor := agentdesk.Actor{AccountID: e.account, AgentID: agentID, Role: agentdesk.RoleAgent}
+	ticket := &agentdesk.Ticket{Subject: "Chat", CustomerID: cust.ID, Channel: agentdesk.ChannelChat, AssigneeID: &agentID}
+	if err := e.store.CreateTicket(ctx, agentActor, ticket, &agentdesk.Message{Kind: agentdesk.KindChat, Direction: agentdesk.DirIn, Body: "Hello?"}); err != nil {
+		t.Fatal(err)
+	}
+	c.WriteJSON(map[string]any{"type": "resume", "id": "r2", "data": map[string]any{"streams": []any{map[string]any{"stream": hub.TicketStream(ticket.ID)}}}}) //nolint:errcheck
+	read("subscribed")
+	c.WriteJSON(map[string]any{"type": "chat.send", "id": "c1", "data": map[string]any{"ticket_id": ticket.ID, "body": "Hi Vera, how can I help?"}}) //nolint:errcheck
+	if f := read("message.created"); f["stream"] != hub.TicketStream(ticket.ID) || f["data"].(map[string]any)["body"] != "Hi Vera, how can I help?" {
+		t.Errorf("message event %v", f)
+	}
+	var onVisitor int
+	e.store.DB().QueryRow(ctx, "SELECT count(*) FROM stream_events WHERE account_id = $1 AND stream = 'visitor:v_abc' AND type = 'message.created'", e.account).Scan(&onVisitor)
+	var stored int
+	e.store.DB().QueryRow(ctx, "SELECT count(*) FROM messages WHERE account_id = $1 AND ticket_id = $2 AND body = 'Hi Vera, how can I help?'", e.account, ticket.ID).Scan(&stored)
+	if onVisitor != 1 || stored != 1 {
+		t.Errorf("visitor stream events %d, stored messages %d; want 1 and 1", onVisitor, stored)
+	}
+
 	// No routing engine on this server: refused with a reason, connection kept.
 	c.WriteJSON(map[string]any{"type": "offer.accept", "id": "a1", "data": map[string]any{"offer_id": 5}}) //nolint:errcheck
 	if f := read("error"); f["id"] != "a1" || f["data"].(map[string]any)["code"] != string(agentdesk.Unavailable) {
