@@ -19,18 +19,22 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/gorilla/websocket"
 
 	"agentdesk/agentdesk"
 
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/agentdesk/postgres/pgtest"
 	"agentdesk/web"
+	"agentdesk/web/ui"
 )
 
 // chromiumFlags are the flags this machine's closed network needs: without
@@ -626,4 +630,236 @@ func TestBrowserOffer(t *testing.T) {
 	if state != "completed" || ticketStatus != "solved" || contact == nil || fmt.Sprint(*contact) != reason {
 		t.Errorf("after wrap-up: task %s, ticket %s, contact reason %v; want completed, solved, %s", state, ticketStatus, deref(contact), reason)
 	}
+}
+
+// TestBrowserWidget runs widget.js in Chromium on a customer's site whose
+// CSP allows no inline script or style, against a stand-in for the chat
+// server that speaks web/ui/WIDGET.md and web/PROTOCOL.md. It proves what
+// the browser alone decides — cross-origin REST with CORS, the websocket,
+// the shadow-root styles under a strict CSP, visitor storage — while
+// TestBrowserChat waits for the real chat channel.
+func TestBrowserWidget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test: skipped with -short")
+	}
+	chromium := chromiumPath(t)
+	desk := newFakeChatServer(t)
+	need(t, "GET", desk.URL+"/widget.js", "", "widget.js (run `make ui` to build web/ui)")
+	site := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", fmt.Sprintf(
+			"default-src 'self'; script-src 'self' %[1]s; style-src 'self'; connect-src %[1]s %[2]s", desk.URL, strings.Replace(desk.URL, "http", "ws", 1)))
+		fmt.Fprintf(w, `<!doctype html><html lang="en"><head><title>Acme shop</title></head>
+<body><h1>Acme shop</h1><script src="%s/widget.js" data-widget="w1" async></script></body></html>`, desk.URL)
+	}))
+	t.Cleanup(site.Close)
+	siteURL := strings.Replace(site.URL, "127.0.0.1", "localhost", 1)
+
+	root := startBrowser(t, chromium)
+	dir := artifactsDir(t)
+	t.Logf("screenshots in %s", dir)
+	b := newBrowser(t, root, "widget", dir)
+	w := `document.querySelector("[data-agentdesk-widget]").shadowRoot`
+	b.do(chromedp.Navigate(siteURL))
+	b.waitJS("the launcher", w+`?.querySelector(".launcher") != null`)
+	// The launcher is styled (fixed, round): the adopted stylesheet applied under the site's CSP.
+	b.waitJS("the launcher's styles", `getComputedStyle(`+w+`.querySelector(".launcher")).position === "fixed"`)
+	b.eval(w + `.querySelector(".launcher").click(), true`)
+	b.waitJS("the pre-chat form", w+`.querySelector("[name=email]") != null`)
+	b.eval(`(() => { const r = ` + w + `;
+		r.querySelector("[name=name]").value = "Carla Customer";
+		r.querySelector("[name=email]").value = "carla@example.org";
+		r.querySelector("[name=topic]").value = "2";
+		r.querySelector("[name=message]").value = "Where is my order?";
+		r.querySelector("form button[type=submit]").click(); return true })()`)
+	b.waitJS("the queue position", w+`.querySelector("[data-testid=queue-status]")?.textContent.includes("number 3 in the queue")`)
+	b.screenshot("waiting")
+
+	desk.push(`{"type":"chat.agent_joined","data":{"ticket_id":9,"agent_name":"Alex Agent"}}`)
+	desk.push(`{"type":"message.created","data":{"id":501,"ticket_id":9,"direction":"out","body":"Hi Carla, it ships today."}}`)
+	desk.push(`{"type":"typing","data":{"ticket_id":9,"from":"agent","typing":true}}`)
+	b.waitJS("the agent's name", w+`.querySelector("[data-testid=agent-name]")?.textContent.includes("Alex Agent")`)
+	b.waitJS("the agent's message", w+`.querySelector("[data-testid=msg-agent]")?.textContent.includes("it ships today")`)
+	b.waitJS("the typing indicator", w+`.querySelector(".typing")?.textContent.includes("is typing")`)
+	b.eval(`(() => { const r = ` + w + `;
+		r.querySelector(".composer textarea").value = "Great, thanks!";
+		r.querySelector(".composer button[type=submit]").click(); return true })()`)
+	b.waitJS("the server's echo handled once", w+`.querySelectorAll("[data-testid=msg-me]").length === 2 && `+
+		`[...`+w+`.querySelectorAll("[data-testid=msg-me]")].map(e => e.textContent).join("|") === "Where is my order?|Great, thanks!"`)
+	b.screenshot("chatting")
+
+	desk.push(`{"type":"chat.ended","data":{"ticket_id":9}}`)
+	b.waitJS("the rating form", w+`.querySelector(".stars") != null`)
+	b.eval(`(() => { const r = ` + w + `;
+		r.querySelector("[data-rating='4']").click();
+		r.querySelector("[name=comment]").value = "Quick";
+		r.querySelector("[name=transcript]").checked = true;
+		r.querySelector("form button[type=submit]").click(); return true })()`)
+	b.waitJS("the thank-you", w+`.querySelector("[data-testid=thanks]") != null`)
+	b.screenshot("rated")
+
+	visitor := string(b.eval(`localStorage.getItem("agentdesk_visitor")`))
+	got := desk.log()
+	want := []string{
+		`session {}`,
+		`ws resume {"streams":[]}`,
+		`chat {"body":"Where is my order?","email":"carla@example.org","name":"Carla Customer","queue_id":2}`,
+		`ws chat.send {"body":"Great, thanks!","ticket_id":9}`,
+		`rating {"comment":"Quick","rating":4}`,
+		`transcript {"email":"carla@example.org"}`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the chat server saw:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if visitor != `"v_e2e"` {
+		t.Errorf("visitor id in the site's storage: %s, want \"v_e2e\"", visitor)
+	}
+
+	// Back on the site later: the visitor is recognised.
+	b.do(chromedp.Navigate(siteURL))
+	b.waitJS("the launcher", w+`?.querySelector(".launcher") != null`)
+	b.eval(w + `.querySelector(".launcher").click(), true`)
+	b.waitJS("the welcome back", w+`.textContent.includes("Welcome back, Carla Customer")`)
+	if got := desk.log(); !slices.Contains(got[len(want):], `session {"visitor_id":"v_e2e"}`) {
+		t.Errorf("a returning visitor's requests: %q, want the session to name the stored visitor id", got[len(want):])
+	}
+}
+
+// fakeChatServer stands in for the chat channel's server side: it serves
+// the real widget.js and records what the widget sends.
+type fakeChatServer struct {
+	*httptest.Server
+	mu     sync.Mutex
+	seen   []string
+	ws     *websocket.Conn
+	seq    int
+	wsOpen chan struct{}
+}
+
+func (f *fakeChatServer) record(s string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.seen = append(f.seen, s)
+}
+
+func (f *fakeChatServer) log() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.seen...)
+}
+
+// push sends an event on the visitor's stream, numbered like the hub does.
+func (f *fakeChatServer) push(frame string) {
+	<-f.wsOpen
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var env map[string]any
+	json.Unmarshal([]byte(frame), &env)
+	if env["type"] != "typing" {
+		f.seq++
+		env["seq"] = f.seq
+	}
+	env["stream"] = "visitor:v_e2e"
+	f.ws.WriteJSON(env)
+}
+
+func newFakeChatServer(t *testing.T) *fakeChatServer {
+	f := &fakeChatServer{wsOpen: make(chan struct{})}
+	mux := http.NewServeMux()
+	mux.Handle("GET /widget.js", ui.Handler())
+	body := func(r *http.Request) string {
+		var v any
+		json.NewDecoder(r.Body).Decode(&v)
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	api := func(name string, answer func(in string) any) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
+			w.Header().Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+			w.Header().Set("Access-Control-Allow-Methods", "POST")
+			if r.Method == http.MethodOptions {
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+			if name != "session" && r.Header.Get("Authorization") != "Bearer wt1.e2e" {
+				http.Error(w, `{"error":{"kind":"unauthenticated","message":"no token"}}`, http.StatusUnauthorized)
+				return
+			}
+			in := body(r)
+			f.record(name + " " + in)
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(answer(in))
+		}
+	}
+	session := api("session", func(in string) any {
+		s := map[string]any{"visitor_id": "v_e2e", "token": "wt1.e2e", "online": true, "title": "Acme support",
+			"queues": []map[string]any{{"id": 1, "name": "Sales"}, {"id": 2, "name": "Support"}}}
+		if strings.Contains(in, "v_e2e") {
+			s["name"], s["email"] = "Carla Customer", "carla@example.org"
+		}
+		return s
+	})
+	chat := api("chat", func(string) any {
+		return map[string]any{"ticket_id": 9, "message_id": 500, "position": 3, "estimated_wait_seconds": 90}
+	})
+	empty := func(name string) http.HandlerFunc { return api(name, func(string) any { return map[string]any{} }) }
+	for path, h := range map[string]http.HandlerFunc{
+		"/api/v1/widget/w1/session": session, "/api/v1/widget/w1/chat": chat,
+		"/api/v1/widget/w1/chat/rating": empty("rating"), "/api/v1/widget/w1/chat/transcript": empty("transcript"),
+	} {
+		mux.Handle(path, h)
+	}
+	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
+	mux.HandleFunc("GET /ws/customer", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("token") != "wt1.e2e" {
+			http.Error(w, "bad token", http.StatusUnauthorized)
+			return
+		}
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.ws = ws
+		f.mu.Unlock()
+		for {
+			var m struct {
+				Type string          `json:"type"`
+				ID   string          `json:"id"`
+				Data json.RawMessage `json:"data"`
+			}
+			if err := ws.ReadJSON(&m); err != nil {
+				return
+			}
+			var data map[string]any
+			json.Unmarshal(m.Data, &data)
+			clientID := data["client_msg_id"]
+			delete(data, "client_msg_id") // random; its use is checked by the echo below
+			b, _ := json.Marshal(data)
+			f.record("ws " + m.Type + " " + string(b))
+			f.mu.Lock()
+			switch m.Type {
+			case "resume":
+				ws.WriteJSON(map[string]any{"type": "ack", "id": m.ID})
+				ws.WriteJSON(map[string]any{"type": "subscribed", "stream": "visitor:v_e2e", "seq": f.seq})
+				select {
+				case <-f.wsOpen:
+				default:
+					close(f.wsOpen)
+				}
+			case "chat.send":
+				ws.WriteJSON(map[string]any{"type": "ack", "id": m.ID, "data": map[string]any{"message_id": 502, "ticket_id": 9}})
+				f.seq++
+				// The echo of the visitor's own message, as the chat channel publishes it.
+				ws.WriteJSON(map[string]any{"type": "message.created", "stream": "visitor:v_e2e", "seq": f.seq,
+					"data": map[string]any{"id": 502, "ticket_id": 9, "direction": "in", "body": data["body"], "client_msg_id": clientID}})
+			default:
+				ws.WriteJSON(map[string]any{"type": "ack", "id": m.ID})
+			}
+			f.mu.Unlock()
+		}
+	})
+	f.Server = httptest.NewServer(mux)
+	t.Cleanup(f.Server.Close)
+	return f
 }
