@@ -118,7 +118,7 @@ func (e *Engine) EndInteraction(ctx context.Context, accountID, agentID, taskID 
 			_, err := tx.Exec(ctx, `UPDATE agent_presence SET wrap_up_until = greatest(wrap_up_until, $2) WHERE agent_id = $1`, agentID, now.Add(wrap))
 			return err
 		}
-		return wake(ctx, tx, accountID)
+		return e.wake(ctx, tx, accountID)
 	})
 }
 
@@ -201,7 +201,7 @@ FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID)
 		if state == WrapUp && !open {
 			return e.changePresence(ctx, tx, accountID, agentID, WrapUp, Available, "", 0, now)
 		}
-		return wake(ctx, tx, accountID)
+		return e.wake(ctx, tx, accountID)
 	})
 }
 
@@ -316,7 +316,7 @@ func (e *Engine) MoveTask(ctx context.Context, accountID, taskID int64, to MoveT
 					return err
 				}
 			}
-			return wake(ctx, tx, accountID)
+			return e.wake(ctx, tx, accountID)
 		}
 		return agentdesk.Errorf(agentdesk.Conflict, "a %s task cannot be moved", t.state)
 	})
@@ -378,7 +378,7 @@ RETURNING t.priority`, t.accountID, t.id, queueID, now).Scan(&prio)
 	if err := logTransition(ctx, tx, t.accountID, t.id, StateQueued, StateQueued, 0, queueID, reason, now); err != nil {
 		return err
 	}
-	return wake(ctx, tx, t.accountID)
+	return e.wake(ctx, tx, t.accountID)
 }
 
 // SetPriority changes a task's priority; a waiting task moves in line.
@@ -404,6 +404,6 @@ WHERE account_id = $1 AND id = $2`, accountID, taskID, p.Rank(), string(p), now)
 			fmt.Sprintf("priority %s → %s by supervisor %d", t.priorityName, p, bySupervisor), now); err != nil {
 			return err
 		}
-		return wake(ctx, tx, accountID)
+		return e.wake(ctx, tx, accountID)
 	})
 }

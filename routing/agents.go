@@ -118,7 +118,7 @@ INSERT INTO agent_skills (account_id, agent_id, skill_id, level) SELECT $1, $2, 
 				return translate(err, "agent skill")
 			}
 		}
-		return wake(ctx, tx, accountID)
+		return e.wake(ctx, tx, accountID)
 	})
 }
 
@@ -142,6 +142,6 @@ func (e *Engine) SetAgentCapacity(ctx context.Context, accountID, agentID int64,
 		if tag.RowsAffected() == 0 {
 			return agentdesk.Errorf(agentdesk.NotFound, "agent not found")
 		}
-		return wake(ctx, tx, accountID)
+		return e.wake(ctx, tx, accountID)
 	})
 }

@@ -99,10 +99,13 @@ type Engine struct {
 	// woken holds the accounts named by notifications since the last
 	// dispatch, so a wake-up dispatches them without first asking the
 	// database which accounts have waiting tasks.
-	mu     sync.Mutex
-	woken  map[int64]bool
-	cancel context.CancelFunc
-	done   sync.WaitGroup
+	mu    sync.Mutex
+	woken map[int64]bool
+	// pending collects, per transaction of inTx, the accounts to wake
+	// after it commits.
+	pending map[pgx.Tx]map[int64]bool
+	cancel  context.CancelFunc
+	done    sync.WaitGroup
 }
 
 // New builds an engine. It does nothing in the background until Start; its
@@ -115,7 +118,7 @@ func New(db *pgxpool.Pool, clock Clock, log *slog.Logger, pub Publisher, cfg Con
 	if pub == nil {
 		pub = discard{}
 	}
-	return &Engine{db: db, clock: clock, log: log, pub: pub, cfg: cfg, wakeCh: make(chan struct{}, 1)}
+	return &Engine{db: db, clock: clock, log: log, pub: pub, cfg: cfg, wakeCh: make(chan struct{}, 1), pending: map[pgx.Tx]map[int64]bool{}}
 }
 
 // now is the single source of business time, truncated to what PostgreSQL
@@ -293,11 +296,47 @@ func (e *Engine) listenOnce(ctx context.Context) error {
 // inTx runs fn in a transaction, retrying deadlocks between engines.
 func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err := pgx.BeginFunc(ctx, e.db, fn)
+		var woken map[int64]bool
+		err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+			e.mu.Lock()
+			e.pending[tx] = map[int64]bool{}
+			e.mu.Unlock()
+			defer func() {
+				e.mu.Lock()
+				woken = e.pending[tx]
+				delete(e.pending, tx)
+				e.mu.Unlock()
+			}()
+			return fn(tx)
+		})
+		if err == nil {
+			e.notify(ctx, woken)
+		}
 		if err == nil || !retryable(err) || attempt == 4 {
 			return err
 		}
 		e.log.Debug("routing: retrying transaction", "err", err, "attempt", attempt)
+	}
+}
+
+// notify wakes this engine's dispatcher and, through NOTIFY, the others',
+// for accounts whose tasks or agents just changed.
+func (e *Engine) notify(ctx context.Context, accounts map[int64]bool) {
+	if len(accounts) == 0 {
+		return
+	}
+	ids := make([]string, 0, len(accounts))
+	e.mu.Lock()
+	for a := range accounts {
+		if e.woken != nil {
+			e.woken[a] = true
+		}
+		ids = append(ids, strconv.FormatInt(a, 10))
+	}
+	e.mu.Unlock()
+	e.Wake()
+	if _, err := e.db.Exec(context.WithoutCancel(ctx), `SELECT pg_notify('agentdesk_routing', a) FROM unnest($1::text[]) a`, ids); err != nil {
+		e.log.Warn("routing: notify other engines", "err", err)
 	}
 }
 

@@ -174,7 +174,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`, accountID, agentID, string(from), string(t
 		}
 	}
 	if to == Available {
-		return wake(ctx, tx, accountID)
+		return e.wake(ctx, tx, accountID)
 	}
 	return nil
 }
@@ -249,5 +249,5 @@ WHERE account_id = $1 AND id = $2`, t.accountID, t.id, now, t.offeredTo); err !=
 	if err := logTransition(ctx, tx, t.accountID, t.id, StateOffered, StateQueued, t.offeredTo, t.queueID, reason, now); err != nil {
 		return err
 	}
-	return wake(ctx, tx, t.accountID)
+	return e.wake(ctx, tx, t.accountID)
 }

@@ -184,7 +184,7 @@ FOR UPDATE OF t SKIP LOCKED`, now, sweepBatch)
 					fmt.Sprintf("requirements relaxed (step %d)", step), now); err != nil {
 					return err
 				}
-				if err := wake(ctx, tx, d.account); err != nil {
+				if err := e.wake(ctx, tx, d.account); err != nil {
 					return err
 				}
 			}

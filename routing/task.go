@@ -222,12 +222,29 @@ RETURNING id`,
 	// The customer learns their position from the next periodic publication
 	// (PublishStats); counting the line here would make every enqueue cost
 	// as much as the queue is long.
-	return id, wake(ctx, tx, req.AccountID)
+	return id, e.wake(ctx, tx, req.AccountID)
 }
 
-// wake asks every engine's dispatcher to look at the account when tx commits.
-// It only speeds things up: the periodic sweep dispatches anyway.
-func wake(ctx context.Context, tx pgx.Tx, accountID int64) error {
+// wake asks every engine's dispatcher to look at the account once tx
+// commits. It only speeds things up: dispatchers pass over every account
+// periodically anyway.
+//
+// In the engine's own transactions the NOTIFY is sent after the commit, in a
+// statement of its own: PostgreSQL holds a cluster-wide lock from a
+// notifying transaction's pre-commit until its commit record is flushed,
+// which would serialise every writing transaction that notifies. In a
+// caller's transaction (EnqueueTx) there is no "after", so the NOTIFY goes
+// into it.
+func (e *Engine) wake(ctx context.Context, tx pgx.Tx, accountID int64) error {
+	e.mu.Lock()
+	set, ours := e.pending[tx]
+	if ours {
+		set[accountID] = true
+	}
+	e.mu.Unlock()
+	if ours {
+		return nil
+	}
 	_, err := tx.Exec(ctx, `SELECT pg_notify('agentdesk_routing', $1)`, strconv.FormatInt(accountID, 10))
 	return err
 }
@@ -345,7 +362,7 @@ RETURNING id`, accountID, taskID, number, now).Scan(&id)
 		if err := logTransition(ctx, tx, accountID, id, stateNew, StateQueued, 0, t.queueID, fmt.Sprintf("callback for task %d", taskID), now); err != nil {
 			return err
 		}
-		return wake(ctx, tx, accountID)
+		return e.wake(ctx, tx, accountID)
 	})
 	return id, err
 }
