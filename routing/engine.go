@@ -104,6 +104,9 @@ type Engine struct {
 	// pending collects, per transaction of inTx, the accounts to wake
 	// after it commits.
 	pending map[pgx.Tx]map[int64]bool
+	// lastPos is the queue position last published per waiting task (used
+	// by the stats goroutine only).
+	lastPos map[int64]Position
 	cancel  context.CancelFunc
 	done    sync.WaitGroup
 }

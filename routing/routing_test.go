@@ -510,6 +510,20 @@ func TestQueueStatsAndPosition(t *testing.T) {
 	if got := f.pub.find(TaskStream(t3), "queue_position"); len(got) != 1 || got[0].Data.(Position).Position != 1 {
 		t.Fatalf("queue_position events for t3: %d", len(got))
 	}
+	// Unchanged positions are not sent again; a change is.
+	f.must(f.e.PublishStats(f.ctx))
+	if got := f.pub.find(TaskStream(t3), "queue_position"); len(got) != 1 {
+		t.Fatalf("unchanged position re-sent: %d events", len(got))
+	}
+	t4 := f.enqueue(agentdesk.TaskRequest{QueueID: q, Priority: agentdesk.PriorityUrgent})
+	f.must(f.e.PublishStats(f.ctx))
+	got := f.pub.find(TaskStream(t3), "queue_position")
+	if len(got) != 2 || got[1].Data.(Position).Position != 2 {
+		t.Fatalf("after an urgent task arrived, t3's positions: %+v", got)
+	}
+	if got := f.pub.find(TaskStream(t4), "queue_position"); len(got) != 1 || got[0].Data.(Position).Position != 1 {
+		t.Fatalf("t4 positions: %+v", got)
+	}
 }
 
 func TestQueueAdmin(t *testing.T) {

@@ -207,8 +207,18 @@ const maxPositionUpdates = 200
 
 // PublishStats publishes every active account's queue stats to its
 // supervisors and each waiting customer's position.
+//
+// A position is published when it changes; PublishStats is called from one
+// goroutine only (the engine's stats loop, or a test).
 func (e *Engine) PublishStats(ctx context.Context) error {
-	return e.inTx(ctx, func(tx pgx.Tx) error {
+	seen := map[int64]bool{}
+	published := map[int64]Position{}
+	if e.lastPos == nil {
+		e.lastPos = map[int64]Position{}
+	}
+	err := e.inTx(ctx, func(tx pgx.Tx) error {
+		clear(seen)
+		clear(published)
 		var got bool
 		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(statsLock)).Scan(&got); err != nil || !got {
 			return err
@@ -257,11 +267,29 @@ WHERE pos <= $2`, acct, maxPositionUpdates)
 			}
 			for i, p := range ps {
 				p.EWTSeconds = ewt(p.Position, loads[qs[i]])
+				seen[p.TaskID] = true
+				if last, ok := e.lastPos[p.TaskID]; ok && last == p {
+					continue // the customer already has this
+				}
 				if err := e.pub.Publish(ctx, tx, Event{AccountID: acct, Stream: TaskStream(p.TaskID), Type: "queue_position", Data: p}); err != nil {
 					return err
 				}
+				published[p.TaskID] = p
 			}
 		}
 		return nil
 	})
+	if err == nil {
+		// Remember what was delivered (the transaction committed), forget
+		// tasks no longer waiting.
+		for id := range e.lastPos {
+			if !seen[id] {
+				delete(e.lastPos, id)
+			}
+		}
+		for id, p := range published {
+			e.lastPos[id] = p
+		}
+	}
+	return err
 }
