@@ -61,16 +61,28 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// artifactsDir is where screenshots go: $AGENTDESK_ARTIFACTS/<test> when set
-// (CI keeps it), else a temporary directory whose path the test logs.
+// artifactsDir is where screenshots go: $AGENTDESK_ARTIFACTS/<test> when
+// set, else artifacts/<test> at the module root (git-ignored, kept after
+// `make test` for a look), else a temporary directory.
 func artifactsDir(t *testing.T) string {
 	t.Helper()
-	dir := t.TempDir()
-	if base := os.Getenv("AGENTDESK_ARTIFACTS"); base != "" {
-		dir = filepath.Join(base, strings.ReplaceAll(t.Name(), "/", "_"))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
+	base := os.Getenv("AGENTDESK_ARTIFACTS")
+	if base == "" {
+		if wd, err := os.Getwd(); err == nil {
+			for dir := wd; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+				if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+					base = filepath.Join(dir, "artifacts")
+					break
+				}
+			}
 		}
+	}
+	if base == "" {
+		return t.TempDir()
+	}
+	dir := filepath.Join(base, strings.ReplaceAll(t.Name(), "/", "_"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
