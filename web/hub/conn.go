@@ -359,9 +359,15 @@ func (c *conn) readMessage(mt int, r io.Reader) bool {
 		c.closeWith(CloseUnauthorized, "widget token expired")
 		return true // the writer hangs up; the next read fails
 	}
-	c.handle(context.Background(), data)
+	// A client message never holds its connection longer than this, even if
+	// the database or the routing engine hangs.
+	ctx, cancel := context.WithTimeout(context.Background(), messageTimeout)
+	defer cancel()
+	c.handle(ctx, data)
 	return true
 }
+
+const messageTimeout = 15 * time.Second
 
 // upgrader is shared: buffers are small and the write buffer is pooled, so
 // an idle connection holds only its read buffer.
