@@ -7,6 +7,14 @@ import { CHANNEL_ICON, bytes, label, when } from "./format";
 import { SocketError, type Socket } from "./socket";
 import { WrapUpDialog } from "./wrapup";
 
+/** What the channel did with an outbound message (meta.delivery). */
+const DELIVERY: Record<string, string> = {
+  not_sent: "Not sent: no channel configured",
+  queued: "Queued",
+  sent: "Sent",
+  failed: "Not delivered",
+};
+
 function author(m: Message, agents: Map<number, Agent>, customerName: string): string {
   if (m.direction === "in") return customerName || "Customer";
   if (m.author_id) return agents.get(m.author_id)?.name ?? `Agent #${m.author_id}`;
@@ -24,6 +32,11 @@ export function Timeline({ items, agents, customerName }: { items: Message[]; ag
             <span aria-hidden="true">{CHANNEL_ICON[m.kind] ?? "•"}</span>{" "}
             <strong>{author(m, agents, customerName)}</strong>
             <span class="muted"> · {m.kind === "note" ? "Internal note" : label(m.kind)} · <time dateTime={m.created_at}>{when(m.created_at)}</time></span>
+            {typeof m.meta?.delivery === "string" && m.direction === "out" && (
+              <span class={`delivery delivery-${m.meta.delivery}`} title="Delivery to the customer">
+                {DELIVERY[m.meta.delivery] ?? label(m.meta.delivery)}
+              </span>
+            )}
           </header>
           {m.subject && <p class="msg-subject">{m.subject}</p>}
           <p class="msg-body">{m.body}</p>
