@@ -15,6 +15,20 @@ const DELIVERY: Record<string, string> = {
   failed: "Not delivered",
 };
 
+/** meta.delivery is a state, or {state, answer} with the mail server's answer. */
+function Delivery({ m }: { m: Message }) {
+  const d = m.meta?.delivery as string | { state?: string; answer?: string } | undefined;
+  if (!d || m.direction !== "out") return null;
+  const state = typeof d === "string" ? d : d.state ?? "";
+  const answer = typeof d === "string" ? "" : d.answer ?? "";
+  if (!state) return null;
+  return (
+    <span class={`delivery delivery-${state}`} title={answer || "Delivery to the customer"}>
+      {DELIVERY[state] ?? label(state)}
+    </span>
+  );
+}
+
 function author(m: Message, agents: Map<number, Agent>, customerName: string): string {
   if (m.direction === "in") return customerName || "Customer";
   if (m.author_id) return agents.get(m.author_id)?.name ?? `Agent #${m.author_id}`;
@@ -32,11 +46,7 @@ export function Timeline({ items, agents, customerName }: { items: Message[]; ag
             <span aria-hidden="true">{CHANNEL_ICON[m.kind] ?? "•"}</span>{" "}
             <strong>{author(m, agents, customerName)}</strong>
             <span class="muted"> · {m.kind === "note" ? "Internal note" : label(m.kind)} · <time dateTime={m.created_at}>{when(m.created_at)}</time></span>
-            {typeof m.meta?.delivery === "string" && m.direction === "out" && (
-              <span class={`delivery delivery-${m.meta.delivery}`} title="Delivery to the customer">
-                {DELIVERY[m.meta.delivery] ?? label(m.meta.delivery)}
-              </span>
-            )}
+            <Delivery m={m} />
           </header>
           {m.subject && <p class="msg-subject">{m.subject}</p>}
           <p class="msg-body">{m.body}</p>
