@@ -58,6 +58,12 @@ type routingLoad struct {
 	mu         sync.Mutex
 	enqueuedAt map[int64]time.Time
 	latencies  []time.Duration
+	// committed → offered: the enqueue's commit is seen when EnqueueTx's
+	// transaction returns; an offer published before that counts as 0.
+	committedAt map[int64]time.Time
+	offeredAt   map[int64]time.Time
+	enqueueDur  []time.Duration
+	afterCommit []time.Duration
 
 	acceptMin, acceptMax time.Duration
 	handleMin, handleMax time.Duration
@@ -82,6 +88,12 @@ func (l *routingLoad) Publish(_ context.Context, _ pgx.Tx, e routing.Event) erro
 	if t0, ok := l.enqueuedAt[off.TaskID]; ok {
 		l.latencies = append(l.latencies, now.Sub(t0))
 		delete(l.enqueuedAt, off.TaskID)
+		if tc, ok := l.committedAt[off.TaskID]; ok {
+			l.afterCommit = append(l.afterCommit, now.Sub(tc))
+			delete(l.committedAt, off.TaskID)
+		} else {
+			l.offeredAt[off.TaskID] = now
+		}
 	}
 	l.mu.Unlock()
 	if l.stopping.Load() || l.silent {
@@ -240,6 +252,7 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 	}
 	defer apiDB.Close()
 	l := &routingLoad{db: apiDB, enqueuedAt: map[int64]time.Time{}, silent: r.silent,
+		committedAt: map[int64]time.Time{}, offeredAt: map[int64]time.Time{},
 		acceptMin: r.acceptMin, acceptMax: r.acceptMax, handleMin: r.handleMin, handleMax: r.handleMax}
 	l.engine = routing.New(db, nil, routingLog, l, routing.Config{WrapUp: -1, StatsInterval: time.Second})
 	l.api = routing.New(apiDB, nil, routingLog, l, routing.Config{WrapUp: -1})
@@ -407,8 +420,17 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 	fmt.Printf("steady: %d tasks enqueued in %.1fs = %.1f tasks/s; %d offered, %d accepted, %d completed, %d not offered, %d errors (+%d enqueue)\n",
 		total, wall.Seconds(), float64(total)/wall.Seconds(), len(lat), l.accepted.Load(), l.completed.Load(), unoffered, l.errs.Load(), enqErrs.Load())
 	if len(lat) > 0 {
-		fmt.Printf("steady: enqueue → offer latency p50 %s, p99 %s, max %s\n",
+		fmt.Printf("steady: enqueue → offer latency p50 %s, p99 %s, max %s (from the Enqueue call)\n",
 			pct(lat, 50), pct(lat, 99), lat[len(lat)-1])
+	}
+	l.mu.Lock()
+	enq, ac := slices.Clone(l.enqueueDur), slices.Clone(l.afterCommit)
+	l.mu.Unlock()
+	slices.Sort(enq)
+	slices.Sort(ac)
+	if len(enq) > 0 && len(ac) > 0 {
+		fmt.Printf("steady: of which the enqueue transaction p50 %s, p99 %s; its commit → offer p50 %s, p99 %s, max %s\n",
+			pct(enq, 50), pct(enq, 99), pct(ac, 50), pct(ac, 99), ac[len(ac)-1])
 	}
 	cpu := end.cpu - start.cpu
 	secs := end.wall.Sub(start.wall).Seconds()
@@ -420,8 +442,10 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 // enqueue adds one task, noting its start time before the commit makes it
 // visible to a dispatcher, so no offer can be published before it is noted.
 func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
-	return pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
-		id, err := l.engine.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
+	var id int64
+	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		var err error
+		id, err = l.engine.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
 		if err == nil {
 			l.mu.Lock()
 			l.enqueuedAt[id] = t0
@@ -429,6 +453,20 @@ func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
 		}
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	l.mu.Lock()
+	l.enqueueDur = append(l.enqueueDur, now.Sub(t0))
+	if _, ok := l.offeredAt[id]; ok {
+		l.afterCommit = append(l.afterCommit, 0) // offered before we saw our own commit
+		delete(l.offeredAt, id)
+	} else {
+		l.committedAt[id] = now
+	}
+	l.mu.Unlock()
+	return nil
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {
