@@ -93,6 +93,25 @@ export interface Message {
   created_at: string;
 }
 
+/** A message's files: the desk's own (meta.attachments) or a mail's
+ * (meta.email.attachments: sha256, filename, content_type, size). */
+export function messageAttachments(m: Message): Attachment[] {
+  const email = (m.meta?.email ?? {}) as { attachments?: any[] };
+  const list: any[] = m.meta?.attachments ?? email.attachments ?? [];
+  return list
+    .filter((a) => !a.inline)
+    .map((a) => ({ id: a.id ?? a.sha256, name: a.name ?? a.filename ?? "file", size: a.size, content_type: a.content_type, url: a.url }));
+}
+
+/** What the channel did with an outbound message: meta.delivery or the
+ * email outbox's meta.email.delivery, a state or {state, answer}. */
+export function messageDelivery(m: Message): { state: string; answer: string } | null {
+  const d = (m.meta?.delivery ?? (m.meta?.email as any)?.delivery) as string | { state?: string; answer?: string } | undefined;
+  if (!d) return null;
+  if (typeof d === "string") return { state: d, answer: String(m.meta?.delivery_reason ?? "") };
+  return d.state ? { state: d.state, answer: d.answer ?? "" } : null;
+}
+
 export interface Reason {
   id: number;
   kind: "contact" | "cancellation";

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
-  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messages, savePersonalCanned, startWrapUp, ticketStream, ticketTasks, sendMessage, ticket, updateTicket, uploadAttachment,
+  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messageAttachments, messageDelivery, messages, savePersonalCanned, startWrapUp, ticketStream, ticketTasks, sendMessage, ticket, updateTicket, uploadAttachment,
   type Agent, type Attachment, type Canned, type Message, type Ticket,
 } from "./api";
 import { CHANNEL_ICON, bytes, label, when } from "./format";
@@ -15,16 +15,26 @@ const DELIVERY: Record<string, string> = {
   failed: "Not delivered",
 };
 
-/** meta.delivery is a state, or {state, answer} with the mail server's answer. */
-function Delivery({ m }: { m: Message }) {
-  const d = m.meta?.delivery as string | { state?: string; answer?: string } | undefined;
-  if (!d || m.direction !== "out") return null;
-  const state = typeof d === "string" ? d : d.state ?? "";
-  const answer = typeof d === "string" ? "" : d.answer ?? "";
-  if (!state) return null;
+function Attachments({ list }: { list: Attachment[] }) {
+  if (!list.length) return null;
   return (
-    <span class={`delivery delivery-${state}`} title={answer || "Delivery to the customer"}>
-      {DELIVERY[state] ?? label(state)}
+    <ul class="attachments" aria-label="Attachments">
+      {list.map((a) => (
+        <li>
+          {a.url ? <a href={a.url} target="_blank" rel="noopener" download={a.name}>⤓ {a.name}</a> : <span>⎘ {a.name}</span>}{" "}
+          <span class="muted">{bytes(a.size)}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function Delivery({ m }: { m: Message }) {
+  const d = messageDelivery(m);
+  if (!d || m.direction !== "out") return null;
+  return (
+    <span class={`delivery delivery-${d.state}`} title={d.answer || "Delivery to the customer"}>
+      {DELIVERY[d.state] ?? label(d.state)}
     </span>
   );
 }
@@ -50,13 +60,7 @@ export function Timeline({ items, agents, customerName }: { items: Message[]; ag
           </header>
           {m.subject && <p class="msg-subject">{m.subject}</p>}
           <p class="msg-body">{m.body}</p>
-          {m.meta?.attachments?.length ? (
-            <ul class="attachments" aria-label="Attachments">
-              {m.meta.attachments.map((a) => (
-                <li><a href={a.url} target="_blank" rel="noopener" download={a.name}>⤓ {a.name}</a> <span class="muted">{bytes(a.size)}</span></li>
-              ))}
-            </ul>
-          ) : null}
+          <Attachments list={messageAttachments(m)} />
         </article>
       ))}
       <div ref={end} />
