@@ -7,6 +7,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 	"agentdesk/routing"
 	"agentdesk/web/hub"
 )
@@ -34,14 +35,24 @@ func system(accountID int64) agentdesk.Actor {
 	return agentdesk.Actor{AccountID: accountID, Role: agentdesk.RoleAdmin}
 }
 
+// ticketVisitor is the ticket's chat visitor: the visitor id most recently
+// linked to its customer.
 const ticketVisitor = `
 SELECT i.value FROM tickets t
 JOIN identities i ON i.account_id = t.account_id AND i.customer_id = t.customer_id AND i.kind = 'visitor'
 WHERE t.account_id = $1 AND t.id = $2
 ORDER BY i.created_at DESC, i.id DESC LIMIT 1`
 
+// ticketVisitors are all visitor ids of the ticket's customer, newest first.
+const ticketVisitors = `
+SELECT i.value FROM tickets t
+JOIN identities i ON i.account_id = t.account_id AND i.customer_id = t.customer_id AND i.kind = 'visitor'
+WHERE t.account_id = $1 AND t.id = $2
+ORDER BY i.created_at DESC, i.id DESC LIMIT 20`
+
 // Ticket describes a ticket for the hub's rules. Its visitor is the chat
-// visitor id most recently linked to the ticket's customer.
+// visitor id most recently linked to the ticket's customer; the customer's
+// other visitor ids may write to it too.
 func (a *HubActions) Ticket(ctx context.Context, accountID, ticketID int64) (hub.TicketInfo, error) {
 	s, err := a.server()
 	if err != nil {
@@ -63,9 +74,16 @@ func (a *HubActions) Ticket(ctx context.Context, accountID, ticketID int64) (hub
 		}
 		info.Private = team.Private
 	}
-	err = s.store.DB().QueryRow(ctx, ticketVisitor, accountID, ticketID).Scan(&info.VisitorID)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	rows, err := s.store.DB().Query(ctx, ticketVisitors, accountID, ticketID)
+	if err != nil {
 		return hub.TicketInfo{}, err
+	}
+	visitors, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return hub.TicketInfo{}, err
+	}
+	if len(visitors) > 0 {
+		info.VisitorID, info.OtherVisitorIDs = visitors[0], visitors[1:]
 	}
 	return info, nil
 }
@@ -90,15 +108,20 @@ func (a *HubActions) Task(ctx context.Context, accountID, taskID int64) (hub.Tic
 }
 
 // SendChat: an agent's reply goes through the chat channel's reply sender
-// (which stores it and publishes it to the visitor); a visitor's message
-// needs the chat channel, which is not part of this server yet.
+// (which stores it and publishes it to the visitor); a visitor's message is
+// stored on its open chat ticket and published to the ticket's stream (the
+// desks) and back to the visitor's (its other tabs; the widget drops its
+// own echo by client_msg_id).
 func (a *HubActions) SendChat(ctx context.Context, p hub.Principal, ticketID int64, m hub.ChatMessage) (int64, int64, error) {
 	s, err := a.server()
 	if err != nil {
 		return 0, 0, err
 	}
+	if p.IsCustomer() {
+		return a.visitorMessage(ctx, s, p.Visitor, ticketID, m)
+	}
 	rs := s.replies[agentdesk.KindChat]
-	if p.IsCustomer() || rs == nil {
+	if rs == nil {
 		return 0, 0, agentdesk.Errorf(agentdesk.Unavailable, "chat is not available on this server")
 	}
 	t, err := s.store.Ticket(ctx, p.Actor, ticketID)
@@ -112,6 +135,64 @@ func (a *HubActions) SendChat(ctx context.Context, p hub.Principal, ticketID int
 	}
 	id, err := rs.SendReply(ctx, p.Actor, t, msg)
 	return id, t.ID, err
+}
+
+const (
+	// the visitor's newest chat that is not solved or closed
+	visitorOpenChat = `
+SELECT t.id FROM tickets t
+JOIN identities i ON i.account_id = t.account_id AND i.customer_id = t.customer_id
+WHERE t.account_id = $1 AND i.kind = 'visitor' AND i.value = $2
+  AND t.channel = 'chat' AND t.status NOT IN ('solved', 'closed')
+ORDER BY t.id DESC LIMIT 1`
+	// a retried send (same client_msg_id) is stored once
+	visitorRetry = `
+SELECT id FROM messages
+WHERE account_id = $1 AND ticket_id = $2 AND direction = 'in' AND meta->>'client_msg_id' = $3
+LIMIT 1`
+)
+
+func (a *HubActions) visitorMessage(ctx context.Context, s *Server, v *hub.WidgetToken, ticketID int64, m hub.ChatMessage) (int64, int64, error) {
+	acct := v.AccountID
+	if ticketID == 0 {
+		err := s.store.DB().QueryRow(ctx, visitorOpenChat, acct, v.VisitorID).Scan(&ticketID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return 0, 0, agentdesk.Errorf(agentdesk.NotFound, "there is no open chat; start one first")
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+	}
+	msg := &agentdesk.Message{TicketID: ticketID, Kind: agentdesk.KindChat, Direction: agentdesk.DirIn, Body: m.Body}
+	if m.ClientMsgID != "" {
+		msg.Meta = map[string]any{"client_msg_id": m.ClientMsgID}
+	}
+	err := pgx.BeginFunc(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		if m.ClientMsgID != "" {
+			err := tx.QueryRow(ctx, visitorRetry, acct, ticketID, m.ClientMsgID).Scan(&msg.ID)
+			if err == nil {
+				return nil // stored before: answer as then, publish nothing twice
+			}
+			if !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+		}
+		// The hub has checked that the ticket is this visitor's; the store
+		// applies the ticket's rules (a solved ticket reopens).
+		if _, err := postgres.AddMessageTx(ctx, tx, system(acct), msg); err != nil {
+			return err
+		}
+		for _, stream := range []string{hub.TicketStream(ticketID), hub.VisitorStream(v.VisitorID)} {
+			if err := hub.Publish(ctx, tx, hub.Event{AccountID: acct, Stream: stream, Type: MessageCreated, Data: msg}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	return msg.ID, ticketID, nil
 }
 
 // SetPresence changes the agent's own presence in the routing engine.

@@ -131,3 +131,50 @@ func TestWebsocketEndpoints(t *testing.T) {
 		t.Errorf("offer.accept: %v", f)
 	}
 }
+
+// A visitor's chat message: stored on its open chat (found by any of the
+// customer's visitor ids), published to the ticket's and the visitor's
+// streams, and stored once when the widget retries it.
+func TestVisitorChatMessage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	actions := &HubActions{}
+	h := hub.New(e.store.DB(), actions, hub.Config{}, nil)
+	New(Config{}, e.store, slog.New(slog.NewTextHandler(io.Discard, nil)), WithHub(h, actions, []byte("0123456789abcdef0123456789abcdef")))
+	cust := &agentdesk.Customer{Name: "Vera", Identities: []agentdesk.Identity{{Kind: agentdesk.IdentityVisitor, Value: "v_old"}}}
+	if err := e.store.CreateCustomer(ctx, e.account, cust); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.AddIdentity(ctx, e.account, cust.ID, &agentdesk.Identity{Kind: agentdesk.IdentityVisitor, Value: "v_new"}); err != nil {
+		t.Fatal(err)
+	}
+	admin := agentdesk.Actor{AccountID: e.account, AgentID: e.ids["admin"], Role: agentdesk.RoleAdmin}
+	ticket := &agentdesk.Ticket{Subject: "Chat", CustomerID: cust.ID, Channel: agentdesk.ChannelChat}
+	if err := e.store.CreateTicket(ctx, admin, ticket, &agentdesk.Message{Kind: agentdesk.KindChat, Direction: agentdesk.DirIn, Body: "Hi"}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := actions.Ticket(ctx, e.account, ticket.ID)
+	if err != nil || info.VisitorID != "v_new" || !info.HasVisitor("v_old") || info.HasVisitor("v_other") {
+		t.Fatalf("ticket info %+v %v", info, err)
+	}
+	p := hub.Principal{Visitor: &hub.WidgetToken{AccountID: e.account, VisitorID: "v_old"}}
+	for range 2 { // the second is the widget retrying
+		msgID, tid, err := actions.SendChat(ctx, p, 0, hub.ChatMessage{Body: "Where is my order?", ClientMsgID: "m-1"})
+		if err != nil || tid != ticket.ID || msgID == 0 {
+			t.Fatalf("SendChat: %d %d %v", msgID, tid, err)
+		}
+	}
+	var stored, onTicket, onVisitor int
+	db := e.store.DB()
+	db.QueryRow(ctx, "SELECT count(*) FROM messages WHERE account_id = $1 AND ticket_id = $2 AND body = 'Where is my order?' AND direction = 'in'", e.account, ticket.ID).Scan(&stored)
+	db.QueryRow(ctx, "SELECT count(*) FROM stream_events WHERE account_id = $1 AND stream = $2", e.account, hub.TicketStream(ticket.ID)).Scan(&onTicket)
+	db.QueryRow(ctx, "SELECT count(*) FROM stream_events WHERE account_id = $1 AND stream = 'visitor:v_old'", e.account).Scan(&onVisitor)
+	if stored != 1 || onTicket != 1 || onVisitor != 1 {
+		t.Errorf("stored %d, ticket stream %d, visitor stream %d; want 1 each", stored, onTicket, onVisitor)
+	}
+	other := hub.Principal{Visitor: &hub.WidgetToken{AccountID: e.account, VisitorID: "v_stranger"}}
+	if _, _, err := actions.SendChat(ctx, other, 0, hub.ChatMessage{Body: "hello"}); !agentdesk.IsKind(err, agentdesk.NotFound) {
+		t.Errorf("stranger without a chat: %v, want not found", err)
+	}
+}

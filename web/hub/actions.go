@@ -39,7 +39,26 @@ type TicketInfo struct {
 	AssigneeID int64  // 0 = unassigned
 	TeamID     int64  // 0 = no team
 	Private    bool   // visible only to its team (and supervisors)
-	VisitorID  string // the chat visitor, "" when the ticket has none
+	VisitorID  string // the chat visitor (typing goes to it), "" when the ticket has none
+	// OtherVisitorIDs are further visitor ids of the same customer (other
+	// browsers); they may write to the ticket too.
+	OtherVisitorIDs []string
+}
+
+// HasVisitor reports whether visitor id v belongs to the ticket's customer.
+func (t TicketInfo) HasVisitor(v string) bool {
+	if v == "" {
+		return false
+	}
+	if v == t.VisitorID {
+		return true
+	}
+	for _, o := range t.OtherVisitorIDs {
+		if o == v {
+			return true
+		}
+	}
+	return false
 }
 
 // ChatMessage is what a client sends with chat.send.

@@ -123,6 +123,7 @@ func TestAuthorisationOfEveryMessageType(t *testing.T) {
 		{"agent types into another's ticket", agent12, "typing", map[string]any{"ticket_id": 1, "typing": true}, "forbidden"},
 		{"customer types into own ticket", cust("v1"), "typing", map[string]any{"ticket_id": 1, "typing": true}, ""},
 		{"customer types into another ticket", cust("v2"), "typing", map[string]any{"ticket_id": 1, "typing": true}, "not_found"},
+		{"customer types from another browser", cust("v9"), "typing", map[string]any{"ticket_id": 1, "typing": true}, ""},
 		{"agent posts into assigned ticket", agent10, "chat.send", map[string]any{"ticket_id": 1, "body": "hi"}, ""},
 		{"agent posts into unassigned-to-them ticket", agent12, "chat.send", map[string]any{"ticket_id": 1, "body": "hi"}, "forbidden"},
 		{"supervisor posts into any ticket", sup, "chat.send", map[string]any{"ticket_id": 2, "body": "hi"}, ""},

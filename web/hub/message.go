@@ -216,7 +216,7 @@ func (h *Hub) canSubscribe(ctx context.Context, p Principal, name string) error 
 				return forbidden
 			}
 			t, err := h.actions.Task(ctx, p.AccountID(), tid)
-			if err == nil && t.VisitorID != "" && t.VisitorID == p.Visitor.VisitorID {
+			if err == nil && t.HasVisitor(p.Visitor.VisitorID) {
 				return nil
 			}
 		}
@@ -262,7 +262,7 @@ func (h *Hub) canWriteTicket(ctx context.Context, p Principal, ticketID int64) (
 	}
 	switch {
 	case p.IsCustomer():
-		if t.VisitorID != "" && t.VisitorID == p.Visitor.VisitorID {
+		if t.HasVisitor(p.Visitor.VisitorID) {
 			return t, nil
 		}
 		// Not "forbidden": a visitor must not learn other tickets exist.
