@@ -26,10 +26,17 @@
 // delivery is paced to that queue, so a burst waits in the database, not in
 // memory. One pinger per hub pings every connection every 25 s. A client
 // whose queue stays full for 5 s is disconnected with close code 4008 and
-// never blocks anyone else. Every client message passes the hub's authorisation rules; what a client
-// may do beyond following streams (send chat, set presence, answer offers)
-// is carried out by the Actions the web layer supplies. web/PROTOCOL.md is
-// the wire protocol.
+// never blocks anyone else. Every client message passes the hub's
+// authorisation rules; what a client may do beyond following streams (send
+// chat, set presence, answer offers) is carried out by the Actions the web
+// layer supplies (web.HubActions). Visitors authenticate with HMAC-signed,
+// expiring widget tokens (token.go) and are rate limited per visitor and
+// per IP. web/PROTOCOL.md is the wire protocol.
+//
+// Memory: an idle connection is one goroutine blocked in a read, gorilla's
+// connection with a 256-byte read buffer (write buffers are pooled) and the
+// hub's bookkeeping — ~7 KB, ~5 KB when the server runs with
+// GODEBUG=adaptivestackstart=0 (BENCHMARKS.md, Realtime).
 //
 // The hub must never: import package web or routing (they import it); keep
 // state that matters only in memory (a lost process loses connections,
