@@ -404,6 +404,24 @@ export function savePersonalCanned(title: string, body: string): Canned[] {
   return list;
 }
 
+// --- chat widgets (admins) --------------------------------------------------
+
+export interface ChatWidget {
+  id: number;
+  public_id: string;
+  name: string;
+  allowed_origins: string[];
+  default_queue_id: number | null;
+  topics: { name: string; queue_id: number }[];
+  title: string;
+  greeting: string;
+  offline_behaviour: "message" | "queue";
+  embed: string;
+}
+export type NewChatWidget = Omit<ChatWidget, "id" | "embed">;
+export const widgets = () => call<List<ChatWidget>>("GET", "/widgets");
+export const createWidget = (w: NewChatWidget) => call<ChatWidget>("POST", "/widgets", w);
+
 // --- websocket (web/PROTOCOL.md) --------------------------------------
 
 /** Server → desk event types. */

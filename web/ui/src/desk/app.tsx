@@ -8,17 +8,19 @@ import { label } from "./format";
 import { LISTS, TicketList, type ListName } from "./lists";
 import { LiveQueues } from "./live";
 import { Login } from "./login";
+import { Widgets } from "./widgets";
 import { OfferCard, chime, notify } from "./offer";
 import { Socket, type SocketState } from "./socket";
 import { TicketView } from "./ticket";
 
 interface Route {
-  list: ListName | "live";
+  list: ListName | "live" | "widgets";
   ticket?: number;
 }
 
 function parseRoute(): Route {
   if (location.pathname.startsWith("/live")) return { list: "live" };
+  if (location.pathname.startsWith("/widgets")) return { list: "widgets" };
   const m = location.pathname.match(/^\/(mine|queue|open)(?:\/tickets\/(\d+))?/) ?? location.pathname.match(/^\/tickets\/(\d+)/);
   if (!m) return { list: "mine" };
   if (m[0].startsWith("/tickets")) return { list: "mine", ticket: Number(m[1]) };
@@ -208,6 +210,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       else if (offer && e.altKey && (e.key === "r" || e.key === "R")) { e.preventDefault(); answer(false); }
       else if (e.altKey && ["1", "2", "3"].includes(e.key)) { e.preventDefault(); go({ list: LISTS[Number(e.key) - 1].name }); }
       else if (e.altKey && e.key === "4" && me.role !== "agent") { e.preventDefault(); go({ list: "live" }); }
+      else if (e.altKey && e.key === "5" && me.role === "admin") { e.preventDefault(); go({ list: "widgets" }); }
     }
     addEventListener("keydown", onKey);
     return () => removeEventListener("keydown", onKey);
@@ -219,7 +222,11 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       <header class="topbar">
         <span class="brand">AgentDesk</span>
         <nav aria-label="Ticket lists">
-          {[...LISTS, ...(me.role === "agent" ? [] : [{ name: "live" as const, title: "Live queues" }])].map((l, i) => (
+          {[
+            ...LISTS,
+            ...(me.role === "agent" ? [] : [{ name: "live" as const, title: "Live queues" }]),
+            ...(me.role === "admin" ? [{ name: "widgets" as const, title: "Chat widgets" }] : []),
+          ].map((l, i) => (
             <a href={`/${l.name}`} aria-current={route.list === l.name ? "page" : undefined} aria-keyshortcuts={`Alt+${i + 1}`}
               onClick={(e) => { e.preventDefault(); go({ list: l.name }); }}>
               {l.title}{l.name === "mine" && totalUnread ? <span class="badge" aria-label={`${totalUnread} unread`}>{totalUnread}</span> : null}
@@ -241,6 +248,10 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       {route.list === "live" ? (
         <main id="main" class="live-pane" tabIndex={-1}>
           <LiveQueues socket={socket} agents={agents} />
+        </main>
+      ) : route.list === "widgets" ? (
+        <main id="main" class="live-pane" tabIndex={-1}>
+          <Widgets />
         </main>
       ) : (
       <div class="panes">
