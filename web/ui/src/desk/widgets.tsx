@@ -39,7 +39,10 @@ export function Widgets() {
     }
   }
 
-  const set = (k: keyof typeof form) => (e: Event) => setForm({ ...form, [k]: (e.currentTarget as HTMLInputElement).value });
+  const set = (k: keyof typeof form) => (e: Event) => {
+    const v = (e.currentTarget as HTMLInputElement).value;
+    setForm((f) => ({ ...f, [k]: v }));
+  };
   return (
     <section class="widgets" aria-labelledby="widgets-title">
       <h2 id="widgets-title">Chat widgets</h2>
@@ -71,10 +74,13 @@ export function Widgets() {
           <legend>Topics (queues visitors choose from)</legend>
           {[...qs].map(([id, name]) => (
             <label><input type="checkbox" checked={form.topics.has(id)} onChange={(e) => {
-              const t = new Set(form.topics);
-              if (e.currentTarget.checked) t.add(id);
-              else t.delete(id);
-              setForm({ ...form, topics: t });
+              const on = e.currentTarget.checked;
+              setForm((f) => {
+                const t = new Set(f.topics);
+                if (on) t.add(id);
+                else t.delete(id);
+                return { ...f, topics: t };
+              });
             }} /> {name}</label>
           ))}
         </fieldset>
