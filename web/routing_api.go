@@ -1,9 +1,11 @@
 package web
 
 import (
+	"fmt"
 	"net/http"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 	"agentdesk/routing"
 )
 
@@ -76,6 +78,13 @@ type priorityRequest struct {
 	Priority agentdesk.Priority `json:"priority"`
 }
 
+// audit records an admin's or supervisor's routing change in the audit log.
+// The engine has committed the change; the entry follows it.
+func (s *Server) audit(r *http.Request, action, target string, details any) error {
+	actor, _ := actorOf(r.Context())
+	return postgres.Audit(r.Context(), s.store.DB(), actor, action, target, details)
+}
+
 // engine returns the routing engine, or NotFound on a server run without one.
 func (s *Server) engine() (*routing.Engine, error) {
 	if s.routing == nil {
@@ -122,6 +131,9 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 	if err := e.CreateQueue(r.Context(), actor.AccountID, &q); err != nil {
 		return err
 	}
+	if err := s.audit(r, "queue.create", fmt.Sprintf("queue:%d", q.ID), q); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, q)
 	return nil
 }
@@ -162,6 +174,9 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request) error {
 	if err := e.UpdateQueue(r.Context(), actor.AccountID, &q); err != nil {
 		return err
 	}
+	if err := s.audit(r, "queue.update", fmt.Sprintf("queue:%d", q.ID), q); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, q)
 	return nil
 }
@@ -177,6 +192,9 @@ func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request) error {
 	}
 	actor, _ := actorOf(r.Context())
 	if err := e.DeleteQueue(r.Context(), actor.AccountID, id); err != nil {
+		return err
+	}
+	if err := s.audit(r, "queue.delete", fmt.Sprintf("queue:%d", id), nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -198,6 +216,9 @@ func (s *Server) putBusinessHours(w http.ResponseWriter, r *http.Request) error 
 	}
 	actor, _ := actorOf(r.Context())
 	if err := e.SetBusinessHours(r.Context(), actor.AccountID, id, h); err != nil {
+		return err
+	}
+	if err := s.audit(r, "queue.business_hours", fmt.Sprintf("queue:%d", id), h); err != nil {
 		return err
 	}
 	q, err := e.Queue(r.Context(), actor.AccountID, id)
@@ -229,6 +250,9 @@ func (s *Server) putDefaultQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := e.SetDefaultQueue(r.Context(), actor.AccountID, ch, req.QueueID); err != nil {
+		return err
+	}
+	if err := s.audit(r, "queue.default", fmt.Sprintf("queue:%d", req.QueueID), map[string]string{"channel": string(ch)}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -277,6 +301,9 @@ func (s *Server) createSkill(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.audit(r, "skill.create", fmt.Sprintf("skill:%d", sk.ID), sk); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, sk)
 	return nil
 }
@@ -292,6 +319,9 @@ func (s *Server) deleteSkill(w http.ResponseWriter, r *http.Request) error {
 	}
 	actor, _ := actorOf(r.Context())
 	if err := e.DeleteSkill(r.Context(), actor.AccountID, id); err != nil {
+		return err
+	}
+	if err := s.audit(r, "skill.delete", fmt.Sprintf("skill:%d", id), nil); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -336,6 +366,9 @@ func (s *Server) putAgentSkills(w http.ResponseWriter, r *http.Request) error {
 	if err := e.SetAgentSkills(r.Context(), actor.AccountID, id, skills); err != nil {
 		return err
 	}
+	if err := s.audit(r, "agent.skills", fmt.Sprintf("agent:%d", id), skills); err != nil {
+		return err
+	}
 	return s.writeAgentRouting(w, r, e, actor.AccountID, id)
 }
 
@@ -354,6 +387,9 @@ func (s *Server) putAgentCapacity(w http.ResponseWriter, r *http.Request) error 
 	}
 	actor, _ := actorOf(r.Context())
 	if err := e.SetAgentCapacity(r.Context(), actor.AccountID, id, capacity); err != nil {
+		return err
+	}
+	if err := s.audit(r, "agent.capacity", fmt.Sprintf("agent:%d", id), capacity); err != nil {
 		return err
 	}
 	return s.writeAgentRouting(w, r, e, actor.AccountID, id)
@@ -414,6 +450,9 @@ func (s *Server) forcePresence(w http.ResponseWriter, r *http.Request) error {
 	}
 	actor, _ := actorOf(r.Context())
 	if err := e.ForcePresence(r.Context(), actor.AccountID, id, req.State, req.Reason, actor.AgentID); err != nil {
+		return err
+	}
+	if err := s.audit(r, "agent.presence", fmt.Sprintf("agent:%d", id), req); err != nil {
 		return err
 	}
 	return s.writePresence(w, r, e, actor.AccountID, id)

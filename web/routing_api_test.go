@@ -60,6 +60,20 @@ func TestRoutingAPIAgentFlow(t *testing.T) {
 	}
 	wantStatus(t, "capacity 99", admin.do(t, "PUT", fmt.Sprintf("/api/v1/agents/%d/capacity", agentID), map[string]int{"chat": 99}), http.StatusUnprocessableEntity)
 	wantStatus(t, "other agent's routing", agent2.do(t, "GET", fmt.Sprintf("/api/v1/agents/%d/routing", agentID), nil), http.StatusForbidden)
+	var audit List[struct {
+		Action string `json:"action"`
+		Target string `json:"target"`
+	}]
+	admin.do(t, "GET", "/api/v1/audit", nil).json(t, &audit)
+	actions := map[string]bool{}
+	for _, a := range audit.Items {
+		actions[a.Action+" "+a.Target] = true
+	}
+	for _, want := range []string{fmt.Sprintf("queue.create queue:%d", q.ID), fmt.Sprintf("agent.skills agent:%d", agentID), fmt.Sprintf("agent.capacity agent:%d", agentID)} {
+		if !actions[want] {
+			t.Errorf("audit log lacks %q: %v", want, actions)
+		}
+	}
 
 	// The agent signs in to routing; an API token cannot.
 	var p routing.Presence
