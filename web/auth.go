@@ -49,7 +49,8 @@ func NewSecret(prefix string) string {
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
-		if h := r.Header.Get("Authorization"); h != "" {
+		// Widget tokens (wt1.…) are the chat widget endpoints' own business.
+		if h := r.Header.Get("Authorization"); h != "" && !strings.HasPrefix(h, "Bearer wt1.") {
 			secret, ok := strings.CutPrefix(h, "Bearer ")
 			if !ok || !strings.HasPrefix(secret, TokenPrefix) {
 				writeError(w, r, s.log, agentdesk.Errorf(agentdesk.Unauthenticated, "Authorization must be \"Bearer adk_…\""))

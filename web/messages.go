@@ -165,7 +165,7 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 		}
 		m.Meta["delivery"] = "not_sent"
 	}
-	if err := s.store.AddMessage(ctx, actor, m); err != nil {
+	if err := s.addMessage(ctx, actor, m); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, m)

@@ -62,6 +62,7 @@ type Server struct {
 	ready   []func(ctx context.Context) error
 	inbound inboundConfig // channel adapters' settings (inbound.go)
 	replies replySenders  // outbound reply senders by message kind (messages.go)
+	chat    chatConfig    // chat widgets' public side and live events (widget_chat.go, live.go)
 	api     *apiRouter
 	handler http.Handler
 	srv     *http.Server

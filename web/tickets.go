@@ -279,7 +279,7 @@ func (s *Server) patchTicket(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	actor, _ := actorOf(r.Context())
-	t, err := s.store.UpdateTicket(r.Context(), actor, id, p.apply)
+	t, err := s.updateTicket(r.Context(), actor, id, p.apply)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ func WithHub(h *hub.Hub, actions *HubActions, widgetSecret []byte) Option {
 		if actions != nil {
 			actions.s = s
 		}
+		s.chat.secret, s.chat.live = widgetSecret, true
 		if s.replies[agentdesk.KindChat] == nil {
 			WithReplySender(agentdesk.KindChat, chatReplies{s})(s)
 		}

@@ -222,10 +222,21 @@ func (a *HubActions) RejectOffer(ctx context.Context, actor agentdesk.Actor, off
 	return e.Reject(ctx, actor.AccountID, actor.AgentID, offerID, reason)
 }
 
-// WidgetOrigins: there are no chat widget settings yet, so no widget may
-// connect.
+// WidgetOrigins are the sites the chat widget may run on (its settings,
+// widgets.go).
 func (a *HubActions) WidgetOrigins(ctx context.Context, accountID int64, widgetID string) ([]string, error) {
-	return nil, agentdesk.Errorf(agentdesk.NotFound, "no such chat widget")
+	s, err := a.server()
+	if err != nil {
+		return nil, err
+	}
+	w, err := s.store.WidgetByPublicID(ctx, widgetID)
+	if err != nil {
+		return nil, err
+	}
+	if w.AccountID != accountID {
+		return nil, agentdesk.Errorf(agentdesk.NotFound, "no such chat widget")
+	}
+	return w.AllowedOrigins, nil
 }
 
 func (a *HubActions) engine() (*routing.Engine, error) {

@@ -255,9 +255,20 @@ var updateTicketSQL = fmt.Sprintf(updateTicket, lifecycleSet("$4", "t.status"))
 // the channel are fixed at creation; everything else may change, and the
 // lifecycle timestamps follow the status.
 func (s *Store) UpdateTicket(ctx context.Context, actor agentdesk.Actor, id int64, change func(*agentdesk.Ticket) error) (*agentdesk.Ticket, error) {
+	var out *agentdesk.Ticket
+	err := InTx(ctx, s.db, func(tx pgx.Tx) (err error) {
+		out, err = UpdateTicketTx(ctx, tx, actor, id, change)
+		return err
+	})
+	return out, err
+}
+
+// UpdateTicketTx is UpdateTicket in the caller's transaction (which publishes
+// the change to the desks in it, web/live.go).
+func UpdateTicketTx(ctx context.Context, tx pgx.Tx, actor agentdesk.Actor, id int64, change func(*agentdesk.Ticket) error) (*agentdesk.Ticket, error) {
 	acct := actor.AccountID
 	var out *agentdesk.Ticket
-	err := InTx(ctx, s.db, func(tx pgx.Tx) error {
+	err := func() error {
 		before, err := loadTicket(ctx, tx, actor, id, true)
 		if err != nil {
 			return err
@@ -284,7 +295,7 @@ func (s *Store) UpdateTicket(ctx context.Context, actor agentdesk.Actor, id int6
 		out, err = scanTicket(tx.QueryRow(ctx, updateTicketSQL, acct, id, t.Subject, t.Status, t.CustomStatus, t.Priority, t.AssigneeID, t.TeamID, t.Tags,
 			o.ContactReasonID, o.ResolutionCode, o.CancellationReasonID, o.RevenueLostCents, o.RetentionOffered, o.RetentionAccepted), acct)
 		return err
-	})
+	}()
 	if err != nil {
 		return nil, translate(err, "ticket")
 	}

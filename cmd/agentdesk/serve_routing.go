@@ -33,7 +33,7 @@ func wireRouting(_ context.Context, _ serveConfig, store *postgres.Store, log *s
 	if strings.EqualFold(os.Getenv("AGENTDESK_ROUTING"), "off") {
 		return nil
 	}
-	engine := routing.New(store.DB(), routing.SystemClock{}, log.With("part", "routing"), hubEvents{}, routing.Config{})
+	engine := routing.New(store.DB(), routing.SystemClock{}, log.With("part", "routing"), web.ChatRoutingEvents(hubEvents{}), routing.Config{})
 	parts.add("routing", engine)
 	// Email and web forms enqueue through the engine from now on.
 	emailEnqueuer = engine

@@ -1,0 +1,201 @@
+package web
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
+	"agentdesk/routing"
+	"agentdesk/web/hub"
+)
+
+// Live events for changes made over REST, so every desk showing a ticket
+// updates at once. Each event is published in the transaction of the write
+// it describes: it is delivered exactly when the change commits. Without a
+// hub (WithHub) nothing is published.
+
+// TicketUpdated is the event type of a changed ticket (data: the ticket).
+const TicketUpdated = "ticket.updated"
+
+// Chat event types on a visitor's stream (web/ui/WIDGET.md).
+const (
+	ChatQueued      = "chat.queued"
+	ChatAgentJoined = "chat.agent_joined"
+	ChatEnded       = "chat.ended"
+)
+
+// ticketStreams are the streams that hear about a ticket: its own (desks
+// that have it open) and its assignee's (their lists and unread counts).
+func ticketStreams(t *agentdesk.Ticket, also ...*int64) []string {
+	streams := []string{hub.TicketStream(t.ID)}
+	seen := map[int64]bool{}
+	for _, a := range append([]*int64{t.AssigneeID}, also...) {
+		if a != nil && !seen[*a] {
+			seen[*a] = true
+			streams = append(streams, hub.AgentStream(*a))
+		}
+	}
+	return streams
+}
+
+func publishAll(ctx context.Context, tx pgx.Tx, accountID int64, streams []string, typ string, data any) error {
+	for _, s := range streams {
+		if err := hub.Publish(ctx, tx, hub.Event{AccountID: accountID, Stream: s, Type: typ, Data: data}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// addMessage stores a message that no channel delivers (a note, a call
+// record) and publishes message.created to the ticket's streams.
+func (s *Server) addMessage(ctx context.Context, actor agentdesk.Actor, m *agentdesk.Message) error {
+	if !s.chat.live {
+		return s.store.AddMessage(ctx, actor, m)
+	}
+	return postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		t, err := postgres.AddMessageTx(ctx, tx, actor, m)
+		if err != nil {
+			return err
+		}
+		return publishAll(ctx, tx, actor.AccountID, ticketStreams(t), MessageCreated, m)
+	})
+}
+
+// updateTicket changes a ticket and publishes ticket.updated to its streams
+// (and to the previous assignee's, whose list loses it). A chat ticket that
+// is solved or closed ends its chat: the visitor gets chat.ended.
+func (s *Server) updateTicket(ctx context.Context, actor agentdesk.Actor, id int64, change func(*agentdesk.Ticket) error) (*agentdesk.Ticket, error) {
+	if !s.chat.live {
+		return s.store.UpdateTicket(ctx, actor, id, change)
+	}
+	var out *agentdesk.Ticket
+	err := postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		var before agentdesk.Ticket
+		t, err := postgres.UpdateTicketTx(ctx, tx, actor, id, func(t *agentdesk.Ticket) error {
+			before = *t
+			return change(t)
+		})
+		if err != nil {
+			return err
+		}
+		out = t
+		if err := publishAll(ctx, tx, actor.AccountID, ticketStreams(t, before.AssigneeID), TicketUpdated, t); err != nil {
+			return err
+		}
+		if t.Channel == agentdesk.ChannelChat && t.Status.Done() && !before.Status.Done() {
+			return endChatTx(ctx, tx, actor.AccountID, t.ID, "agent")
+		}
+		return nil
+	})
+	return out, err
+}
+
+// endChatTx ends a ticket's chat (if it came from a widget and is still
+// going) and tells the visitor and the desks.
+func endChatTx(ctx context.Context, tx pgx.Tx, accountID, ticketID int64, by string) error {
+	c, err := postgres.ChatOfTicket(ctx, tx, accountID, ticketID)
+	if agentdesk.IsKind(err, agentdesk.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ended, err := postgres.EndChatTx(ctx, tx, accountID, ticketID, by)
+	if err != nil || !ended {
+		return err
+	}
+	data := map[string]any{"ticket_id": ticketID, "ended_by": by}
+	return publishAll(ctx, tx, accountID, []string{hub.VisitorStream(c.VisitorID), hub.TicketStream(ticketID)}, ChatEnded, data)
+}
+
+// ChatRoutingEvents publishes the routing engine's events through next and
+// tells chat visitors what routing did with their chat, in the same
+// transaction: their place in the queue (chat.queued), the agent who took
+// it (chat.agent_joined), and its end when the agent wraps up (chat.ended).
+// Events of tasks that are not widget chats pass through unchanged.
+func ChatRoutingEvents(next routing.Publisher) routing.Publisher {
+	return chatRoutingEvents{next: next}
+}
+
+type chatRoutingEvents struct{ next routing.Publisher }
+
+func (c chatRoutingEvents) Publish(ctx context.Context, tx pgx.Tx, e routing.Event) error {
+	if err := c.next.Publish(ctx, tx, e); err != nil {
+		return err
+	}
+	var taskID int64
+	switch d := e.Data.(type) {
+	case routing.TaskChange:
+		taskID = d.TaskID
+	case *routing.TaskChange:
+		taskID = d.TaskID
+	case routing.Position:
+		taskID = d.TaskID
+	case *routing.Position:
+		taskID = d.TaskID
+	default:
+		return nil
+	}
+	switch {
+	case e.Type == "task_assigned" && e.Stream == routing.TaskStream(taskID):
+	case e.Type == "queue_position":
+	case e.Type == "task_state":
+	default:
+		return nil
+	}
+	chat, err := postgres.ChatOfTask(ctx, tx, e.AccountID, taskID)
+	if agentdesk.IsKind(err, agentdesk.NotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	visitor := hub.VisitorStream(chat.VisitorID)
+	switch d := e.Data.(type) {
+	case routing.TaskChange:
+		return c.taskChange(ctx, tx, e, chat, visitor, d)
+	case *routing.TaskChange:
+		return c.taskChange(ctx, tx, e, chat, visitor, *d)
+	case routing.Position:
+		return publishPosition(ctx, tx, e.AccountID, chat, visitor, d)
+	case *routing.Position:
+		return publishPosition(ctx, tx, e.AccountID, chat, visitor, *d)
+	}
+	return nil
+}
+
+func (c chatRoutingEvents) taskChange(ctx context.Context, tx pgx.Tx, e routing.Event, chat *agentdesk.Chat, visitor string, d routing.TaskChange) error {
+	switch {
+	case e.Type == "task_assigned":
+		name, err := postgres.AgentName(ctx, tx, e.AccountID, d.AgentID)
+		if err != nil {
+			return err
+		}
+		return hub.Publish(ctx, tx, hub.Event{AccountID: e.AccountID, Stream: visitor, Type: ChatAgentJoined,
+			Data: map[string]any{"ticket_id": chat.TicketID, "agent_name": name}})
+	case d.State == routing.StateWrapping || d.State == routing.StateCompleted:
+		return endChatTx(ctx, tx, e.AccountID, chat.TicketID, "agent")
+	case d.State == routing.StateOverflowed || d.State == routing.StateCancelled:
+		// Nobody will take it (the queue closed with nowhere to go).
+		return endChatTx(ctx, tx, e.AccountID, chat.TicketID, "agent")
+	}
+	return nil
+}
+
+func publishPosition(ctx context.Context, tx pgx.Tx, accountID int64, chat *agentdesk.Chat, visitor string, p routing.Position) error {
+	if p.State != routing.StateQueued || chat.EndedAt != nil {
+		return nil
+	}
+	return hub.Publish(ctx, tx, hub.Event{AccountID: accountID, Stream: visitor, Type: ChatQueued,
+		Data: queuedData{TicketID: chat.TicketID, Position: p.Position, EWT: p.EWTSeconds}})
+}
+
+// queuedData is chat.queued's payload.
+type queuedData struct {
+	TicketID int64 `json:"ticket_id"`
+	Position int   `json:"position"`
+	EWT      int   `json:"estimated_wait_seconds"`
+}
