@@ -159,8 +159,9 @@ WHERE p.account_id = $1 AND p.state = 'available'`
 // each to an agent in one transaction. full reports that the batch was full,
 // so more tasks may be waiting.
 func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int, full bool, err error) {
+	held := false
 	err = e.inTx(ctx, func(tx pgx.Tx) error {
-		offers, full = 0, false
+		offers, full, held = 0, false, false
 		// The free slots, the head of the line and the queues' rules come
 		// back in one round trip.
 		reads := &pgx.Batch{}
@@ -218,12 +219,20 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 		var sent []*waitingTask
 		for i := range tasks {
 			t := &tasks[i]
-			if spare[t.capChannel] <= 0 {
-				continue
-			}
-			spare[t.capChannel]--
 			q := queues[t.queueID]
 			names, levels, team := requirements(t, q)
+			// A task anyone may take is sure to find an agent while free
+			// slots remain, so the slots cap how many are sent. A task with
+			// requirements may find nobody: it is tried while any slot is
+			// free and does not hold back the plain tasks behind it.
+			plain := len(names) == 0 && team == nil && len(t.excluded) == 0
+			if spare[t.capChannel] <= 0 {
+				held = held || plain // the next pass, if this one placed some
+				continue
+			}
+			if plain {
+				spare[t.capChannel]--
+			}
 			excluded := t.excluded
 			if excluded == nil {
 				excluded = []int64{}
@@ -270,6 +279,9 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 		}
 		return nil
 	})
+	if held && offers > 0 {
+		full = true
+	}
 	return offers, full, err
 }
 

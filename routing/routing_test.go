@@ -587,3 +587,18 @@ func TestQueueAdmin(t *testing.T) {
 		t.Fatalf("cross-account presence: %v", err)
 	}
 }
+
+// A head-of-line task nobody can take must not keep the tasks behind it from
+// the free agents in the same pass.
+func TestUnmatchableHeadDoesNotBlock(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	stuck := f.enqueue(agentdesk.TaskRequest{Skills: map[string]int{"klingon": 5}, Priority: agentdesk.PriorityUrgent})
+	plain := f.enqueue(agentdesk.TaskRequest{})
+	if n := f.dispatch(); n != 1 {
+		t.Fatalf("offers = %d, want 1", n)
+	}
+	f.state(stuck, StateQueued)
+	f.offeredTo(plain, a)
+}
