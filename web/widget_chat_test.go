@@ -493,3 +493,17 @@ func TestChatBadInput(t *testing.T) {
 		t.Errorf("database changed:\nbefore %s\nafter  %s", before, after)
 	}
 }
+
+// The demo page embeds the widget like a customer's site: a script tag, no
+// inline script, under the server's strict CSP.
+func TestChatDemoPage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, WithChatDemo("demo"))
+	res := e.clients["anon"].do(t, "GET", "/demo/widget", nil)
+	wantStatus(t, "demo page", res, http.StatusOK)
+	body := string(res.body)
+	if !strings.Contains(body, `<script src="/widget.js" data-widget="demo" async></script>`) || strings.Count(body, "<script") != 1 ||
+		!strings.Contains(res.header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Errorf("demo page %s %v", body, res.header)
+	}
+}

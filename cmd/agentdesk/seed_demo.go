@@ -181,6 +181,9 @@ func createDemoOrg(ctx context.Context, store *postgres.Store) (int64, error) {
 			return 0, fmt.Errorf("mailbox %s: %w", m.Address, err)
 		}
 	}
+	if err := seedWidget(ctx, store, acct.ID, queues); err != nil {
+		return 0, fmt.Errorf("chat widget: %w", err)
+	}
 	return acct.ID, nil
 }
 
