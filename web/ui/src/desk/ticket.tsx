@@ -58,7 +58,7 @@ export function Timeline({ items, agents, customerName }: { items: Message[]; ag
             <span class="muted"> · {m.kind === "note" ? "Internal note" : label(m.kind)} · <time dateTime={m.created_at}>{when(m.created_at)}</time></span>
             <Delivery m={m} />
           </header>
-          {m.subject && <p class="msg-subject">{m.subject}</p>}
+          {m.subject && (m.kind === "email" || m.kind === "form") && m.subject !== m.body && <p class="msg-subject">{m.subject}</p>}
           <p class="msg-body">{m.body}</p>
           <Attachments list={messageAttachments(m)} />
         </article>
