@@ -507,3 +507,17 @@ func TestChatDemoPage(t *testing.T) {
 		t.Errorf("demo page %s %v", body, res.header)
 	}
 }
+
+// Token issues are rate limited per client address, with a clear error.
+func TestChatSessionRateLimit(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	var last response
+	for range 31 {
+		last = ct.clients["anon"].do(t, "POST", "/api/v1/widget/acme/session", map[string]any{}, "Origin", shopOrigin)
+	}
+	if k, _ := last.errorKind(t); last.status != http.StatusTooManyRequests || k != agentdesk.RateLimited || last.header.Get("Retry-After") == "" ||
+		last.header.Get("Access-Control-Allow-Origin") != shopOrigin {
+		t.Errorf("31st session: %d %v %s", last.status, last.header, last.body)
+	}
+}
