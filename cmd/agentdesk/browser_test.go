@@ -347,10 +347,13 @@ func chatFlow(t *testing.T, srv *testServer, chromium string) {
 
 	// The visitor sees who joined; they exchange messages both ways.
 	customer.waitJS("the agent's name", root0+`.querySelector("[data-testid=agent-name]")?.textContent.includes("Alex Agent")`)
-	agent.do(
-		chromedp.SendKeys(chromedp.CSS(".composer textarea"), "Hi Carla, it ships today."),
-		chromedp.Click(chromedp.CSS(".composer button[type=submit]")),
-	)
+	// Typing shows on both sides (ephemeral events, never stored).
+	customer.eval(`(() => { const ta = ` + root0 + `.querySelector(".composer textarea");
+		ta.value = "G"; ta.dispatchEvent(new Event("input")); ta.value = ""; return true })()`)
+	agent.waitJS("the visitor's typing indicator", `document.querySelector(".typing")?.textContent.includes("Carla Customer is typing")`)
+	agent.do(chromedp.SendKeys(chromedp.CSS(".composer textarea"), "Hi Carla, it ships today."))
+	customer.waitJS("the agent's typing indicator", root0+`.querySelector(".typing")?.textContent.includes("Alex Agent is typing")`)
+	agent.do(chromedp.Click(chromedp.CSS(".composer button[type=submit]")))
 	customer.waitJS("the agent's reply", root0+`.textContent.includes("it ships today")`)
 	customer.eval(`(() => { const r = ` + root0 + `;
 		r.querySelector(".composer textarea").value = "Great, thank you!";
