@@ -295,9 +295,24 @@ func TestChatEndWhileQueued(t *testing.T) {
 		t.Errorf("open chat after a reload: %+v", again.session.Chat)
 	}
 	wantStatus(t, "second chat", v.post("/chat", map[string]any{"name": "Ann", "email": "ann@example.org", "body": "Hello?"}), http.StatusConflict)
+	// Bob waits behind Ann.
+	bob := ct.visitor(t, "")
+	bob.connect(ct)
+	res = bob.post("/chat", map[string]any{"name": "Bob", "email": "bob@example.org", "body": "Hi"})
+	wantStatus(t, "bob starts", res, http.StatusCreated)
+	if d := dataOf(readFrame(t, bob.ws, ChatQueued)); d["position"] != float64(2) {
+		t.Errorf("bob's first chat.queued %v", d)
+	}
 	wantStatus(t, "end", v.post("/chat/end", map[string]any{}), http.StatusNoContent)
 	if d := dataOf(readFrame(t, v.ws, ChatEnded)); d["ended_by"] != "visitor" {
 		t.Errorf("chat.ended %v", d)
+	}
+	// Ann left: routing tells Bob he moved up.
+	if err := ct.eng.PublishStats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := dataOf(readFrame(t, bob.ws, ChatQueued)); d["position"] != float64(1) {
+		t.Errorf("bob's chat.queued after Ann left %v", d)
 	}
 	wantStatus(t, "end again", v.post("/chat/end", map[string]any{}), http.StatusNoContent)
 	var state string
