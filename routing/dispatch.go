@@ -153,7 +153,9 @@ SELECT
 	coalesce(sum(greatest(p.cap_chat - p.load_chat, 0)) FILTER (WHERE $2 OR p.load_voice = 0), 0),
 	coalesce(sum(greatest(p.cap_email - p.load_email, 0)) FILTER (WHERE $2 OR p.load_voice = 0), 0)
 FROM agent_presence p
-WHERE p.account_id = $1 AND p.state = 'available'`
+WHERE p.account_id = $1 AND p.state = 'available'
+  -- evaluated once: a wake-up with nothing waiting costs no scan of agents
+  AND EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = $1 AND t.state = 'queued')`
 
 // dispatchBatch claims up to BatchSize waiting tasks, best first, and offers
 // each to an agent in one transaction. full reports that the batch was full,
