@@ -536,3 +536,38 @@ func TestChatSessionRateLimit(t *testing.T) {
 		t.Errorf("31st session: %d %v %s", last.status, last.header, last.body)
 	}
 }
+
+// A visitor is linked to a customer by the email it types, unverified: a
+// second visitor naming the same address must not receive the first one's
+// chat.
+func TestChatEmailLinkDoesNotLeak(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	ctx := context.Background()
+	carla := ct.visitor(t, "")
+	carla.connect(ct)
+	res := carla.post("/chat", map[string]any{"name": "Carla", "email": "carla@example.org", "body": "Hello"})
+	wantStatus(t, "start", res, http.StatusCreated)
+	var started chatStarted
+	res.json(t, &started)
+	var taskID int64
+	ct.store.DB().QueryRow(ctx, `SELECT task_id FROM chats WHERE ticket_id = $1`, started.TicketID).Scan(&taskID) //nolint:errcheck
+	wantStatus(t, "available", ct.clients["agent"].do(t, "PUT", "/api/v1/presence", map[string]string{"state": "available"}), http.StatusOK)
+	if _, err := ct.eng.Dispatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "accept", ct.clients["agent"].do(t, "POST", fmt.Sprintf("/api/v1/tasks/%d/accept", taskID), nil), http.StatusOK)
+
+	// Someone else types Carla's address into the widget.
+	mallory := ct.visitor(t, "")
+	mallory.connect(ct)
+	wantStatus(t, "mallory starts", mallory.post("/chat", map[string]any{"name": "M", "email": "carla@example.org", "body": "Hi"}), http.StatusCreated)
+	wantStatus(t, "reply", ct.clients["agent"].do(t, "POST", fmt.Sprintf("/api/v1/tickets/%d/messages", started.TicketID),
+		map[string]any{"direction": "out", "body": "Your order ships today."}), http.StatusCreated)
+	readMessage(t, carla.ws, "Your order ships today.")
+	var leaked int
+	ct.store.DB().QueryRow(ctx, `SELECT count(*) FROM stream_events WHERE stream = $1 AND data->>'body' = 'Your order ships today.'`, hub.VisitorStream(mallory.id)).Scan(&leaked) //nolint:errcheck
+	if leaked != 0 {
+		t.Errorf("the reply to Carla's chat reached the other visitor (%d events)", leaked)
+	}
+}
