@@ -393,7 +393,8 @@ func (s *Server) startChat(w http.ResponseWriter, r *http.Request, cw *agentdesk
 		Identity: agentdesk.Identity{Kind: agentdesk.IdentityVisitor, Value: v.VisitorID},
 		Extra:    []agentdesk.Identity{{Kind: agentdesk.IdentityEmail, Value: email}},
 		Name:     name, Channel: agentdesk.ChannelChat, Kind: agentdesk.KindChat, Body: body,
-		Meta: map[string]any{"widget": cw.PublicID},
+		// What the visitor typed, for its next pre-chat form (VisitorProfile).
+		Meta: map[string]any{"widget": cw.PublicID, "name": name, "email": email},
 	}
 	var res agentdesk.IngestResult
 	var taskID int64

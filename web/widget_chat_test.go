@@ -570,4 +570,8 @@ func TestChatEmailLinkDoesNotLeak(t *testing.T) {
 	if leaked != 0 {
 		t.Errorf("the reply to Carla's chat reached the other visitor (%d events)", leaked)
 	}
+	// Nor Carla's name from her customer record.
+	if back := ct.visitor(t, mallory.id); back.session.Name != "M" || back.session.Email != "carla@example.org" {
+		t.Errorf("returning visitor's form: %q %q, want what it typed", back.session.Name, back.session.Email)
+	}
 }

@@ -197,14 +197,17 @@ func (s *Store) VisitorKnown(ctx context.Context, accountID int64, visitorID str
 	return ok, err
 }
 
-// VisitorProfile is the name and email of the customer a visitor id belongs
-// to, for the pre-chat form of a returning visitor ("" when unknown).
+// VisitorProfile is the name and email a visitor gave when it last started
+// a chat, to pre-fill its pre-chat form ("" when it never did). It is what
+// the visitor typed, not its customer's record: visitors are linked to a
+// customer by an email nobody verified, and must not learn that customer's
+// details from it.
 func (s *Store) VisitorProfile(ctx context.Context, accountID int64, visitorID string) (name, email string, err error) {
 	err = s.db.QueryRow(ctx, `
-SELECT c.name, coalesce((SELECT e.value FROM identities e WHERE e.account_id = c.account_id AND e.customer_id = c.id AND e.kind = 'email'
-	ORDER BY e.created_at DESC, e.id DESC LIMIT 1), '')
-FROM identities i JOIN customers c ON c.account_id = i.account_id AND c.id = i.customer_id
-WHERE i.account_id = $1 AND i.kind = 'visitor' AND i.network = '' AND i.value = $2`, accountID, visitorID).Scan(&name, &email)
+SELECT coalesce(m.meta->>'name', ''), coalesce(m.meta->>'email', '')
+FROM chats c JOIN messages m ON m.ticket_id = c.ticket_id AND m.account_id = c.account_id AND m.direction = 'in'
+WHERE c.account_id = $1 AND c.visitor_id = $2
+ORDER BY c.ticket_id DESC, m.created_at, m.id LIMIT 1`, accountID, visitorID).Scan(&name, &email)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", "", nil
 	}
