@@ -254,7 +254,13 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 	l := &routingLoad{db: apiDB, enqueuedAt: map[int64]time.Time{}, silent: r.silent,
 		committedAt: map[int64]time.Time{}, offeredAt: map[int64]time.Time{},
 		acceptMin: r.acceptMin, acceptMax: r.acceptMax, handleMin: r.handleMin, handleMax: r.handleMax}
-	l.engine = routing.New(db, nil, routingLog, l, routing.Config{WrapUp: -1, StatsInterval: time.Second})
+	cfg := routing.Config{WrapUp: -1, StatsInterval: time.Second}
+	if r.silent {
+		// Nobody answers: offers must outlive the run, or their timeouts
+		// would re-queue tasks and set the agents away for missed offers.
+		cfg.OfferTimeout = map[agentdesk.Channel]time.Duration{agentdesk.ChannelChat: time.Hour}
+	}
+	l.engine = routing.New(db, nil, routingLog, l, cfg)
 	l.api = routing.New(apiDB, nil, routingLog, l, routing.Config{WrapUp: -1})
 	if err := l.setup(ctx, r.agents, max(r.chatCap, 3)); err != nil {
 		return err
