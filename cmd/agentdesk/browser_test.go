@@ -552,7 +552,7 @@ func TestBrowserDesk(t *testing.T) {
 	agent.do(chromedp.KeyEvent("1", chromedp.KeyModifiers(chromedp.ModifierAlt)))
 
 	// My tickets lists it; the keyboard opens it.
-	agent.waitJS("the ticket in My tickets", `[...document.querySelectorAll(".ticket-row")].some(r => r.textContent.includes("Please cancel my plan"))`)
+	agent.waitJS("My tickets again", subjects+` === "Please cancel my plan"`)
 	agent.eval(`document.querySelector(".ticket-row").focus(), true`)
 	agent.do(chromedp.KeyEvent(kb.Enter))
 	agent.waitJS("the customer's email in the timeline", `document.querySelector(".timeline")?.textContent.includes("too expensive for us")`)

@@ -52,11 +52,16 @@ export function TicketList(props: {
   };
   const key = JSON.stringify(filter);
 
+  // Only the newest request may fill the list: a slow answer for the list
+  // or filter the agent just left must not overwrite the current one.
+  const latest = useRef(0);
   async function load(cursor?: string) {
+    const n = ++latest.current;
     setLoading(true);
     setError("");
     try {
       const page = await tickets({ ...filter, cursor });
+      if (n !== latest.current) return;
       setItems((old) => {
         const all = cursor ? [...old, ...page.items] : page.items;
         props.onItems?.(all);
@@ -64,9 +69,9 @@ export function TicketList(props: {
       });
       setNext(page.next_cursor || undefined);
     } catch (e) {
-      setError((e as Error).message);
+      if (n === latest.current) setError((e as Error).message);
     } finally {
-      setLoading(false);
+      if (n === latest.current) setLoading(false);
     }
   }
   useEffect(() => setCursorIdx(0), [key]);
