@@ -81,6 +81,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
   const names = useRef(new Map<number, string>());
   const watched = useRef(new Set<number>());
   const queueNames = useRef(new Map<number, string>());
+  const counted = useRef(new Set<number>());
   const routeRef = useRef(route);
   routeRef.current = route;
 
@@ -131,6 +132,9 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       }),
       socket.on(EV.message, (d) => {
         const m: Message = d.message ?? d;
+        // A message reaches both the ticket's and the assignee's stream: count it once.
+        if (counted.current.has(m.id)) return;
+        counted.current.add(m.id);
         if (m.direction === "in" && m.ticket_id !== routeRef.current.ticket) {
           setUnread((u) => ({ ...u, [m.ticket_id]: (u[m.ticket_id] ?? 0) + 1 }));
         }

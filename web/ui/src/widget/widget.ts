@@ -50,6 +50,8 @@ interface Session {
   title?: string;
   greeting?: string;
   stream?: string;
+  /** The server takes files (POST …/attachments); the widget offers "+ File" only then. */
+  attachments?: boolean;
   /** The visitor's open chat, when there is one: shown again after a reload. */
   chat?: { ticket_id?: number; status?: string; agent_name?: string; messages?: Msg[]; position?: number; estimated_wait_seconds?: number };
 }
@@ -512,7 +514,7 @@ class Widget {
     const form = h("form", { class: "composer", "aria-label": "Send a message" },
       input,
       h("div", { class: "row" },
-        h("label", { class: "attach", title: "Attach a file" }, h("span", { text: "+ File" }), file),
+        this.session?.attachments ? h("label", { class: "attach", title: "Attach a file" }, h("span", { text: "+ File" }), file) : null,
         h("button", { type: "button", class: "end", onclick: () => { this.api(P.end(this.widgetId), {}).catch(() => {}); this.setView("ended"); }, text: "End chat" }),
         h("button", { type: "submit", class: "primary", text: "Send" }),
       ),
