@@ -589,6 +589,28 @@ func TestBrowserDesk(t *testing.T) {
 	agent.waitJS("the solved ticket", `document.querySelector("[data-testid=wrapup]")?.textContent.includes("Solved")`)
 	agent.screenshot("solved")
 
+	// The chat in the team queue becomes the agent's; the customer writes in
+	// it while another ticket is on screen: an unread count shows, live.
+	api := func(method, path, body string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(agent.ctx, 30*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`fetch(`+js(path)+`, {method: `+js(method)+`, headers: {"Content-Type": "application/json"}, body: `+js(body)+`})
+			.then(r => { if (!r.ok) throw new Error("HTTP " + r.status); return true })`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatalf("%s %s from the desk: %v", method, path, err)
+		}
+	}
+	api("PATCH", fmt.Sprintf("/api/v1/tickets/%d", chat.ID), fmt.Sprintf(`{"assignee_id": %d}`, creds.AgentID))
+	agent.waitJS("the chat in My tickets", subjects+` === "Chat about a delivery"`)
+	api("POST", fmt.Sprintf("/api/v1/tickets/%d/messages", chat.ID), `{"kind": "chat", "direction": "in", "body": "Hello? Anyone there?"}`)
+	agent.waitJS("the unread count on the ticket", `document.querySelector(".ticket-row .badge")?.textContent === "1"`)
+	agent.waitJS("the unread count in the title", `document.title.startsWith("(1)")`)
+	agent.screenshot("unread")
+	agent.do(chromedp.Click(chromedp.CSS(".ticket-row")))
+	agent.waitJS("the new message", `document.querySelector(".timeline")?.textContent.includes("Anyone there?")`)
+	agent.waitJS("the count cleared", `document.querySelector(".ticket-row .badge") === null && !document.title.startsWith("(")`)
+
 	var (
 		status, priority, resolution string
 		contactID, cancelID          *int64
