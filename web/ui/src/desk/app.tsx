@@ -82,6 +82,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
   const watched = useRef(new Set<number>());
   const queueNames = useRef(new Map<number, string>());
   const counted = useRef(new Set<number>());
+  const presenceKnown = useRef(false);
   const routeRef = useRef(route);
   routeRef.current = route;
 
@@ -97,7 +98,8 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     addEventListener("popstate", onPop);
     if (location.pathname === "/" || location.pathname === "/index.html") go(route, true);
     listAgents().then((l) => setAgents(new Map(l.items.map((a) => [a.id, a]))), () => {});
-    getPresence().then(setPres, () => {});
+    // The first read must not undo a change made or announced while it ran.
+    getPresence().then((p) => !presenceKnown.current && setPres(p), () => {});
     queues().then((m) => (queueNames.current = m));
     socket.start();
     // Lists follow events; a slow poll catches what no event announced.
@@ -139,7 +141,12 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
           setUnread((u) => ({ ...u, [m.ticket_id]: (u[m.ticket_id] ?? 0) + 1 }));
         }
       }),
-      socket.on(EV.presence, (d) => d?.state && setPres({ state: d.state, reason: d.reason })),
+      socket.on(EV.presence, (d) => {
+        // Supervisors' streams carry everyone's presence: only mine is mine.
+        if (!d?.state || (d.agent_id && d.agent_id !== me.id)) return;
+        presenceKnown.current = true;
+        setPres({ state: d.state, reason: d.reason });
+      }),
       socket.on(EV.resync, () => setRefresh((x) => x + 1)),
       socket.on(EV.ticketUpdated, () => setRefresh((x) => x + 1)),
     ];
@@ -168,6 +175,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
 
   async function changePresence(p: Presence) {
     setPresErr("");
+    presenceKnown.current = true;
     if (p.state === "available" && "Notification" in window && Notification.permission === "default") {
       Notification.requestPermission().catch(() => {});
     }
