@@ -35,9 +35,11 @@ func scanTicket(row pgx.Row, accountID int64) (*agentdesk.Ticket, error) {
 }
 
 // visibleTo is the private-team rule as a condition on the tickets row t:
-// agents see tickets without a team, of a public team, or of one of their
-// own teams; supervisors and admins see all. arg is the placeholder number
-// the actor's team ids take; the returned args are to be appended.
+// agents see tickets without a team, of a public team, of one of their own
+// teams, or assigned to them (routing or a supervisor may hand a private
+// team's ticket to an outsider, who must then be able to work it);
+// supervisors and admins see all. arg is the placeholder number the actor's
+// team ids take, arg+1 the agent id; the returned args are to be appended.
 func visibleTo(actor agentdesk.Actor, arg int) (string, []any) {
 	if actor.Role.AtLeast(agentdesk.RoleSupervisor) {
 		return "", nil
@@ -47,7 +49,8 @@ func visibleTo(actor agentdesk.Actor, arg int) (string, []any) {
 		teams = []int64{}
 	}
 	return ` AND (t.team_id IS NULL OR t.team_id = ANY($` + strconv.Itoa(arg) + `::bigint[])
-		OR NOT EXISTS (SELECT 1 FROM teams vt WHERE vt.account_id = t.account_id AND vt.id = t.team_id AND vt.private))`, []any{teams}
+		OR t.assignee_id = $` + strconv.Itoa(arg+1) + `
+		OR NOT EXISTS (SELECT 1 FROM teams vt WHERE vt.account_id = t.account_id AND vt.id = t.team_id AND vt.private))`, []any{teams, actor.AgentID}
 }
 
 // ticketQuery selects one ticket the actor may see, optionally locking it.

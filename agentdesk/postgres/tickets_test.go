@@ -445,3 +445,34 @@ func TestConcurrentUpdatesDoNotOverwriteEachOther(t *testing.T) {
 		t.Fatalf("%d tags survived: %v", len(got.Tags), got.Tags)
 	}
 }
+
+// TestPrivateTicketVisibleToItsAssignee: routing or a supervisor may give a
+// private team's ticket to an agent outside the team; that agent must be able
+// to work it, while other outsiders still cannot see it.
+func TestPrivateTicketVisibleToItsAssignee(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newDeskFixture(t)
+	private := f.ticket(t, f.inside, &f.privateTeam)
+	if _, err := f.store.Ticket(ctx, f.outside, private.ID); !agentdesk.IsKind(err, agentdesk.NotFound) {
+		t.Fatalf("outsider before assignment: %v, want not found", err)
+	}
+	assignee := f.outside.AgentID
+	if _, err := f.store.UpdateTicket(ctx, f.super, private.ID, func(t *agentdesk.Ticket) error { t.AssigneeID = &assignee; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Ticket(ctx, f.outside, private.ID); err != nil {
+		t.Fatalf("assignee outside the team reading the ticket: %v", err)
+	}
+	if err := f.store.AddMessage(ctx, f.outside, &agentdesk.Message{TicketID: private.ID, Kind: agentdesk.KindNote, Body: "on it"}); err != nil {
+		t.Fatalf("assignee outside the team writing a note: %v", err)
+	}
+	list, _, err := f.store.Tickets(ctx, f.outside, agentdesk.TicketFilter{AssigneeID: &assignee})
+	if err != nil || len(list) != 1 || list[0].ID != private.ID {
+		t.Fatalf("assignee's list = %v, %v", list, err)
+	}
+	other := agentdesk.Actor{AccountID: f.acct, AgentID: f.super.AgentID + 1000, Role: agentdesk.RoleAgent}
+	if _, err := f.store.Ticket(ctx, other, private.ID); !agentdesk.IsKind(err, agentdesk.NotFound) {
+		t.Fatalf("another outsider: %v, want not found", err)
+	}
+}
