@@ -240,7 +240,8 @@ var usAreaCodes = []int{201, 202, 203, 205, 206, 207, 208, 209, 210, 212, 213, 2
 
 var ticketColumns = []string{"id", "account_id", "subject", "status", "priority", "channel", "customer_id", "assignee_id", "team_id", "tags",
 	"contact_reason_id", "resolution_code", "cancellation_reason_id", "revenue_lost_cents", "retention_offered", "retention_accepted",
-	"created_at", "updated_at", "first_response_at", "resolved_at", "closed_at", "first_response_seconds", "resolution_seconds"}
+	"created_at", "updated_at", "first_response_at", "resolved_at", "closed_at", "first_response_seconds", "resolution_seconds",
+	"csat_rating", "csat_comment", "csat_rated_at"}
 
 func ticketRows(o *org, m *model) func() []any {
 	i := 0
@@ -250,7 +251,10 @@ func ticketRows(o *org, m *model) func() []any {
 		}
 		t := &m.tickets[i]
 		i++
-		var assignee, team, reason, cancel, frt, res any
+		var assignee, team, reason, cancel, frt, res, csat any
+		if t.csat != 0 {
+			csat = int16(t.csat)
+		}
 		if t.assignee != 0 {
 			assignee = t.assignee
 		}
@@ -281,7 +285,8 @@ func ticketRows(o *org, m *model) func() []any {
 		}
 		return []any{t.id, o.accountID, t.subject, t.status, t.priority, t.channel, m.customers[t.cust].id, assignee, team, tags,
 			reason, t.resolution, cancel, t.revenueLost, t.retOffered, t.retAccepted,
-			t.created, updated, nullTime(t.firstResp), nullTime(t.resolved), nullTime(t.closed), frt, res}
+			t.created, updated, nullTime(t.firstResp), nullTime(t.resolved), nullTime(t.closed), frt, res,
+			csat, t.csatComment, nullTime(t.csatAt)}
 	}
 }
 

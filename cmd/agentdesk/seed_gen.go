@@ -66,6 +66,9 @@ type genTicket struct {
 	firstResp, resolved     time.Time // zero when not yet
 	closed                  time.Time
 	nmsg                    int
+	csat                    int // 1..5, 0 when the customer did not rate
+	csatComment             string
+	csatAt                  time.Time
 }
 
 type model struct {
@@ -326,6 +329,15 @@ func newTicket(r *rand.Rand, o *org, m *model, g genConfig, ci int32, at time.Ti
 	}
 	t.firstResp = at.Add(frt)
 	t.assignee = pickAgent(r, o, t.team, c.country == 'D')
+	// About a third of customers rate a solved ticket; ~85% of ratings are
+	// 4 or 5 (CSAT).
+	if t.done() && r.Float64() < 0.3 {
+		t.csat, t.csatComment = csatRating(r)
+		t.csatAt = t.resolved.Add(time.Duration(r.IntN(48*3600)) * time.Second)
+		if t.csatAt.After(g.now) {
+			t.csatAt = g.now
+		}
+	}
 	return t
 }
 

@@ -78,6 +78,8 @@ func TestSeedDemoIfEmpty(t *testing.T) {
 		{"open tickets of the printed agent", `SELECT count(*) FROM tickets t JOIN agents a ON a.id = t.assignee_id
 			WHERE a.email = 'agent@demo.agentdesk.local' AND t.status NOT IN ('solved', 'closed')`, 1, 200},
 		{"orders", `SELECT count(*) FROM orders`, demoCustomers, 4 * demoCustomers},
+		{"rated tickets %", `SELECT (100 * count(*) FILTER (WHERE csat_rating IS NOT NULL) / count(*))::int FROM tickets WHERE status IN ('solved', 'closed')`, 25, 35},
+		{"CSAT % (ratings of 4 or 5)", `SELECT (100 * count(*) FILTER (WHERE csat_rating >= 4) / count(*))::int FROM tickets WHERE csat_rating IS NOT NULL`, 80, 90},
 		{"completed routing tasks", `SELECT count(*) FROM tasks WHERE state = 'completed'`, 4000, 7000},
 		{"routing tasks holding an agent", `SELECT count(*) FROM tasks WHERE state IN ('offered', 'assigned', 'wrapping')`, 0, 0},
 		{"abandon rate % (calls and chats, short abandons left out)", `SELECT round(100.0 * count(*) FILTER (WHERE state = 'abandoned')

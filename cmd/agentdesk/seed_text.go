@@ -143,3 +143,30 @@ func messageBody(r *rand.Rand, t *genTicket, c *genCustomer, category string, i 
 	}
 	return s
 }
+
+// csatRating draws a rating (CSAT: ~85% are 4 or 5) and, for half of them,
+// a comment.
+func csatRating(r *rand.Rand) (int, string) {
+	rating := 5
+	switch x := r.Float64(); {
+	case x < 0.04:
+		rating = 1
+	case x < 0.08:
+		rating = 2
+	case x < 0.15:
+		rating = 3
+	case x < 0.40:
+		rating = 4
+	}
+	if r.Float64() < 0.5 {
+		return rating, ""
+	}
+	comments := map[int][]string{
+		1: {"Took far too long and nobody called back.", "I had to explain my problem three times."},
+		2: {"Slow answer, but it got sorted eventually.", "Not really what I asked for."},
+		3: {"OK in the end.", "Fine, but it took a while."},
+		4: {"Good help, thanks.", "Sorted quickly."},
+		5: {"Quick and friendly, thank you!", "Solved in one go, great service.", "Super helpful, thanks!"},
+	}
+	return rating, pick(r, comments[rating])
+}
