@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 
@@ -85,12 +86,89 @@ func (s *Server) audit(r *http.Request, action, target string, details any) erro
 	return postgres.Audit(r.Context(), s.store.DB(), actor, action, target, details)
 }
 
+// auditAndWrite records a committed change with v as its details and answers
+// with status and v.
+func (s *Server) auditAndWrite(w http.ResponseWriter, r *http.Request, action, target string, status int, v any) error {
+	if err := s.audit(r, action, target, v); err != nil {
+		return err
+	}
+	writeJSON(w, status, v)
+	return nil
+}
+
+// auditNoContent records a committed change and answers 204.
+func (s *Server) auditNoContent(w http.ResponseWriter, r *http.Request, action, target string, details any) error {
+	if err := s.audit(r, action, target, details); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 // engine returns the routing engine, or NotFound on a server run without one.
 func (s *Server) engine() (*routing.Engine, error) {
 	if s.routing == nil {
 		return nil, agentdesk.Errorf(agentdesk.NotFound, "routing is not enabled on this server")
 	}
 	return s.routing, nil
+}
+
+// routingCall is how a routing handler starts: the engine (NotFound when
+// routing is off) and the caller.
+func (s *Server) routingCall(r *http.Request) (*routing.Engine, agentdesk.Actor, error) {
+	actor, _ := actorOf(r.Context())
+	e, err := s.engine()
+	return e, actor, err
+}
+
+// routingCallOn is routingCall for a route on /{id}; the engine is checked
+// before the id.
+func (s *Server) routingCallOn(r *http.Request) (*routing.Engine, agentdesk.Actor, int64, error) {
+	e, actor, err := s.routingCall(r)
+	if err != nil {
+		return nil, actor, 0, err
+	}
+	id, err := pathID(r, "id")
+	return e, actor, id, err
+}
+
+// listRouting answers with one of the engine's per-account lists.
+func listRouting[T any](s *Server, w http.ResponseWriter, r *http.Request, list func(e *routing.Engine, ctx context.Context, accountID int64) ([]T, error)) error {
+	e, actor, err := s.routingCall(r)
+	if err != nil {
+		return err
+	}
+	items, err := list(e, r.Context(), actor.AccountID)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, listOf(items, ""))
+	return nil
+}
+
+// getRouting answers with the engine's record for the path's {id}.
+func getRouting[T any](s *Server, w http.ResponseWriter, r *http.Request, get func(e *routing.Engine, ctx context.Context, accountID, id int64) (T, error)) error {
+	e, actor, id, err := s.routingCallOn(r)
+	if err != nil {
+		return err
+	}
+	v, err := get(e, r.Context(), actor.AccountID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// writeFetched answers 200 with what fetch reads for the account and id;
+// handlers that change something answer with its state read afresh.
+func writeFetched[T any](w http.ResponseWriter, r *http.Request, fetch func(ctx context.Context, accountID, id int64) (T, error), accountID, id int64) error {
+	v, err := fetch(r.Context(), accountID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
 }
 
 // signedInAgent is the caller as an agent; API tokens have no presence and
@@ -103,22 +181,18 @@ func signedInAgent(r *http.Request) (agentdesk.Actor, error) {
 	return actor, nil
 }
 
-func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
+// anyCaller is the caller, whoever it is; the route's role has been checked.
+func anyCaller(r *http.Request) (agentdesk.Actor, error) {
 	actor, _ := actorOf(r.Context())
-	qs, err := e.Queues(r.Context(), actor.AccountID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, listOf(qs, ""))
-	return nil
+	return actor, nil
+}
+
+func (s *Server) listQueues(w http.ResponseWriter, r *http.Request) error {
+	return listRouting(s, w, r, (*routing.Engine).Queues)
 }
 
 func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
+	e, actor, err := s.routingCall(r)
 	if err != nil {
 		return err
 	}
@@ -127,41 +201,18 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q.ID = 0
-	actor, _ := actorOf(r.Context())
 	if err := e.CreateQueue(r.Context(), actor.AccountID, &q); err != nil {
 		return err
 	}
-	if err := s.audit(r, "queue.create", fmt.Sprintf("queue:%d", q.ID), q); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, q)
-	return nil
+	return s.auditAndWrite(w, r, "queue.create", fmt.Sprintf("queue:%d", q.ID), http.StatusCreated, q)
 }
 
 func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	q, err := e.Queue(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, q)
-	return nil
+	return getRouting(s, w, r, (*routing.Engine).Queue)
 }
 
 func (s *Server) putQueue(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
@@ -170,43 +221,25 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q.ID = id
-	actor, _ := actorOf(r.Context())
 	if err := e.UpdateQueue(r.Context(), actor.AccountID, &q); err != nil {
 		return err
 	}
-	if err := s.audit(r, "queue.update", fmt.Sprintf("queue:%d", q.ID), q); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, q)
-	return nil
+	return s.auditAndWrite(w, r, "queue.update", fmt.Sprintf("queue:%d", q.ID), http.StatusOK, q)
 }
 
 func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
 	if err := e.DeleteQueue(r.Context(), actor.AccountID, id); err != nil {
 		return err
 	}
-	if err := s.audit(r, "queue.delete", fmt.Sprintf("queue:%d", id), nil); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.auditNoContent(w, r, "queue.delete", fmt.Sprintf("queue:%d", id), nil)
 }
 
 func (s *Server) putBusinessHours(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
@@ -214,23 +247,17 @@ func (s *Server) putBusinessHours(w http.ResponseWriter, r *http.Request) error 
 	if err := decode(w, r, &h, 64<<10); err != nil {
 		return err
 	}
-	actor, _ := actorOf(r.Context())
 	if err := e.SetBusinessHours(r.Context(), actor.AccountID, id, h); err != nil {
 		return err
 	}
 	if err := s.audit(r, "queue.business_hours", fmt.Sprintf("queue:%d", id), h); err != nil {
 		return err
 	}
-	q, err := e.Queue(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, q)
-	return nil
+	return writeFetched(w, r, e.Queue, actor.AccountID, id)
 }
 
 func (s *Server) putDefaultQueue(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
+	e, actor, err := s.routingCall(r)
 	if err != nil {
 		return err
 	}
@@ -238,7 +265,6 @@ func (s *Server) putDefaultQueue(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	actor, _ := actorOf(r.Context())
 	ch := agentdesk.Channel(chiURLParam(r, "channel"))
 	if !ch.Valid() {
 		return agentdesk.Errorf(agentdesk.NotFound, "no channel %q", ch)
@@ -252,43 +278,19 @@ func (s *Server) putDefaultQueue(w http.ResponseWriter, r *http.Request) error {
 	if err := e.SetDefaultQueue(r.Context(), actor.AccountID, ch, req.QueueID); err != nil {
 		return err
 	}
-	if err := s.audit(r, "queue.default", fmt.Sprintf("queue:%d", req.QueueID), map[string]string{"channel": string(ch)}); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.auditNoContent(w, r, "queue.default", fmt.Sprintf("queue:%d", req.QueueID), map[string]string{"channel": string(ch)})
 }
 
 func (s *Server) queueStats(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	st, err := e.QueueStats(r.Context(), actor.AccountID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, listOf(st, ""))
-	return nil
+	return listRouting(s, w, r, (*routing.Engine).QueueStats)
 }
 
 func (s *Server) listSkills(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	sk, err := e.Skills(r.Context(), actor.AccountID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, listOf(sk, ""))
-	return nil
+	return listRouting(s, w, r, (*routing.Engine).Skills)
 }
 
 func (s *Server) createSkill(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
+	e, actor, err := s.routingCall(r)
 	if err != nil {
 		return err
 	}
@@ -296,65 +298,37 @@ func (s *Server) createSkill(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	actor, _ := actorOf(r.Context())
 	sk, err := e.CreateSkill(r.Context(), actor.AccountID, req.Name)
 	if err != nil {
 		return err
 	}
-	if err := s.audit(r, "skill.create", fmt.Sprintf("skill:%d", sk.ID), sk); err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusCreated, sk)
-	return nil
+	return s.auditAndWrite(w, r, "skill.create", fmt.Sprintf("skill:%d", sk.ID), http.StatusCreated, sk)
 }
 
 func (s *Server) deleteSkill(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
 	if err := e.DeleteSkill(r.Context(), actor.AccountID, id); err != nil {
 		return err
 	}
-	if err := s.audit(r, "skill.delete", fmt.Sprintf("skill:%d", id), nil); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return s.auditNoContent(w, r, "skill.delete", fmt.Sprintf("skill:%d", id), nil)
 }
 
 func (s *Server) getAgentRouting(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
 	if !actor.Role.AtLeast(agentdesk.RoleSupervisor) && actor.AgentID != id {
 		return agentdesk.Errorf(agentdesk.Forbidden, "agents see only their own skills and capacity")
 	}
-	ar, err := e.AgentRouting(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ar)
-	return nil
+	return writeFetched(w, r, e.AgentRouting, actor.AccountID, id)
 }
 
 func (s *Server) putAgentSkills(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
@@ -362,22 +336,17 @@ func (s *Server) putAgentSkills(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &skills, 64<<10); err != nil {
 		return err
 	}
-	actor, _ := actorOf(r.Context())
 	if err := e.SetAgentSkills(r.Context(), actor.AccountID, id, skills); err != nil {
 		return err
 	}
 	if err := s.audit(r, "agent.skills", fmt.Sprintf("agent:%d", id), skills); err != nil {
 		return err
 	}
-	return s.writeAgentRouting(w, r, e, actor.AccountID, id)
+	return writeFetched(w, r, e.AgentRouting, actor.AccountID, id)
 }
 
 func (s *Server) putAgentCapacity(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
@@ -385,23 +354,13 @@ func (s *Server) putAgentCapacity(w http.ResponseWriter, r *http.Request) error 
 	if err := decode(w, r, &capacity, 4<<10); err != nil {
 		return err
 	}
-	actor, _ := actorOf(r.Context())
 	if err := e.SetAgentCapacity(r.Context(), actor.AccountID, id, capacity); err != nil {
 		return err
 	}
 	if err := s.audit(r, "agent.capacity", fmt.Sprintf("agent:%d", id), capacity); err != nil {
 		return err
 	}
-	return s.writeAgentRouting(w, r, e, actor.AccountID, id)
-}
-
-func (s *Server) writeAgentRouting(w http.ResponseWriter, r *http.Request, e *routing.Engine, accountID, agentID int64) error {
-	ar, err := e.AgentRouting(r.Context(), accountID, agentID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, ar)
-	return nil
+	return writeFetched(w, r, e.AgentRouting, actor.AccountID, id)
 }
 
 func (s *Server) getMyPresence(w http.ResponseWriter, r *http.Request) error {
@@ -413,7 +372,7 @@ func (s *Server) getMyPresence(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return s.writePresence(w, r, e, actor.AccountID, actor.AgentID)
+	return writeFetched(w, r, e.Presence, actor.AccountID, actor.AgentID)
 }
 
 func (s *Server) putMyPresence(w http.ResponseWriter, r *http.Request) error {
@@ -432,15 +391,11 @@ func (s *Server) putMyPresence(w http.ResponseWriter, r *http.Request) error {
 	if err := e.SetPresence(r.Context(), actor.AccountID, actor.AgentID, req.State, req.Reason); err != nil {
 		return err
 	}
-	return s.writePresence(w, r, e, actor.AccountID, actor.AgentID)
+	return writeFetched(w, r, e.Presence, actor.AccountID, actor.AgentID)
 }
 
 func (s *Server) forcePresence(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
@@ -448,51 +403,26 @@ func (s *Server) forcePresence(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	actor, _ := actorOf(r.Context())
 	if err := e.ForcePresence(r.Context(), actor.AccountID, id, req.State, req.Reason, actor.AgentID); err != nil {
 		return err
 	}
 	if err := s.audit(r, "agent.presence", fmt.Sprintf("agent:%d", id), req); err != nil {
 		return err
 	}
-	return s.writePresence(w, r, e, actor.AccountID, id)
-}
-
-func (s *Server) writePresence(w http.ResponseWriter, r *http.Request, e *routing.Engine, accountID, agentID int64) error {
-	p, err := e.Presence(r.Context(), accountID, agentID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+	return writeFetched(w, r, e.Presence, actor.AccountID, id)
 }
 
 func (s *Server) listPresence(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	ps, err := e.Presences(r.Context(), actor.AccountID)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, listOf(ps, ""))
-	return nil
+	return listRouting(s, w, r, (*routing.Engine).Presences)
 }
 
 // visibleTask loads a task the caller may see: supervisors see every task,
 // agents the ones offered to or handled by them.
 func (s *Server) visibleTask(r *http.Request) (*routing.Engine, *routing.Task, error) {
-	e, err := s.engine()
+	e, actor, id, err := s.routingCallOn(r)
 	if err != nil {
 		return nil, nil, err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return nil, nil, err
-	}
-	actor, _ := actorOf(r.Context())
 	t, err := e.Task(r.Context(), actor.AccountID, id)
 	if err != nil {
 		return nil, nil, err
@@ -530,50 +460,28 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) taskPosition(w http.ResponseWriter, r *http.Request) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	p, err := e.Position(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, p)
-	return nil
+	return getRouting(s, w, r, (*routing.Engine).Position)
 }
 
-// agentTaskAction runs an agent's action on a task and answers with the task.
-func (s *Server) agentTaskAction(w http.ResponseWriter, r *http.Request, act func(e *routing.Engine, actor agentdesk.Actor, taskID int64) error) error {
-	e, err := s.engine()
+// taskAction runs an action on the path's task by the caller that who
+// accepts (checked after the engine and the id) and answers with the task.
+func (s *Server) taskAction(w http.ResponseWriter, r *http.Request, who func(*http.Request) (agentdesk.Actor, error), act func(e *routing.Engine, actor agentdesk.Actor, taskID int64) error) error {
+	e, _, id, err := s.routingCallOn(r)
 	if err != nil {
 		return err
 	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, err := signedInAgent(r)
+	actor, err := who(r)
 	if err != nil {
 		return err
 	}
 	if err := act(e, actor, id); err != nil {
 		return err
 	}
-	t, err := e.Task(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
+	return writeFetched(w, r, e.Task, actor.AccountID, id)
 }
 
 func (s *Server) acceptTask(w http.ResponseWriter, r *http.Request) error {
-	return s.agentTaskAction(w, r, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
+	return s.taskAction(w, r, signedInAgent, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
 		return e.Accept(r.Context(), a.AccountID, a.AgentID, id)
 	})
 }
@@ -585,13 +493,13 @@ func (s *Server) rejectTask(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	return s.agentTaskAction(w, r, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
+	return s.taskAction(w, r, signedInAgent, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
 		return e.Reject(r.Context(), a.AccountID, a.AgentID, id, req.Reason)
 	})
 }
 
 func (s *Server) wrapUpTask(w http.ResponseWriter, r *http.Request) error {
-	return s.agentTaskAction(w, r, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
+	return s.taskAction(w, r, signedInAgent, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
 		return e.EndInteraction(r.Context(), a.AccountID, a.AgentID, id)
 	})
 }
@@ -601,7 +509,7 @@ func (s *Server) completeTask(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &o, 16<<10); err != nil {
 		return err
 	}
-	return s.agentTaskAction(w, r, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
+	return s.taskAction(w, r, signedInAgent, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
 		return e.Complete(r.Context(), a.AccountID, a.AgentID, id, o)
 	})
 }
@@ -611,7 +519,7 @@ func (s *Server) moveTask(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &to, 4<<10); err != nil {
 		return err
 	}
-	return s.supervisorTaskAction(w, r, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
+	return s.taskAction(w, r, anyCaller, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
 		return e.MoveTask(r.Context(), a.AccountID, id, to, a.AgentID)
 	})
 }
@@ -621,28 +529,7 @@ func (s *Server) setTaskPriority(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	return s.supervisorTaskAction(w, r, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
+	return s.taskAction(w, r, anyCaller, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
 		return e.SetPriority(r.Context(), a.AccountID, id, req.Priority, a.AgentID)
 	})
-}
-
-func (s *Server) supervisorTaskAction(w http.ResponseWriter, r *http.Request, act func(e *routing.Engine, actor agentdesk.Actor, taskID int64) error) error {
-	e, err := s.engine()
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	if err := act(e, actor, id); err != nil {
-		return err
-	}
-	t, err := e.Task(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
 }
