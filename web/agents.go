@@ -115,17 +115,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	a, err := s.store.Agent(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, a)
-	return nil
+	return getByID(w, r, s.store.Agent)
 }
 
 func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {

@@ -73,17 +73,7 @@ func checkAttributes(m map[string]string) error {
 }
 
 func (s *Server) getCompany(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	c, err := s.store.Company(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, c)
-	return nil
+	return getByID(w, r, s.store.Company)
 }
 
 func (s *Server) patchCompany(w http.ResponseWriter, r *http.Request) error {

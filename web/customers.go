@@ -154,17 +154,7 @@ func (s *Server) createCustomer(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getCustomer(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	c, err := s.store.Customer(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, c)
-	return nil
+	return getByID(w, r, s.store.Customer)
 }
 
 func (s *Server) patchCustomer(w http.ResponseWriter, r *http.Request) error {

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -113,6 +114,22 @@ func pathID(r *http.Request, name string) (int64, error) {
 		return 0, agentdesk.Errorf(agentdesk.NotFound, "no %s %q", name, v)
 	}
 	return id, nil
+}
+
+// getByID is a whole "one X" endpoint: it answers 200 with what get reads for
+// the caller's account and the path's {id}.
+func getByID[T any](w http.ResponseWriter, r *http.Request, get func(ctx context.Context, accountID, id int64) (T, error)) error {
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	actor, _ := actorOf(r.Context())
+	v, err := get(r.Context(), actor.AccountID, id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
 }
 
 // queryID reads an optional positive integer query parameter.

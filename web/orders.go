@@ -97,17 +97,7 @@ func (s *Server) postOrder(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	o, err := s.store.Order(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, o)
-	return nil
+	return getByID(w, r, s.store.Order)
 }
 
 func (s *Server) findOrders(w http.ResponseWriter, r *http.Request) error {

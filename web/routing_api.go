@@ -146,20 +146,6 @@ func listRouting[T any](s *Server, w http.ResponseWriter, r *http.Request, list 
 	return nil
 }
 
-// getRouting answers with the engine's record for the path's {id}.
-func getRouting[T any](s *Server, w http.ResponseWriter, r *http.Request, get func(e *routing.Engine, ctx context.Context, accountID, id int64) (T, error)) error {
-	e, actor, id, err := s.routingCallOn(r)
-	if err != nil {
-		return err
-	}
-	v, err := get(e, r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, v)
-	return nil
-}
-
 // writeFetched answers 200 with what fetch reads for the account and id;
 // handlers that change something answer with its state read afresh.
 func writeFetched[T any](w http.ResponseWriter, r *http.Request, fetch func(ctx context.Context, accountID, id int64) (T, error), accountID, id int64) error {
@@ -208,7 +194,11 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) error {
-	return getRouting(s, w, r, (*routing.Engine).Queue)
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	return getByID(w, r, e.Queue)
 }
 
 func (s *Server) putQueue(w http.ResponseWriter, r *http.Request) error {
@@ -460,7 +450,11 @@ func (s *Server) taskEvents(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) taskPosition(w http.ResponseWriter, r *http.Request) error {
-	return getRouting(s, w, r, (*routing.Engine).Position)
+	e, err := s.engine()
+	if err != nil {
+		return err
+	}
+	return getByID(w, r, e.Position)
 }
 
 // taskAction runs an action on the path's task by the caller that who

@@ -68,17 +68,7 @@ func (s *Server) createTeam(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getTeam(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	t, err := s.store.Team(r.Context(), actor.AccountID, id)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, t)
-	return nil
+	return getByID(w, r, s.store.Team)
 }
 
 func (s *Server) patchTeam(w http.ResponseWriter, r *http.Request) error {
