@@ -107,7 +107,9 @@ func (req *messageRequest) message(actor agentdesk.Actor, channel agentdesk.Chan
 	return m
 }
 
-func (s *Server) listTicketMessages(w http.ResponseWriter, r *http.Request) error {
+// timelinePage answers a page of the timeline that list reads for the path's
+// {id} as the caller may see it.
+func timelinePage(w http.ResponseWriter, r *http.Request, list func(ctx context.Context, actor agentdesk.Actor, id int64, p agentdesk.Page) ([]agentdesk.Message, string, error)) error {
 	id, err := pathID(r, "id")
 	if err != nil {
 		return err
@@ -117,12 +119,16 @@ func (s *Server) listTicketMessages(w http.ResponseWriter, r *http.Request) erro
 		return err
 	}
 	actor, _ := actorOf(r.Context())
-	items, next, err := s.store.TicketMessages(r.Context(), actor, id, p)
+	items, next, err := list(r.Context(), actor, id, p)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, listOf(items, next))
 	return nil
+}
+
+func (s *Server) listTicketMessages(w http.ResponseWriter, r *http.Request) error {
+	return timelinePage(w, r, s.store.TicketMessages)
 }
 
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
@@ -173,19 +179,5 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) customerTimeline(w http.ResponseWriter, r *http.Request) error {
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	p, err := page(r)
-	if err != nil {
-		return err
-	}
-	actor, _ := actorOf(r.Context())
-	items, next, err := s.store.CustomerTimeline(r.Context(), actor, id, p)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, listOf(items, next))
-	return nil
+	return timelinePage(w, r, s.store.CustomerTimeline)
 }
