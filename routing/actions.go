@@ -14,12 +14,9 @@ import (
 // Accept turns the agent's offer into an assignment.
 func (e *Engine) Accept(ctx context.Context, accountID, agentID, taskID int64) error {
 	return e.inTx(ctx, func(tx pgx.Tx) error {
-		t, err := lockTask(ctx, tx, accountID, taskID)
+		t, err := lockOffer(ctx, tx, accountID, agentID, taskID)
 		if err != nil {
 			return err
-		}
-		if t.state != StateOffered || t.offeredTo != agentID {
-			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not offered to you (it is %s)", taskID, t.state)
 		}
 		now := e.now()
 		if t.offerExpires != nil && now.After(*t.offerExpires) {
@@ -51,6 +48,19 @@ WHERE account_id = $1 AND id = $2`, accountID, taskID, agentID, now, wait)
 	})
 }
 
+// lockOffer locks a task whose offer the agent holds: only they may accept
+// or reject it.
+func lockOffer(ctx context.Context, tx pgx.Tx, accountID, agentID, taskID int64) (*lockedTask, error) {
+	t, err := lockTask(ctx, tx, accountID, taskID)
+	if err != nil {
+		return nil, err
+	}
+	if t.state != StateOffered || t.offeredTo != agentID {
+		return nil, agentdesk.Errorf(agentdesk.Conflict, "task %d is not offered to you (it is %s)", taskID, t.state)
+	}
+	return t, nil
+}
+
 // Reject hands the offer to the next agent. The rejecting agent is skipped
 // for this task while anyone else can take it.
 func (e *Engine) Reject(ctx context.Context, accountID, agentID, taskID int64, reason string) error {
@@ -59,12 +69,9 @@ func (e *Engine) Reject(ctx context.Context, accountID, agentID, taskID int64, r
 		return agentdesk.FieldError("reason", "must be at most 200 characters")
 	}
 	return e.inTx(ctx, func(tx pgx.Tx) error {
-		t, err := lockTask(ctx, tx, accountID, taskID)
+		t, err := lockOffer(ctx, tx, accountID, agentID, taskID)
 		if err != nil {
 			return err
-		}
-		if t.state != StateOffered || t.offeredTo != agentID {
-			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not offered to you (it is %s)", taskID, t.state)
 		}
 		r := "rejected"
 		if reason != "" {
