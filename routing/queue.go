@@ -289,11 +289,21 @@ INSERT INTO queues (account_id, name, channels, required_skills, team_id, priori
 	holidays, closed_action, sl_target_seconds, sl_target_percent, max_wait_seconds, overflow_queue_id,
 	overflow_after_seconds, relaxation, offer_timeout_seconds, wrap_up_seconds)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::date[], $10, $11, $12, $13, $14, $15, $16, $17, $18)
-RETURNING `+queueColumns,
-		accountID, q.Name, channelStrings(q.Channels), q.RequiredSkills, q.TeamID, q.Priority, q.Hours.Timezone,
+RETURNING `+queueColumns, append([]any{accountID}, queueSettings(q)...)...)
+	return scanQueueInto(row, q)
+}
+
+// queueSettings are a queue's settings in the order CreateQueue and
+// UpdateQueue bind them, after the account (and the id).
+func queueSettings(q *Queue) []any {
+	return []any{q.Name, channelStrings(q.Channels), q.RequiredSkills, q.TeamID, q.Priority, q.Hours.Timezone,
 		daysJSON(q.Hours.Days), q.Hours.Holidays, q.ClosedAction, q.ServiceLevel.Seconds, q.ServiceLevel.Percent,
 		q.Overflow.MaxWaitSeconds, q.Overflow.QueueID, q.Overflow.AfterSeconds, q.Relaxation,
-		q.Timeouts.OfferSeconds, q.Timeouts.WrapUpSeconds)
+		q.Timeouts.OfferSeconds, q.Timeouts.WrapUpSeconds}
+}
+
+// scanQueueInto replaces q with the queue as written, as RETURNING gives it.
+func scanQueueInto(row pgx.Row, q *Queue) error {
 	got, err := scanQueue(row)
 	if err != nil {
 		return translate(err, "queue")
@@ -320,17 +330,8 @@ UPDATE queues SET name = $3, channels = $4, required_skills = $5, team_id = $6, 
 	sl_target_percent = $13, max_wait_seconds = $14, overflow_queue_id = $15, overflow_after_seconds = $16,
 	relaxation = $17, offer_timeout_seconds = $18, wrap_up_seconds = $19, updated_at = now()
 WHERE account_id = $1 AND id = $2
-RETURNING `+queueColumns,
-		accountID, q.ID, q.Name, channelStrings(q.Channels), q.RequiredSkills, q.TeamID, q.Priority, q.Hours.Timezone,
-		daysJSON(q.Hours.Days), q.Hours.Holidays, q.ClosedAction, q.ServiceLevel.Seconds, q.ServiceLevel.Percent,
-		q.Overflow.MaxWaitSeconds, q.Overflow.QueueID, q.Overflow.AfterSeconds, q.Relaxation,
-		q.Timeouts.OfferSeconds, q.Timeouts.WrapUpSeconds)
-	got, err := scanQueue(row)
-	if err != nil {
-		return translate(err, "queue")
-	}
-	*q = *got
-	return nil
+RETURNING `+queueColumns, append([]any{accountID, q.ID}, queueSettings(q)...)...)
+	return scanQueueInto(row, q)
 }
 
 // SetBusinessHours replaces only a queue's opening hours and holidays.
