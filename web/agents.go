@@ -1,7 +1,6 @@
 package web
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -61,18 +60,6 @@ func checkPassword(pw string) error {
 	return nil
 }
 
-// fieldAs turns the store's column name into the request's field name
-// (a missing team in team_ids is reported by the database as team_id).
-func fieldAs(err error, from, to string) error {
-	var e *agentdesk.Error
-	if errors.As(err, &e) && e.Field == from {
-		c := *e
-		c.Field = to
-		return &c
-	}
-	return err
-}
-
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) error {
 	p, err := page(r)
 	if err != nil {
@@ -105,7 +92,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request) error {
 	}
 	actor, _ := actorOf(r.Context())
 	if err := s.store.CreateAgent(r.Context(), actor.AccountID, a, hash); err != nil {
-		return fieldAs(err, "team_id", "team_ids")
+		return renameField(err, "team_id", "team_ids")
 	}
 	if err := postgres.Audit(r.Context(), s.store.DB(), actor, "agent.create", "agent:"+strconv.FormatInt(a.ID, 10), a); err != nil {
 		return err
@@ -176,7 +163,7 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if err := s.store.UpdateAgent(ctx, actor.AccountID, a); err != nil {
-		return fieldAs(err, "team_id", "team_ids")
+		return renameField(err, "team_id", "team_ids")
 	}
 	if hash != "" || !a.Active {
 		if hash != "" {

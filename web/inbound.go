@@ -216,7 +216,8 @@ func (s *Server) formInbound(f formRequest) (agentdesk.Inbound, error) {
 	return in, renameField(in.Normalize(), "body", "message")
 }
 
-// renameField maps a domain field name to the one the client sent.
+// renameField maps a domain or store field name to the one the client sent
+// (a missing team in team_ids is reported by the database as team_id).
 func renameField(err error, from, to string) error {
 	var e *agentdesk.Error
 	if errors.As(err, &e) && e.Field == from {

@@ -55,7 +55,7 @@ func (s *Server) createTeam(w http.ResponseWriter, r *http.Request) error {
 	actor, _ := actorOf(r.Context())
 	t := &agentdesk.Team{Name: req.Name, Private: req.Private, MemberIDs: req.MemberIDs}
 	if err := s.store.CreateTeam(r.Context(), actor.AccountID, t); err != nil {
-		return fieldAs(err, "agent_id", "member_ids")
+		return renameField(err, "agent_id", "member_ids")
 	}
 	if t.MemberIDs == nil {
 		t.MemberIDs = []int64{}
@@ -97,7 +97,7 @@ func (s *Server) patchTeam(w http.ResponseWriter, r *http.Request) error {
 		t.MemberIDs = *p.MemberIDs
 	}
 	if err := s.store.UpdateTeam(ctx, actor.AccountID, t); err != nil {
-		return fieldAs(err, "agent_id", "member_ids")
+		return renameField(err, "agent_id", "member_ids")
 	}
 	if t.MemberIDs == nil {
 		t.MemberIDs = []int64{}
