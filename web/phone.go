@@ -15,7 +15,7 @@ import (
 //
 // A number written with its country code (+…) is always understood. A
 // national number ("030 1234567") is only understood when the server has a
-// default region (WithPhoneRegion, AGENTDESK_PHONE_REGION): one deployment can
+// default region (WithPhoneRegion, serve --phone-region): one deployment can
 // serve tenants in many countries, and guessing the country would silently
 // file a customer under a stranger's number. Without a region, a national
 // number is refused with a message asking for the country code.

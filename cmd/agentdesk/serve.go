@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/web"
+	"agentdesk/web/ui"
 )
 
 func init() {
@@ -27,6 +29,44 @@ type serveConfig struct {
 	dbMaxConns     int
 	migrate        bool
 	shutdown       time.Duration
+	channels       channelConfig
+}
+
+// channelConfig is what the channels and the routing engine read. The zero
+// value runs everything with defaults (tests build it that way).
+type channelConfig struct {
+	disableRouting bool
+	disableEmail   bool
+	smtpAddr       string // inbound SMTP; "" = no listener
+	smtpHostname   string
+	smtpMaxBytes   int64
+	smtpTLSCert    string
+	smtpTLSKey     string
+	emailSecret    string
+	relay          relayFlags
+	widgetSecret   string
+	phoneRegion    string
+	formRate       int
+}
+
+type relayFlags struct{ addr, user, password, security string }
+
+func (c *channelConfig) flags(fs *flag.FlagSet) {
+	fs.BoolVar(&c.disableRouting, "disable-routing", false, "do not run the routing engine in this process (API-only nodes)")
+	fs.BoolVar(&c.disableEmail, "disable-email", false, "turn the email channel off")
+	fs.StringVar(&c.smtpAddr, "smtp-addr", "", "inbound SMTP listen address, e.g. 127.0.0.1:2525 (empty: no SMTP server)")
+	fs.StringVar(&c.smtpHostname, "smtp-hostname", "", "name in the SMTP greeting and our Message-IDs (default: host of --public-url)")
+	fs.Int64Var(&c.smtpMaxBytes, "smtp-max-bytes", 0, "largest accepted mail in bytes (default 25 MB)")
+	fs.StringVar(&c.smtpTLSCert, "smtp-tls-cert", "", "PEM certificate for STARTTLS on inbound SMTP")
+	fs.StringVar(&c.smtpTLSKey, "smtp-tls-key", "", "PEM key for --smtp-tls-cert")
+	fs.StringVar(&c.emailSecret, "email-secret", "", "32+ bytes (or 64 hex digits) keying ticket tokens in outbound mail and sealing IMAP passwords; the same on every process")
+	fs.StringVar(&c.relay.addr, "smtp-relay", "", "outbound SMTP relay host:port for agent replies (empty: replies stay queued)")
+	fs.StringVar(&c.relay.user, "smtp-relay-user", "", "relay AUTH user")
+	fs.StringVar(&c.relay.password, "smtp-relay-password", "", "relay AUTH password")
+	fs.StringVar(&c.relay.security, "smtp-relay-security", "", "relay transport security: starttls (default), tls or none")
+	fs.StringVar(&c.widgetSecret, "widget-secret", "", "32+ bytes signing chat widget tokens; the same on every process (empty: random, valid on this process only)")
+	fs.StringVar(&c.phoneRegion, "phone-region", "", "region (e.g. US, DE) for phone numbers typed without +country code (empty: such numbers are refused)")
+	fs.IntVar(&c.formRate, "form-rate", 0, "contact-form posts per minute per client address (default 10)")
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -41,6 +81,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.IntVar(&c.dbMaxConns, "db-max-conns", 20, "maximum PostgreSQL connections of this process")
 	fs.BoolVar(&c.migrate, "migrate", true, "apply pending migrations at start")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
+	c.channels.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -84,19 +125,21 @@ func runServe(ctx context.Context, args []string) error {
 	return parts.stop(context.Background())
 }
 
-// wireParts builds the optional parts (routing, hub, email, UI) and returns
-// the server options that mount them; long-running parts join the lifecycle.
-// Each part adds itself in its own file's init via partWirers.
+// wireParts builds the parts around the HTTP server, in dependency order, and
+// returns the server options that mount them; long-running parts join the
+// lifecycle. The browser tests assemble the server through it too.
 func wireParts(ctx context.Context, c serveConfig, store *postgres.Store, log *slog.Logger, parts *lifecycle) []web.Option {
-	var opts []web.Option
-	for _, w := range partWirers {
-		opts = append(opts, w(ctx, c, store, log, parts)...)
+	engine, opts := wireRouting(c.channels, store, log, parts)
+	var enq enqueuer = unrouted{log: log}
+	if engine != nil {
+		enq = engine
 	}
+	opts = append(opts, wireHub(c.channels, store, log, parts)...)
+	opts = append(opts, wireEmail(c, store, enq, log, parts)...)
+	opts = append(opts, wireForms(c.channels, enq)...)
+	opts = append(opts, web.WithChatDemo(demoWidgetID), web.WithUI(ui.Handler()))
 	return opts
 }
-
-// partWirers are run in registration order by wireParts.
-var partWirers []func(ctx context.Context, c serveConfig, store *postgres.Store, log *slog.Logger, parts *lifecycle) []web.Option
 
 // startStopper is a long-running part of the server.
 type startStopper interface {

@@ -9,11 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
-	"strconv"
-	"strings"
-
-	"github.com/jackc/pgx/v5"
 
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/email"
@@ -21,55 +16,31 @@ import (
 	"agentdesk/web"
 )
 
-// The email channel is configured from the environment (serve's flags are
-// its own):
-//
-//	AGENTDESK_EMAIL=off                 disable the channel
-//	AGENTDESK_EMAIL_SECRET              ≥32 bytes (or 64 hex digits): ticket tokens, sealed IMAP passwords
-//	AGENTDESK_SMTP_ADDR                 inbound SMTP listen address, e.g. 127.0.0.1:2525 (unset: no SMTP server)
-//	AGENTDESK_SMTP_HOSTNAME             name in the greeting and our Message-IDs (default: public URL host)
-//	AGENTDESK_SMTP_MAX_BYTES            size limit (default 25 MB)
-//	AGENTDESK_SMTP_TLS_CERT, _TLS_KEY   PEM files; enables STARTTLS
-//	AGENTDESK_SMTP_RELAY                outbound relay host:port (unset: replies stay queued)
-//	AGENTDESK_SMTP_RELAY_USER, _RELAY_PASSWORD, _RELAY_SECURITY (starttls|tls|none)
-func init() {
-	partWirers = append(partWirers, wireEmail)
-}
-
-// emailEnqueuer is the routing engine, set by whoever wires routing
-// (`emailEnqueuer = engine`). Until it is set, inbound mail is refused with
-// a temporary error, so senders retry and no mail is stored unrouted.
-var emailEnqueuer email.Enqueuer
-
-type lateEnqueuer struct{}
-
-func (lateEnqueuer) EnqueueTx(ctx context.Context, tx pgx.Tx, req agentdesk.TaskRequest) (int64, error) {
-	if emailEnqueuer == nil {
-		return 0, errors.New("routing engine not wired into the email channel")
-	}
-	return emailEnqueuer.EnqueueTx(ctx, tx, req)
-}
-
-func wireEmail(ctx context.Context, c serveConfig, store *postgres.Store, log *slog.Logger, parts *lifecycle) []web.Option {
-	if strings.EqualFold(os.Getenv("AGENTDESK_EMAIL"), "off") {
+// wireEmail builds the email channel (see the smtp-* and email-secret flags
+// of serve): the inbound SMTP server when --smtp-addr is set, IMAP polling
+// of configured mailboxes when a stable --email-secret is, and the outbound
+// sender when a relay is. Inbound mail enqueues through enq in the
+// transaction that stores it.
+func wireEmail(c serveConfig, store *postgres.Store, enq enqueuer, log *slog.Logger, parts *lifecycle) []web.Option {
+	if c.channels.disableEmail {
 		return nil
 	}
 	log = log.With("part", "email")
-	cfg, sealed, err := emailConfigFromEnv(c)
+	cfg, sealed, err := emailConfig(c)
 	if err != nil {
 		log.Error("email channel disabled", "err", err)
 		return nil
 	}
-	srv, err := email.NewServer(cfg, store.DB(), lateEnqueuer{}, log)
+	srv, err := email.NewServer(cfg, store.DB(), enq, log)
 	if err != nil {
 		log.Error("email channel disabled", "err", err)
 		return nil
 	}
 	relay := email.RelayConfig{
-		Addr:     os.Getenv("AGENTDESK_SMTP_RELAY"),
-		Username: os.Getenv("AGENTDESK_SMTP_RELAY_USER"),
-		Password: os.Getenv("AGENTDESK_SMTP_RELAY_PASSWORD"),
-		Security: os.Getenv("AGENTDESK_SMTP_RELAY_SECURITY"),
+		Addr:     c.channels.relay.addr,
+		Username: c.channels.relay.user,
+		Password: c.channels.relay.password,
+		Security: c.channels.relay.security,
 	}
 	sender, err := email.NewSender(cfg, relay, store.DB(), log)
 	if err != nil {
@@ -84,12 +55,12 @@ func wireEmail(ctx context.Context, c serveConfig, store *postgres.Store, log *s
 	if sealed {
 		parts.add("imap", email.NewPoller(srv.Ingester(), log))
 	} else {
-		log.Warn("AGENTDESK_EMAIL_SECRET not set: IMAP polling off, ticket tokens change on restart")
+		log.Warn("--email-secret not set: IMAP polling off, ticket tokens change on restart")
 	}
 	if relay.Addr != "" {
 		parts.add("smtp-out", sender)
 	} else {
-		log.Warn("AGENTDESK_SMTP_RELAY not set: agent replies are stored and queued, not sent")
+		log.Warn("--smtp-relay not set: agent replies are stored and queued, not sent")
 	}
 	return []web.Option{web.WithReplySender(agentdesk.KindEmail, web.ReplySenderFunc(
 		func(ctx context.Context, actor agentdesk.Actor, t *agentdesk.Ticket, m *agentdesk.Message) (int64, error) {
@@ -112,36 +83,33 @@ func wireEmail(ctx context.Context, c serveConfig, store *postgres.Store, log *s
 		}))}
 }
 
-// emailConfigFromEnv reads the inbound settings; sealed reports whether a
-// stable secret was configured.
-func emailConfigFromEnv(c serveConfig) (email.Config, bool, error) {
-	cfg := email.Config{Addr: os.Getenv("AGENTDESK_SMTP_ADDR"), Hostname: os.Getenv("AGENTDESK_SMTP_HOSTNAME")}
+// emailConfig reads the inbound settings; sealed reports whether a stable
+// secret was configured.
+func emailConfig(c serveConfig) (email.Config, bool, error) {
+	ch := c.channels
+	cfg := email.Config{Addr: ch.smtpAddr, Hostname: ch.smtpHostname, MaxMessageBytes: ch.smtpMaxBytes}
 	if cfg.Hostname == "" && c.publicURL != "" {
 		if u, err := url.Parse(c.publicURL); err == nil {
 			cfg.Hostname = u.Hostname()
 		}
 	}
-	if v := os.Getenv("AGENTDESK_SMTP_MAX_BYTES"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n <= 0 {
-			return cfg, false, fmt.Errorf("AGENTDESK_SMTP_MAX_BYTES: %q is not a size in bytes", v)
-		}
-		cfg.MaxMessageBytes = n
+	if cfg.MaxMessageBytes < 0 {
+		return cfg, false, fmt.Errorf("--smtp-max-bytes: %d is not a size in bytes", cfg.MaxMessageBytes)
 	}
-	if certFile, keyFile := os.Getenv("AGENTDESK_SMTP_TLS_CERT"), os.Getenv("AGENTDESK_SMTP_TLS_KEY"); certFile != "" {
+	if certFile, keyFile := ch.smtpTLSCert, ch.smtpTLSKey; certFile != "" {
 		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 		if err != nil {
 			return cfg, false, fmt.Errorf("SMTP TLS certificate: %w", err)
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	secret := os.Getenv("AGENTDESK_EMAIL_SECRET")
+	secret := ch.emailSecret
 	if b, err := hex.DecodeString(secret); err == nil && len(b) >= 32 {
 		cfg.Secret = b
 	} else if len(secret) >= 32 {
 		cfg.Secret = []byte(secret)
 	} else if secret != "" {
-		return cfg, false, errors.New("AGENTDESK_EMAIL_SECRET must be at least 32 bytes")
+		return cfg, false, errors.New("--email-secret must be at least 32 bytes")
 	}
 	if cfg.Secret == nil {
 		cfg.Secret = make([]byte, 32)

@@ -1,32 +1,25 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"log/slog"
-	"os"
 
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/web"
 	"agentdesk/web/hub"
 )
 
-// The websocket hub runs in every serve process: /ws/agent, /ws/supervisor
-// and /ws/customer (web/PROTOCOL.md). Events reach a client on any process
-// through the database, so processes need nothing from each other but the
-// widget token secret (AGENTDESK_WIDGET_SECRET, 32+ bytes), which must be
-// the same on all of them.
-func init() {
-	partWirers = append(partWirers, wireHub)
-}
-
-func wireHub(_ context.Context, _ serveConfig, store *postgres.Store, log *slog.Logger, parts *lifecycle) []web.Option {
-	secret := []byte(os.Getenv("AGENTDESK_WIDGET_SECRET"))
+// wireHub builds the websocket hub, which runs in every serve process:
+// /ws/agent, /ws/supervisor and /ws/customer (web/PROTOCOL.md). Events reach
+// a client on any process through the database, so processes need nothing
+// from each other but the widget token secret, which must be the same on all.
+func wireHub(c channelConfig, store *postgres.Store, log *slog.Logger, parts *lifecycle) []web.Option {
+	secret := []byte(c.widgetSecret)
 	if len(secret) < 32 {
 		// One process works with a random secret; several must share one.
 		secret = make([]byte, 32)
 		rand.Read(secret)
-		log.Warn("AGENTDESK_WIDGET_SECRET not set (32+ bytes): chat widget tokens are valid on this process only")
+		log.Warn("--widget-secret not set (32+ bytes): chat widget tokens are valid on this process only")
 	}
 	actions := &web.HubActions{}
 	h := hub.New(store.DB(), actions, hub.Config{}, log.With("part", "hub"))
