@@ -56,12 +56,30 @@ func (s *Server) addMessage(ctx context.Context, actor agentdesk.Actor, m *agent
 		return s.store.AddMessage(ctx, actor, m)
 	}
 	return postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		before, err := postgres.TicketTx(ctx, tx, actor, m.TicketID)
+		if err != nil {
+			return err
+		}
 		t, err := postgres.AddMessageTx(ctx, tx, actor, m)
 		if err != nil {
 			return err
 		}
-		return publishAll(ctx, tx, actor.AccountID, ticketStreams(t), MessageCreated, m)
+		if err := publishAll(ctx, tx, actor.AccountID, ticketStreams(t), MessageCreated, m); err != nil {
+			return err
+		}
+		return publishTicketChange(ctx, tx, actor.AccountID, before, t)
 	})
+}
+
+// publishTicketChange tells the ticket's streams when a message changed the
+// ticket itself (an agent's first reply opens it and records the first
+// response; a customer's message reopens it), so open desks do not show a
+// stale status.
+func publishTicketChange(ctx context.Context, tx pgx.Tx, accountID int64, before, after *agentdesk.Ticket) error {
+	if before.Status == after.Status && (before.Times.FirstResponseAt == nil) == (after.Times.FirstResponseAt == nil) {
+		return nil
+	}
+	return publishAll(ctx, tx, accountID, ticketStreams(after), TicketUpdated, after)
 }
 
 // updateTicket changes a ticket and publishes ticket.updated to its streams

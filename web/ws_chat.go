@@ -24,14 +24,18 @@ const MessageCreated = "message.created"
 
 func (c chatReplies) SendReply(ctx context.Context, actor agentdesk.Actor, t *agentdesk.Ticket, m *agentdesk.Message) (int64, error) {
 	err := pgx.BeginFunc(ctx, c.s.store.DB(), func(tx pgx.Tx) error {
-		if _, err := postgres.AddMessageTx(ctx, tx, actor, m); err != nil {
+		after, err := postgres.AddMessageTx(ctx, tx, actor, m)
+		if err != nil {
 			return err
 		}
 		if err := hub.Publish(ctx, tx, hub.Event{AccountID: actor.AccountID, Stream: hub.TicketStream(t.ID), Type: MessageCreated, Data: m}); err != nil {
 			return err
 		}
+		if err := publishTicketChange(ctx, tx, actor.AccountID, t, after); err != nil {
+			return err
+		}
 		var visitor string
-		err := tx.QueryRow(ctx, ticketVisitor, actor.AccountID, t.ID).Scan(&visitor)
+		err = tx.QueryRow(ctx, ticketVisitor, actor.AccountID, t.ID).Scan(&visitor)
 		if errors.Is(err, pgx.ErrNoRows) || (err == nil && !hub.ValidStream(hub.VisitorStream(visitor))) {
 			return nil // no chat visitor (yet): the desk still has it
 		}

@@ -117,6 +117,10 @@ func TestWebsocketEndpoints(t *testing.T) {
 	if f := read("message.created"); f["stream"] != hub.TicketStream(ticket.ID) || f["data"].(map[string]any)["body"] != "Hi Vera, how can I help?" {
 		t.Errorf("message event %v", f)
 	}
+	// The agent's first reply opened the ticket: open desks hear it.
+	if f := read("ticket.updated"); f["data"].(map[string]any)["status"] != string(agentdesk.StatusOpen) {
+		t.Errorf("ticket event after the first reply %v", f)
+	}
 	var onVisitor int
 	e.store.DB().QueryRow(ctx, "SELECT count(*) FROM stream_events WHERE account_id = $1 AND stream = 'visitor:v_abc' AND type = 'message.created'", e.account).Scan(&onVisitor)
 	var stored int

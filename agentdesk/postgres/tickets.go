@@ -69,6 +69,12 @@ func (s *Store) Ticket(ctx context.Context, actor agentdesk.Actor, id int64) (*a
 	return loadTicket(ctx, s.db, actor, id, false)
 }
 
+// TicketTx reads and locks a ticket the actor may see inside the caller's
+// transaction, for a caller that changes it next and wants the state before.
+func TicketTx(ctx context.Context, tx pgx.Tx, actor agentdesk.Actor, id int64) (*agentdesk.Ticket, error) {
+	return loadTicket(ctx, tx, actor, id, true)
+}
+
 func loadTicket(ctx context.Context, q querier, actor agentdesk.Actor, id int64, lock bool) (*agentdesk.Ticket, error) {
 	sql, extra := ticketQuery(actor, lock)
 	t, err := scanTicket(q.QueryRow(ctx, sql, append([]any{actor.AccountID, id}, extra...)...), actor.AccountID)
