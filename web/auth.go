@@ -106,7 +106,9 @@ func writeAuthError(w http.ResponseWriter, e *agentdesk.Error) {
 	writeJSON(w, statusOf(e.Kind), errorBody{errorDetail{Kind: e.Kind, Message: e.Message}})
 }
 
-func safeMethod(m string) bool { return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions }
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
 
 // clientIP is the remote address without port. Behind a proxy, chi's RealIP
 // middleware is not used on purpose: X-Forwarded-For is client-controlled

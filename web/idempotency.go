@@ -69,4 +69,3 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 		}
 	})
 }
-
