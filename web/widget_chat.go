@@ -386,22 +386,35 @@ func (s *Server) startChat(w http.ResponseWriter, r *http.Request, cw *agentdesk
 		return agentdesk.Errorf(agentdesk.Conflict, "you already have an open chat (ticket %d)", open.TicketID)
 	}
 	in := agentdesk.Inbound{
-		// The visitor id finds a returning customer; the email links a new
-		// visitor to the customer who holds it, and is added to the
-		// visitor's customer when nobody holds it. A customer's address
-		// is never moved to another customer.
+		// The visitor id finds a returning customer. The email is added to
+		// the visitor's customer only when nobody else holds it: typed,
+		// not verified, it never joins the visitor to another customer
+		// (widget_identity.go says why).
 		Identity: agentdesk.Identity{Kind: agentdesk.IdentityVisitor, Value: v.VisitorID},
-		Extra:    []agentdesk.Identity{{Kind: agentdesk.IdentityEmail, Value: email}},
 		Name:     name, Channel: agentdesk.ChannelChat, Kind: agentdesk.KindChat, Body: body,
-		// What the visitor typed, for its next pre-chat form (VisitorProfile).
+		// What the visitor typed, for its next pre-chat form (VisitorProfile)
+		// and its transcript (chatStartEmail).
 		Meta: map[string]any{"widget": cw.PublicID, "name": name, "email": email},
 	}
 	var res agentdesk.IngestResult
 	var taskID int64
 	err = postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
-		var err error
+		link, err := emailLinkFor(ctx, tx, acct, v.VisitorID, email)
+		if err != nil {
+			return err
+		}
+		if link.link {
+			in.Extra = []agentdesk.Identity{{Kind: agentdesk.IdentityEmail, Value: email}}
+		} else {
+			in.Meta["email_verified"], in.Meta["suggested_customer_id"] = false, link.suggested
+		}
 		if res, err = s.store.Ingest(ctx, tx, acct, in); err != nil {
 			return err
+		}
+		if !link.link {
+			if err := markUnverifiedEmail(ctx, tx, acct, res.CustomerID, email, link.suggested); err != nil {
+				return err
+			}
 		}
 		if taskID, err = s.routing.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: acct, Channel: agentdesk.ChannelChat, QueueID: queueID,
 			TicketID: res.TicketID, CustomerID: res.CustomerID, Attributes: map[string]any{"widget": cw.PublicID}}); err != nil {
@@ -522,13 +535,14 @@ func (s *Server) chatTranscript(w http.ResponseWriter, r *http.Request, cw *agen
 	if err != nil {
 		return err
 	}
-	// Only to the customer's own address: the endpoint must not mail
-	// anyone a visitor names.
-	ok, err := postgres.CustomerHasEmail(ctx, s.store.DB(), acct, t.CustomerID, email)
+	// Only to the address this visitor started the chat with: the
+	// endpoint must not mail anyone a visitor names, and the customer's
+	// other addresses may have been linked by someone else.
+	started, err := chatStartEmail(ctx, s.store.DB(), acct, c.TicketID)
 	if err != nil {
 		return err
 	}
-	if !ok {
+	if started == "" || started != email {
 		return agentdesk.FieldError("email", "transcripts go only to the address the chat was started with")
 	}
 	msgs, err := postgres.ChatTranscript(ctx, s.store.DB(), acct, c.TicketID)
@@ -599,14 +613,22 @@ func (s *Server) leaveMessage(w http.ResponseWriter, r *http.Request, cw *agentd
 	ctx := r.Context()
 	acct := cw.AccountID
 	in := agentdesk.Inbound{
+		// An email ticket: it belongs to whoever holds the address (the
+		// answer goes there). The visitor is linked to that customer only
+		// when the address was free or already its own (widget_identity.go).
 		Identity: agentdesk.Identity{Kind: agentdesk.IdentityEmail, Value: email},
-		Extra:    []agentdesk.Identity{{Kind: agentdesk.IdentityVisitor, Value: v.VisitorID}},
 		Name:     name, Channel: agentdesk.ChannelEmail, Kind: agentdesk.KindEmail, Body: body,
 		Meta: map[string]any{"widget": cw.PublicID, "left_while_offline": true},
 	}
 	var res agentdesk.IngestResult
 	err = postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
-		var err error
+		link, err := emailLinkFor(ctx, tx, acct, v.VisitorID, email)
+		if err != nil {
+			return err
+		}
+		if link.link {
+			in.Extra = []agentdesk.Identity{{Kind: agentdesk.IdentityVisitor, Value: v.VisitorID}}
+		}
 		if res, err = s.store.Ingest(ctx, tx, acct, in); err != nil {
 			return err
 		}

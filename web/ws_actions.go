@@ -35,30 +35,14 @@ func system(accountID int64) agentdesk.Actor {
 	return agentdesk.Actor{AccountID: accountID, Role: agentdesk.RoleAdmin}
 }
 
-// ticketVisitor is the ticket's chat visitor: the visitor who started its
-// chat from a widget, else the visitor id most recently linked to its
-// customer. The chat's own visitor comes first because a visitor is linked
-// to a customer by the email it types: another visitor naming the same
-// address must not receive this chat's replies.
-const ticketVisitor = `
-SELECT v FROM (SELECT coalesce(
-	(SELECT c.visitor_id FROM chats c WHERE c.account_id = $1 AND c.ticket_id = $2),
-	(SELECT i.value FROM tickets t
-	JOIN identities i ON i.account_id = t.account_id AND i.customer_id = t.customer_id AND i.kind = 'visitor'
-	WHERE t.account_id = $1 AND t.id = $2
-	ORDER BY i.created_at DESC, i.id DESC LIMIT 1)) AS v) x
-WHERE v IS NOT NULL`
+// ticketVisitor is the visitor who started the ticket's chat from a
+// widget: agents' replies go to it alone. Visitors are linked to customers
+// by an email nobody verified, so the customer's other visitor ids (anyone
+// who typed the same address) never receive them.
+const ticketVisitor = `SELECT c.visitor_id FROM chats c WHERE c.account_id = $1 AND c.ticket_id = $2`
 
-// ticketVisitors are all visitor ids of the ticket's customer, newest first.
-const ticketVisitors = `
-SELECT i.value FROM tickets t
-JOIN identities i ON i.account_id = t.account_id AND i.customer_id = t.customer_id AND i.kind = 'visitor'
-WHERE t.account_id = $1 AND t.id = $2
-ORDER BY i.created_at DESC, i.id DESC LIMIT 20`
-
-// Ticket describes a ticket for the hub's rules. Its visitor is the chat
-// visitor id most recently linked to the ticket's customer; the customer's
-// other visitor ids may write to it too.
+// Ticket describes a ticket for the hub's rules. Its visitor is the one
+// who started its chat; tickets without a widget chat have none.
 func (a *HubActions) Ticket(ctx context.Context, accountID, ticketID int64) (hub.TicketInfo, error) {
 	s, err := a.server()
 	if err != nil {
@@ -80,27 +64,10 @@ func (a *HubActions) Ticket(ctx context.Context, accountID, ticketID int64) (hub
 		}
 		info.Private = team.Private
 	}
-	rows, err := s.store.DB().Query(ctx, ticketVisitors, accountID, ticketID)
-	if err != nil {
-		return hub.TicketInfo{}, err
-	}
-	visitors, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return hub.TicketInfo{}, err
-	}
-	if len(visitors) > 0 {
-		info.VisitorID, info.OtherVisitorIDs = visitors[0], visitors[1:]
-	}
-	// A widget chat's typing goes to the visitor who started it (see ticketVisitor).
-	if c, err := postgres.ChatOfTicket(ctx, s.store.DB(), accountID, ticketID); err == nil && c.VisitorID != info.VisitorID {
-		others := []string{}
-		for _, v := range visitors {
-			if v != c.VisitorID {
-				others = append(others, v)
-			}
-		}
-		info.VisitorID, info.OtherVisitorIDs = c.VisitorID, others
-	} else if err != nil && !agentdesk.IsKind(err, agentdesk.NotFound) {
+	// Only the visitor who started the chat may write to it (see ticketVisitor).
+	if c, err := postgres.ChatOfTicket(ctx, s.store.DB(), accountID, ticketID); err == nil {
+		info.VisitorID = c.VisitorID
+	} else if !agentdesk.IsKind(err, agentdesk.NotFound) {
 		return hub.TicketInfo{}, err
 	}
 	return info, nil
@@ -156,14 +123,14 @@ func (a *HubActions) SendChat(ctx context.Context, p hub.Principal, ticketID int
 }
 
 const (
-	// the visitor's newest chat that is not solved or closed, its own
-	// (started from this browser) before its customer's others
+	// the visitor's newest chat that is not solved or closed: one this
+	// visitor started, never another chat of its (email-linked) customer
 	visitorOpenChat = `
-SELECT t.id FROM tickets t
-JOIN identities i ON i.account_id = t.account_id AND i.customer_id = t.customer_id
-WHERE t.account_id = $1 AND i.kind = 'visitor' AND i.value = $2
-  AND t.channel = 'chat' AND t.status NOT IN ('solved', 'closed')
-ORDER BY EXISTS (SELECT 1 FROM chats c WHERE c.account_id = t.account_id AND c.ticket_id = t.id AND c.visitor_id = $2) DESC, t.id DESC
+SELECT t.id FROM chats c
+JOIN tickets t ON t.account_id = c.account_id AND t.id = c.ticket_id
+WHERE c.account_id = $1 AND c.visitor_id = $2
+  AND t.status NOT IN ('solved', 'closed')
+ORDER BY c.ticket_id DESC
 LIMIT 1`
 	// a retried send (same client_msg_id) is stored once
 	visitorRetry = `

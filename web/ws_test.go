@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"agentdesk/agentdesk"
 	"agentdesk/web/hub"
@@ -111,6 +113,7 @@ func TestWebsocketEndpoints(t *testing.T) {
 	if err := e.store.CreateTicket(ctx, agentActor, ticket, &agentdesk.Message{Kind: agentdesk.KindChat, Direction: agentdesk.DirIn, Body: "Hello?"}); err != nil {
 		t.Fatal(err)
 	}
+	startedChat(t, e.store.DB(), e.account, ticket.ID, "v_abc")
 	c.WriteJSON(map[string]any{"type": "resume", "id": "r2", "data": map[string]any{"streams": []any{map[string]any{"stream": hub.TicketStream(ticket.ID)}}}}) //nolint:errcheck
 	read("subscribed")
 	c.WriteJSON(map[string]any{"type": "chat.send", "id": "c1", "data": map[string]any{"ticket_id": ticket.ID, "body": "Hi Vera, how can I help?"}}) //nolint:errcheck
@@ -136,9 +139,10 @@ func TestWebsocketEndpoints(t *testing.T) {
 	}
 }
 
-// A visitor's chat message: stored on its open chat (found by any of the
-// customer's visitor ids), published to the ticket's and the visitor's
-// streams, and stored once when the widget retries it.
+// A visitor's chat message: stored on the open chat it started, published
+// to the ticket's and the visitor's streams, and stored once when the widget
+// retries it. Another visitor of the same customer (linked by a typed,
+// unverified email) may not write to it.
 func TestVisitorChatMessage(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -158,9 +162,14 @@ func TestVisitorChatMessage(t *testing.T) {
 	if err := e.store.CreateTicket(ctx, admin, ticket, &agentdesk.Message{Kind: agentdesk.KindChat, Direction: agentdesk.DirIn, Body: "Hi"}); err != nil {
 		t.Fatal(err)
 	}
+	startedChat(t, e.store.DB(), e.account, ticket.ID, "v_old")
 	info, err := actions.Ticket(ctx, e.account, ticket.ID)
-	if err != nil || info.VisitorID != "v_new" || !info.HasVisitor("v_old") || info.HasVisitor("v_other") {
+	if err != nil || info.VisitorID != "v_old" || !info.HasVisitor("v_old") || info.HasVisitor("v_new") || info.HasVisitor("v_other") {
 		t.Fatalf("ticket info %+v %v", info, err)
+	}
+	sameCustomer := hub.Principal{Visitor: &hub.WidgetToken{AccountID: e.account, VisitorID: "v_new"}}
+	if _, _, err := actions.SendChat(ctx, sameCustomer, 0, hub.ChatMessage{Body: "let me in"}); !agentdesk.IsKind(err, agentdesk.NotFound) {
+		t.Errorf("another visitor of the customer without its own chat: %v, want not found", err)
 	}
 	p := hub.Principal{Visitor: &hub.WidgetToken{AccountID: e.account, VisitorID: "v_old"}}
 	for range 2 { // the second is the widget retrying
@@ -180,5 +189,21 @@ func TestVisitorChatMessage(t *testing.T) {
 	other := hub.Principal{Visitor: &hub.WidgetToken{AccountID: e.account, VisitorID: "v_stranger"}}
 	if _, _, err := actions.SendChat(ctx, other, 0, hub.ChatMessage{Body: "hello"}); !agentdesk.IsKind(err, agentdesk.NotFound) {
 		t.Errorf("stranger without a chat: %v, want not found", err)
+	}
+}
+
+// startedChat records that visitorID started ticketID's chat from a widget,
+// as POST /widget/{id}/chat does.
+func startedChat(t *testing.T, db *pgxpool.Pool, accountID, ticketID int64, visitorID string) {
+	t.Helper()
+	ctx := context.Background()
+	var widget int64
+	err := db.QueryRow(ctx, `INSERT INTO chat_widgets (account_id, public_id, name) VALUES ($1, $2, 'Test') RETURNING id`,
+		accountID, fmt.Sprintf("w%d_%d", accountID, ticketID)).Scan(&widget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO chats (account_id, ticket_id, widget_id, visitor_id) VALUES ($1, $2, $3, $4)`, accountID, ticketID, widget, visitorID); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,6 +1,11 @@
 // Command agentdesk is the AgentDesk server and its tools: serve, migrate,
 // seed, token, loadgen, version. Every flag also reads an AGENTDESK_*
 // environment variable (flag name upper-cased, dashes as underscores).
+//
+// Idle websockets cost least with GODEBUG=adaptivestackstart=0
+// (BENCHMARKS.md). It cannot be made the default here: go1.26 rejects both
+// "//go:debug adaptivestackstart=0" and a go.mod godebug line as an unknown
+// setting, so the deployment's environment sets it.
 package main
 
 import (

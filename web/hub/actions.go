@@ -39,26 +39,16 @@ type TicketInfo struct {
 	AssigneeID int64  // 0 = unassigned
 	TeamID     int64  // 0 = no team
 	Private    bool   // visible only to its team (and supervisors)
-	VisitorID  string // the chat visitor (typing goes to it), "" when the ticket has none
-	// OtherVisitorIDs are further visitor ids of the same customer (other
-	// browsers); they may write to the ticket too.
-	OtherVisitorIDs []string
+	VisitorID  string // the visitor who started the ticket's chat, "" when it has none
 }
 
-// HasVisitor reports whether visitor id v belongs to the ticket's customer.
+// HasVisitor reports whether visitor id v started the ticket's chat. A chat
+// is bound to the visitor of the token that started it and to no one else:
+// visitors are linked to customers by an email they type and nobody
+// verified, so "another visitor of the same customer" may be anyone who
+// knows the address.
 func (t TicketInfo) HasVisitor(v string) bool {
-	if v == "" {
-		return false
-	}
-	if v == t.VisitorID {
-		return true
-	}
-	for _, o := range t.OtherVisitorIDs {
-		if o == v {
-			return true
-		}
-	}
-	return false
+	return v != "" && v == t.VisitorID
 }
 
 // ChatMessage is what a client sends with chat.send.

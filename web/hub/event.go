@@ -36,6 +36,15 @@ func TicketStream(ticketID int64) string      { return fmt.Sprintf("ticket:%d", 
 func VisitorStream(visitorID string) string   { return "visitor:" + visitorID }
 func TaskStream(taskID int64) string          { return fmt.Sprintf("task:%d", taskID) }
 
+// TeamStream carries what a team's queue list needs (new tickets of the
+// team); its members and supervisors may follow it.
+func TeamStream(teamID int64) string { return fmt.Sprintf("team:%d", teamID) }
+
+// AccountStream carries new tickets every agent of the account may see
+// (those of private teams go only to the team's stream), for the desk's
+// "all open" list.
+func AccountStream(accountID int64) string { return fmt.Sprintf("account:%d", accountID) }
+
 const insertEvent = `INSERT INTO stream_events (account_id, stream, type, data) VALUES ($1, $2, $3, $4)`
 
 // Publish appends e to its stream inside tx. The event gets its sequence

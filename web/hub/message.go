@@ -224,7 +224,7 @@ func (h *Hub) canSubscribe(ctx context.Context, p Principal, name string) error 
 	}
 	a := p.Actor
 	if a.Role.AtLeast(agentdesk.RoleSupervisor) {
-		if kind == "supervisor" && id != strconv.FormatInt(a.AccountID, 10) {
+		if (kind == "supervisor" || kind == "account") && id != strconv.FormatInt(a.AccountID, 10) {
 			return forbidden
 		}
 		return nil
@@ -232,6 +232,17 @@ func (h *Hub) canSubscribe(ctx context.Context, p Principal, name string) error 
 	switch kind {
 	case "agent":
 		if a.IsAgent() && name == AgentStream(a.AgentID) {
+			return nil
+		}
+	case "account":
+		// New tickets outside private teams: every agent may list them.
+		if a.IsAgent() && name == AccountStream(a.AccountID) {
+			return nil
+		}
+	case "team":
+		// A team's new tickets, private teams' included: members only.
+		tid, err := strconv.ParseInt(id, 10, 64)
+		if err == nil && a.IsAgent() && containsID(a.TeamIDs, tid) {
 			return nil
 		}
 	case "ticket":
