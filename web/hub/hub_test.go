@@ -131,7 +131,7 @@ func newEnv(t *testing.T) *env {
 	}
 	return &env{t: t, db: db, url: url, account: acct, actions: &testActions{db: db, tickets: map[int64]TicketInfo{
 		1: {ID: 1, AssigneeID: 10, VisitorID: "v1"}, // agent 10's chat with visitor v1
-		2: {ID: 2, AssigneeID: 11, Private: true},                                    // agent 11's, private team 5
+		2: {ID: 2, AssigneeID: 11, Private: true},   // agent 11's, private team 5
 		3: {ID: 3, AssigneeID: 11, TeamID: 5, Private: true},
 	}}}
 }
