@@ -184,6 +184,9 @@ func createDemoOrg(ctx context.Context, store *postgres.Store) (int64, error) {
 	if err := seedWidget(ctx, store, acct.ID, queues); err != nil {
 		return 0, fmt.Errorf("chat widget: %w", err)
 	}
+	if err := createDemoCanned(ctx, store, acct.ID, teams); err != nil {
+		return 0, fmt.Errorf("canned responses: %w", err)
+	}
 	return acct.ID, nil
 }
 
