@@ -159,6 +159,9 @@ func (s *Server) inboundForm(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
+		if err := s.ingested(r.Context(), tx, accountID, res); err != nil {
+			return err
+		}
 		if s.inbound.enq == nil || !res.Routable(in) {
 			return nil
 		}

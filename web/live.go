@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
@@ -18,6 +19,9 @@ import (
 
 // TicketUpdated is the event type of a changed ticket (data: the ticket).
 const TicketUpdated = "ticket.updated"
+
+// TicketCreated is the event type of a new ticket (data: the ticket).
+const TicketCreated = "ticket.created"
 
 // Chat event types on a visitor's stream (web/ui/WIDGET.md).
 const (
@@ -38,6 +42,66 @@ func ticketStreams(t *agentdesk.Ticket, also ...*int64) []string {
 		}
 	}
 	return streams
+}
+
+// createdStreams are the streams whose lists show a new ticket: its
+// assignee's ("my tickets"), its team's (the team queue), the account's
+// ("all open", unless the team is private: only its members and
+// supervisors may see those) and the supervisors'.
+func createdStreams(ctx context.Context, tx pgx.Tx, t *agentdesk.Ticket) ([]string, error) {
+	streams := []string{hub.SupervisorStream(t.AccountID)}
+	if t.AssigneeID != nil {
+		streams = append(streams, hub.AgentStream(*t.AssigneeID))
+	}
+	private := false
+	if t.TeamID != nil {
+		streams = append(streams, hub.TeamStream(*t.TeamID))
+		if err := tx.QueryRow(ctx, `SELECT private FROM teams WHERE account_id = $1 AND id = $2`, t.AccountID, *t.TeamID).Scan(&private); err != nil {
+			return nil, fmt.Errorf("team of ticket %d: %w", t.ID, err)
+		}
+	}
+	if !private {
+		streams = append(streams, hub.AccountStream(t.AccountID))
+	}
+	return streams, nil
+}
+
+// publishTicketCreated tells the lists that show it about a new ticket, in
+// the transaction that created it.
+func publishTicketCreated(ctx context.Context, tx pgx.Tx, t *agentdesk.Ticket) error {
+	streams, err := createdStreams(ctx, tx, t)
+	if err != nil {
+		return err
+	}
+	return publishAll(ctx, tx, t.AccountID, streams, TicketCreated, t)
+}
+
+// newTicket stores a ticket (and its first message) and publishes
+// ticket.created with it.
+func (s *Server) newTicket(ctx context.Context, actor agentdesk.Actor, t *agentdesk.Ticket, first *agentdesk.Message) error {
+	if !s.chat.live {
+		return s.store.CreateTicket(ctx, actor, t, first)
+	}
+	return postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		if err := postgres.CreateTicketTx(ctx, tx, actor, t, first); err != nil {
+			return err
+		}
+		return publishTicketCreated(ctx, tx, t)
+	})
+}
+
+// ingested publishes ticket.created for a ticket an inbound contact opened
+// (a web form, a chat, a message left in the widget), in the contact's
+// transaction. Nothing when the contact went to an existing ticket.
+func (s *Server) ingested(ctx context.Context, tx pgx.Tx, accountID int64, res agentdesk.IngestResult) error {
+	if !s.chat.live || !res.TicketCreated {
+		return nil
+	}
+	t, err := postgres.TicketTx(ctx, tx, system(accountID), res.TicketID)
+	if err != nil {
+		return err
+	}
+	return publishTicketCreated(ctx, tx, t)
 }
 
 func publishAll(ctx context.Context, tx pgx.Tx, accountID int64, streams []string, typ string, data any) error {

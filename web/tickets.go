@@ -248,7 +248,7 @@ func (s *Server) createTicket(w http.ResponseWriter, r *http.Request) error {
 			first.Meta["delivery"] = "not_sent"
 		}
 	}
-	if err := s.store.CreateTicket(r.Context(), actor, t, first); err != nil {
+	if err := s.newTicket(r.Context(), actor, t, first); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, ticketCreated{Ticket: *t, Message: first})

@@ -416,6 +416,9 @@ func (s *Server) startChat(w http.ResponseWriter, r *http.Request, cw *agentdesk
 				return err
 			}
 		}
+		if err := s.ingested(ctx, tx, acct, res); err != nil {
+			return err
+		}
 		if taskID, err = s.routing.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: acct, Channel: agentdesk.ChannelChat, QueueID: queueID,
 			TicketID: res.TicketID, CustomerID: res.CustomerID, Attributes: map[string]any{"widget": cw.PublicID}}); err != nil {
 			return err
@@ -630,6 +633,9 @@ func (s *Server) leaveMessage(w http.ResponseWriter, r *http.Request, cw *agentd
 			in.Extra = []agentdesk.Identity{{Kind: agentdesk.IdentityVisitor, Value: v.VisitorID}}
 		}
 		if res, err = s.store.Ingest(ctx, tx, acct, in); err != nil {
+			return err
+		}
+		if err := s.ingested(ctx, tx, acct, res); err != nil {
 			return err
 		}
 		if s.inbound.enq == nil || !res.Routable(in) {

@@ -195,6 +195,12 @@ RETURNING ` + ticketColumns
 // the same transaction: a ticket never exists without the message that
 // opened it.
 func (s *Store) CreateTicket(ctx context.Context, actor agentdesk.Actor, t *agentdesk.Ticket, first *agentdesk.Message) error {
+	return InTx(ctx, s.db, func(tx pgx.Tx) error { return CreateTicketTx(ctx, tx, actor, t, first) })
+}
+
+// CreateTicketTx is CreateTicket in the caller's transaction (which may
+// publish the new ticket's event with it).
+func CreateTicketTx(ctx context.Context, tx pgx.Tx, actor agentdesk.Actor, t *agentdesk.Ticket, first *agentdesk.Message) error {
 	acct := actor.AccountID
 	if first != nil {
 		first.CustomerID = t.CustomerID
@@ -202,7 +208,7 @@ func (s *Store) CreateTicket(ctx context.Context, actor agentdesk.Actor, t *agen
 			return prefixField(err, "message.")
 		}
 	}
-	return translate(InTx(ctx, s.db, func(tx pgx.Tx) error {
+	return translate(func() error {
 		// The custom status is read with a share lock so it cannot be
 		// deleted or remapped before this ticket commits.
 		if err := applyCustomStatus(ctx, tx, acct, t, true); err != nil {
@@ -238,7 +244,7 @@ func (s *Store) CreateTicket(ctx context.Context, actor agentdesk.Actor, t *agen
 		}
 		*t = *after
 		return nil
-	}), "ticket")
+	}(), "ticket")
 }
 
 // prefixField names a nested field (message.body) in a validation error.
