@@ -48,6 +48,10 @@ type Config struct {
 	IMAPPoll time.Duration
 	// ReadTimeout bounds how long an SMTP client may stay silent.
 	ReadTimeout time.Duration
+	// Events, when set, receives the live updates of the desks (a customer's
+	// mail on a ticket, a reply queued, a delivery sent or failed) in the
+	// transaction of each change.
+	Events Publisher
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -90,12 +94,13 @@ type RelayConfig struct {
 	// "none" (only for a relay on the same machine).
 	Security  string
 	TLSConfig *tls.Config
-	// MaxAttempts before a delivery is marked failed. Default 8.
+	// MaxAttempts before a delivery is marked failed. Default 8, at most 100.
 	MaxAttempts int
 	// Backoff is the first retry delay; it doubles per attempt up to an hour.
 	// Default 30 seconds.
 	Backoff time.Duration
-	// Poll is how often the outbox is checked when nothing wakes it. Default 5 seconds.
+	// Poll is how often the outbox queue is checked when no insert
+	// notification wakes it (and when a retry becomes due). Default 5 seconds.
 	Poll time.Duration
 	// Workers is how many deliveries run at once. Default 4.
 	Workers int
@@ -105,9 +110,10 @@ func (r RelayConfig) withDefaults() RelayConfig {
 	if r.Security == "" {
 		r.Security = "starttls"
 	}
-	if r.MaxAttempts == 0 {
+	if r.MaxAttempts <= 0 {
 		r.MaxAttempts = 8
 	}
+	r.MaxAttempts = min(r.MaxAttempts, maxJobAttempts)
 	if r.Backoff == 0 {
 		r.Backoff = 30 * time.Second
 	}

@@ -1,13 +1,13 @@
 // Package email is AgentDesk's email channel: mail in over SMTP and IMAP,
 // threading into tickets, and agent replies out through an SMTP relay.
 //
-// It owns the email tables of migration 003 (email_mailboxes,
+// It owns the email tables of migrations 003 and 007 (email_mailboxes,
 // email_imap_accounts, email_blobs, email_messages, email_attachments,
 // email_ticket_links, email_deliveries, email_failing_addresses,
-// email_auto_acks). For inbound mail it writes customers, identities,
-// tickets and messages of the core schema itself, because threading, the
-// closed-ticket policy and auto-replies decide what happens to the ticket;
-// outbound messages go through postgres.AddMessageTx so the ticket rules
+// email_auto_acks) and the River jobs of the "email_outbox" queue. For
+// inbound mail it writes customers, identities, tickets and messages of the
+// core schema itself, because threading, the closed-ticket policy and
+// auto-replies decide what happens to the ticket; outbound messages go through postgres.AddMessageTx so the ticket rules
 // (visibility, first response) are the store's.
 //
 // # Inbound
@@ -53,24 +53,40 @@
 //
 // # Outbound
 //
-// Sender.QueueReply stores an agent's reply on the ticket and puts it in the
-// outbox (email_deliveries) in one transaction. The mail is
-// multipart/alternative (text + HTML) inside multipart/mixed with the
+// Sender.QueueReply stores an agent's reply on the ticket, records it in
+// email_deliveries and inserts its River job (queue "email_outbox") in one
+// transaction, so a reply is never recorded without being queued. The mail
+// is multipart/alternative (text + HTML) inside multipart/mixed with the
 // attachments, with a Message-ID carrying the ticket token, In-Reply-To and
-// References of the conversation, Thread-Index/Thread-Topic for Outlook, and a
-// Reply-To plus-address. It goes only to the ticket customer's own address.
-// Sender delivers through the relay (submission, AUTH PLAIN, STARTTLS or
-// implicit TLS), retries temporary failures with doubling backoff, and
-// mirrors the state (queued, sent, failed with the SMTP answer) into the
-// message's meta.email.delivery so the desk shows it.
+// References of the conversation, Thread-Index/Thread-Topic for Outlook, and
+// a Reply-To plus-address. It goes only to the ticket customer's own address.
 //
-// The outbox is our own table claimed with FOR UPDATE SKIP LOCKED, not River:
-// River's schema lives outside our numbered migrations (rivermigrate keeps
-// its own version table), and one table with a due-time index gives the
-// same guarantees here (durable, retried, one sender per row across
-// processes). Delivery is at least once: a crash between the relay's 250
-// and our commit sends the mail again. LISTEN/NOTIFY on "email_outbox"
-// only wakes the workers; they also poll.
+// The outbox is River (riverqueue/river; its schema comes from River's own
+// migrations, which agentdesk/postgres.Migrate applies after ours under the
+// same lock). River schedules, claims and retries the jobs; a started Sender
+// runs a River client whose worker delivers through the relay (submission,
+// AUTH PLAIN, STARTTLS or implicit TLS). A temporary failure (4xx, network)
+// is retried after RelayConfig.Backoff, doubling per attempt up to an hour
+// (the worker's NextRetry); a permanent one (5xx) cancels the job
+// (river.JobCancel) and marks the delivery failed with the relay's answer, as
+// does the last of RelayConfig.MaxAttempts. email_deliveries stays the
+// record of what is sent (raw bytes, state, attempts, last answer, the River
+// job id), and the state is mirrored into the message's meta.email.delivery
+// ({state, answer, attempts}) so the desk shows it; a successful send is
+// recorded and its job completed in one transaction (river.JobCompleteTx).
+// Delivery is at least once: a crash between the relay's 250 and that commit
+// sends the mail again. Only a started Sender runs a River client; the
+// ingester and a Sender without relay only insert jobs.
+//
+// # Live updates
+//
+// With Config.Events set, the desks hear about changes in the transaction
+// that makes them: a mail stored on a ticket publishes message.created and
+// ticket.updated to the ticket's stream and its assignee's; a reply queued
+// does the same; every recorded delivery attempt (sent, failed, or queued
+// again with the relay's answer) and a bounce publish message.updated (the
+// message, with meta.email.delivery) to the ticket's stream. Publisher is
+// this package's interface; cmd/agentdesk wires the hub's.
 //
 // Optional auto-acknowledgements (per mailbox) name the ticket number, go at
 // most once per sender per Config.AutoAckInterval, and never to
@@ -87,7 +103,7 @@
 // measures ingest throughput and latency (BENCHMARKS.md).
 //
 // This package must never import routing or web, never send mail outside
-// the outbox, never show unsanitised HTML, and never read or write another
+// the outbox (River jobs), never show unsanitised HTML, and never read or write another
 // account's rows: every query is scoped by the account of the mailbox or
 // actor.
 package email

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
 
 	"agentdesk/agentdesk"
 )
@@ -24,6 +25,7 @@ type Ingester struct {
 	cfg  Config
 	keys keys
 	log  *slog.Logger
+	jobs *river.Client[pgx.Tx] // queues auto-acknowledgements; never started
 }
 
 // NewIngester returns an Ingester. cfg must carry a Secret.
@@ -35,7 +37,11 @@ func NewIngester(cfg Config, db *pgxpool.Pool, enq Enqueuer, log *slog.Logger) (
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Ingester{db: db, enq: enq, cfg: cfg, keys: deriveKeys(cfg.Secret), log: log}, nil
+	jobs, err := newInserter(db, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Ingester{db: db, enq: enq, cfg: cfg, keys: deriveKeys(cfg.Secret), log: log, jobs: jobs}, nil
 }
 
 // Result says what happened to one inbound mail.
@@ -185,9 +191,11 @@ WHERE account_id = $1 AND id = $2`, acct, t.id)
 		return res, fmt.Errorf("store ticket: %w", err)
 	}
 
-	if res.MessageID, err = insertInbound(ctx, tx, acct, res.TicketID, customerID, mb, p, th.by); err != nil {
+	msg, err := insertInbound(ctx, tx, acct, res.TicketID, customerID, mb, p, th.by)
+	if err != nil {
 		return res, err
 	}
+	res.MessageID = msg.ID
 	if err := putAttachments(ctx, tx, acct, res.MessageID, p.Attachments); err != nil {
 		return res, err
 	}
@@ -209,6 +217,10 @@ WHERE account_id = $1 AND id = $2`, acct, t.id)
 		if err != nil {
 			return res, fmt.Errorf("enqueue email task: %w", err)
 		}
+	}
+	// The desks with the ticket open, and its assignee, see the mail at once.
+	if err := publishNewMessage(ctx, tx, in.cfg.Events, msg); err != nil {
+		return res, err
 	}
 	if res.NewTicket && mb.AutoAck && !automated && !p.Bulk && d.EnvelopeFrom != "" && sender != "" {
 		if err := in.autoAck(ctx, tx, mb, res.TicketID, customerID, sender, p); err != nil {
@@ -316,7 +328,7 @@ func attachmentMeta(as []Attachment) []AttachmentMeta {
 	return out
 }
 
-func insertInbound(ctx context.Context, tx pgx.Tx, acct, ticketID, customerID int64, mb *Mailbox, p *Parsed, threadedBy string) (int64, error) {
+func insertInbound(ctx context.Context, tx pgx.Tx, acct, ticketID, customerID int64, mb *Mailbox, p *Parsed, threadedBy string) (*agentdesk.Message, error) {
 	body := truncate(p.Text, agentdesk.MaxMessageBody)
 	if strings.TrimSpace(body) == "" {
 		body = "(no text)"
@@ -357,17 +369,16 @@ func insertInbound(ctx context.Context, tx pgx.Tx, acct, ticketID, customerID in
 	}
 	meta, err := json.Marshal(map[string]any{"email": em})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var id int64
-	err = tx.QueryRow(ctx, `
+	m, err := scanMessage(tx.QueryRow(ctx, `
 INSERT INTO messages (account_id, ticket_id, customer_id, kind, direction, subject, body, meta)
-VALUES ($1, $2, $3, 'email', 'in', $4, $5, $6) RETURNING id`,
-		acct, ticketID, customerID, truncate(p.Subject, 500), body, meta).Scan(&id)
+VALUES ($1, $2, $3, 'email', 'in', $4, $5, $6) RETURNING `+messageColumns,
+		acct, ticketID, customerID, truncate(p.Subject, 500), body, meta), acct)
 	if err != nil {
-		return 0, fmt.Errorf("insert message: %w", err)
+		return nil, fmt.Errorf("insert message: %w", err)
 	}
-	return id, nil
+	return m, nil
 }
 
 func putBlob(ctx context.Context, tx pgx.Tx, acct int64, sum [32]byte, data []byte) error {
@@ -421,30 +432,18 @@ ON CONFLICT (account_id, address) DO UPDATE SET status = excluded.status, diagno
 		answer = strings.TrimSpace(f[0].Status + " " + f[0].Diagnostic)
 	}
 	var deliveryID, messageID int64
+	var attempts int
 	err := tx.QueryRow(ctx, `
 UPDATE email_deliveries d SET state = 'failed', last_answer = $3, updated_at = now()
 FROM email_messages m
 WHERE m.account_id = $1 AND m.rfc_message_id = $2 AND m.direction = 'out'
   AND d.account_id = m.account_id AND d.message_id = m.message_id
-RETURNING d.id, d.message_id`, acct, orig, truncate(answer, 1000)).Scan(&deliveryID, &messageID)
+RETURNING d.id, d.message_id, d.attempts`, acct, orig, truncate(answer, 1000)).Scan(&deliveryID, &messageID, &attempts)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("mark delivery bounced: %w", err)
 	}
-	return setDeliveryMeta(ctx, tx, acct, messageID, "failed", answer)
-}
-
-// setDeliveryMeta mirrors a delivery's state into its message, which is
-// what the agent desk shows.
-func setDeliveryMeta(ctx context.Context, tx pgx.Tx, acct, messageID int64, state, answer string) error {
-	d, _ := json.Marshal(map[string]string{"state": state, "answer": answer})
-	_, err := tx.Exec(ctx, `
-UPDATE messages SET meta = jsonb_set(CASE WHEN meta ? 'email' THEN meta ELSE meta || '{"email":{}}' END, '{email,delivery}', $3::jsonb)
-WHERE account_id = $1 AND id = $2`, acct, messageID, string(d))
-	if err != nil {
-		return fmt.Errorf("update delivery state: %w", err)
-	}
-	return nil
+	return setDeliveryMeta(ctx, tx, in.cfg.Events, acct, messageID, deliveryState{State: "failed", Answer: truncate(answer, 1000), Attempts: attempts})
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
@@ -22,11 +23,14 @@ type outbound struct {
 	mailbox                    *Mailbox
 	mail                       outMail
 	threadRoot                 string
+	jobs                       *river.Client[pgx.Tx] // inserts the delivery job
+	pub                        Publisher
 }
 
 // queueOutbound stores the message, indexes its Message-ID for threading,
-// and puts the delivery into the outbox, all in the caller's transaction.
-// The NOTIFY only wakes the senders; they also poll.
+// records the delivery and queues its River job, all in the caller's
+// transaction, and tells the ticket's desks (message.created,
+// ticket.updated).
 func queueOutbound(ctx context.Context, tx pgx.Tx, o outbound) (int64, error) {
 	raw, err := compose(o.mail)
 	if err != nil {
@@ -42,7 +46,7 @@ func queueOutbound(ctx context.Context, tx pgx.Tx, o outbound) (int64, error) {
 		"to":          []Address{o.mail.To},
 		"mailbox":     o.mailbox.Address,
 		"attachments": attachmentMeta(atts),
-		"delivery":    map[string]string{"state": "queued", "answer": ""},
+		"delivery":    deliveryState{State: "queued"},
 	}
 	if o.mail.HTML != "" {
 		em["html"] = sanitizer.Sanitize(o.mail.HTML)
@@ -70,13 +74,10 @@ VALUES ($1, $2, $3, $4, $5, 'out', $6, $7, $8)`,
 	if err != nil {
 		return 0, fmt.Errorf("index outbound message id: %w", err)
 	}
-	_, err = tx.Exec(ctx, `
-INSERT INTO email_deliveries (account_id, message_id, ticket_id, kind, mail_from, rcpt_to, raw)
-VALUES ($1, $2, $3, $4, $5, $6, $7)`, o.acct, msgID, o.ticketID, o.kind, o.mailbox.Address, []string{o.mail.To.Address}, raw)
-	if err != nil {
-		return 0, fmt.Errorf("queue delivery: %w", err)
+	if err := queueDelivery(ctx, tx, o.jobs, o.acct, msgID, o.ticketID, o.kind, o.mailbox.Address, []string{o.mail.To.Address}, raw); err != nil {
+		return 0, err
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify('email_outbox', '')`); err != nil {
+	if err := publishNewMessage(ctx, tx, o.pub, m); err != nil {
 		return 0, err
 	}
 	return msgID, nil
@@ -113,6 +114,7 @@ RETURNING 1`, mb.AccountID, to, fmt.Sprintf("%d seconds", int64(in.cfg.AutoAckIn
 	_, err = queueOutbound(ctx, tx, outbound{
 		actor: agentdesk.Actor{AccountID: mb.AccountID, Role: agentdesk.RoleAdmin},
 		acct:  mb.AccountID, ticketID: ticketID, customerID: customerID, kind: "auto_ack", mailbox: mb,
+		jobs: in.jobs, pub: in.cfg.Events,
 		mail: outMail{
 			From: Address{Name: mb.DisplayName, Address: mb.Address}, To: Address{Name: p.From.Name, Address: to},
 			ReplyTo: plusAddress(mb.Address, token), Subject: fmt.Sprintf("[#%d] Re: %s", ticketID, subject),
@@ -205,7 +207,7 @@ func (s *Sender) QueueReply(ctx context.Context, actor agentdesk.Actor, ticketID
 		}
 		msgID, err = queueOutbound(ctx, tx, outbound{
 			actor: actor, acct: acct, ticketID: ticketID, customerID: t.customerID, authorID: authorID, kind: "reply",
-			mailbox: th.mailbox, mail: m, threadRoot: th.threadRoot,
+			mailbox: th.mailbox, mail: m, threadRoot: th.threadRoot, jobs: s.jobs, pub: s.pub,
 		})
 		return err
 	})

@@ -161,6 +161,98 @@ func TestDeliveryRetriesAndFailures(t *testing.T) {
 	if !strings.Contains(meta, "550") {
 		t.Errorf("the desk does not see the SMTP answer: %q", meta)
 	}
+	// River's side: the sent mail's job completed, the refused one's was
+	// cancelled (never retried).
+	if st := e.jobState(m1); st != "completed" {
+		t.Errorf("job of the sent mail is %s", st)
+	}
+	if st := e.jobState(m2); st != "cancelled" {
+		t.Errorf("job of the refused mail is %s", st)
+	}
+}
+
+// jobState is the River state of the job delivering message msgID, once it
+// has settled.
+func (e *env) jobState(msgID int64) string {
+	e.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var st string
+		err := e.db.QueryRow(context.Background(), `
+SELECT j.state::text FROM email_deliveries d JOIN river_job j ON j.id = d.river_job_id WHERE d.message_id = $1`, msgID).Scan(&st)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		if st != "running" && st != "available" && st != "retryable" {
+			return st
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("job of message %d still %s", msgID, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A reply queued while no sender runs, and one whose first attempt failed
+// on a sender that was then stopped, are both sent by the next sender to
+// start: the outbox is River's jobs in PostgreSQL, not memory.
+func TestQueuedRepliesAreSentAfterRestart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	sk := newSink(t)
+	ctx := context.Background()
+	e.mustSend(simpleMail("restart@example.net", "jane@example.net", "Restart", "x"))
+	tkt := e.ticketOf("restart@example.net")
+	actor := agentdesk.Actor{AccountID: e.acct}
+
+	// First process: the relay refuses for now; the retry is due only
+	// after the process is gone.
+	sk.mu.Lock()
+	sk.failNext = []*smtp.SMTPError{{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "greylisted"}}
+	sk.mu.Unlock()
+	relay := sk.relay()
+	relay.Backoff = time.Second
+	first, err := NewSender(e.cfg, relay, e.db, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	retried, err := first.QueueReply(ctx, actor, tkt, "tried before the restart", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.waitCount(fmt.Sprintf(`SELECT count(*) FROM email_deliveries WHERE message_id = %d AND attempts = 1 AND last_answer LIKE '%%greylisted%%'`, retried), 1)
+	if err := first.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// While no process sends: queued, with the relay's answer on the message.
+	waiting, err := e.sender().QueueReply(ctx, actor, tkt, "queued while down", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metaState, metaAnswer string
+	e.db.QueryRow(ctx, `SELECT meta->'email'->'delivery'->>'state', meta->'email'->'delivery'->>'answer' FROM messages WHERE id = $1`, retried).Scan(&metaState, &metaAnswer)
+	if metaState != "queued" || !strings.Contains(metaAnswer, "greylisted") {
+		t.Errorf("between attempts the desk shows %s %q", metaState, metaAnswer)
+	}
+
+	startSender(t, e, sk.relay()) // the restarted process
+	for _, m := range []struct {
+		id       int64
+		attempts int
+	}{{retried, 2}, {waiting, 1}} {
+		if state, _, attempts := e.waitDelivery(m.id); state != "sent" || attempts != m.attempts {
+			t.Errorf("message %d after restart: %s after %d attempts, want sent after %d", m.id, state, attempts, m.attempts)
+		}
+		if st := e.jobState(m.id); st != "completed" {
+			t.Errorf("job of message %d is %s", m.id, st)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM email_deliveries`); n != 2 {
+		t.Errorf("%d deliveries, want 2", n)
+	}
 }
 
 func TestDeliveryGivesUpWhenRelayIsDown(t *testing.T) {
@@ -177,6 +269,9 @@ func TestDeliveryGivesUpWhenRelayIsDown(t *testing.T) {
 	state, answer, attempts := e.waitDelivery(m)
 	if state != "failed" || attempts != 3 || !strings.Contains(answer, "connect to relay") {
 		t.Errorf("%s %q after %d attempts", state, answer, attempts)
+	}
+	if st := e.jobState(m); st != "cancelled" {
+		t.Errorf("job after the last attempt is %s", st)
 	}
 }
 

@@ -14,26 +14,29 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 )
 
-// Sender delivers the outbox through the configured SMTP relay. Several
-// processes may run one: each delivery is claimed with FOR UPDATE SKIP
-// LOCKED, so only one of them sends it.
+// Sender delivers the outbox through the configured SMTP relay: it runs a
+// River client working the outbox queue. Several processes may run one;
+// River hands each job to one of them.
 type Sender struct {
 	db    *pgxpool.Pool
 	cfg   Config
 	relay RelayConfig
 	keys  keys
 	log   *slog.Logger
+	pub   Publisher
+	jobs  *river.Client[pgx.Tx]
 
-	mu     sync.Mutex
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	wake   chan struct{}
+	mu      sync.Mutex
+	started bool
 }
 
-// NewSender returns a Sender; QueueReply works before Start, Start begins
-// delivering.
+// NewSender returns a Sender; QueueReply works before Start (the job waits
+// in the queue for a started sender, here or in another process), Start
+// begins delivering. Nothing runs until Start.
 func NewSender(cfg Config, relay RelayConfig, db *pgxpool.Pool, log *slog.Logger) (*Sender, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -42,178 +45,52 @@ func NewSender(cfg Config, relay RelayConfig, db *pgxpool.Pool, log *slog.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Sender{db: db, cfg: cfg, relay: relay.withDefaults(), keys: deriveKeys(cfg.Secret), log: log, wake: make(chan struct{}, 1)}, nil
+	s := &Sender{db: db, cfg: cfg, relay: relay.withDefaults(), keys: deriveKeys(cfg.Secret), log: log, pub: cfg.Events}
+	workers := river.NewWorkers()
+	if err := river.AddWorkerSafely(workers, &deliveryWorker{s: s}); err != nil {
+		return nil, err
+	}
+	s.jobs, err = river.NewClient(riverpgxv5.New(db), &river.Config{
+		Queues:            map[string]river.QueueConfig{outboxQueue: {MaxWorkers: s.relay.Workers}},
+		Workers:           workers,
+		FetchPollInterval: s.relay.Poll,
+		FetchCooldown:     min(s.relay.Poll, 100*time.Millisecond),
+		Logger:            log.With("component", "outbox"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("email outbox: %w", err)
+	}
+	return s, nil
 }
 
-// Start runs the workers and the LISTEN that wakes them.
+// Start begins working the outbox queue.
 func (s *Sender) Start(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cancel != nil {
+	if s.started {
 		return errors.New("email sender already started")
 	}
 	if s.relay.Addr == "" {
 		return errors.New("email sender: no relay address configured")
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	s.cancel = cancel
-	s.wg.Add(1 + s.relay.Workers)
-	go func() { defer s.wg.Done(); s.listen(runCtx) }()
-	for range s.relay.Workers {
-		go func() { defer s.wg.Done(); s.work(runCtx) }()
+	// River stops when Start's context ends; serve stops it with Stop.
+	if err := s.jobs.Start(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("email outbox: %w", err)
 	}
+	s.started = true
 	return nil
 }
 
 // Stop lets deliveries in flight finish (or ctx expire) and stops.
 func (s *Sender) Stop(ctx context.Context) error {
 	s.mu.Lock()
-	cancel := s.cancel
-	s.cancel = nil
+	started := s.started
+	s.started = false
 	s.mu.Unlock()
-	if cancel == nil {
+	if !started {
 		return nil
 	}
-	cancel()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// Wake makes the workers look at the outbox now.
-func (s *Sender) Wake() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-func (s *Sender) listen(ctx context.Context) {
-	for ctx.Err() == nil {
-		err := func() error {
-			conn, err := s.db.Acquire(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Release()
-			if _, err := conn.Exec(ctx, "LISTEN email_outbox"); err != nil {
-				return err
-			}
-			defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN email_outbox") //nolint:errcheck
-			for {
-				if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-					return err
-				}
-				s.Wake()
-			}
-		}()
-		if ctx.Err() != nil {
-			return
-		}
-		s.log.Warn("email outbox listen failed; polling only until it reconnects", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(s.relay.Poll):
-		}
-	}
-}
-
-func (s *Sender) work(ctx context.Context) {
-	t := time.NewTicker(s.relay.Poll)
-	defer t.Stop()
-	for {
-		for ctx.Err() == nil {
-			did, err := s.deliverOne(ctx)
-			if err != nil {
-				if ctx.Err() == nil {
-					s.log.Error("email delivery", "err", err)
-				}
-				break
-			}
-			if !did {
-				break
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.wake:
-			// Pass the wake-up on so idle siblings look too.
-			s.Wake()
-		case <-t.C:
-		}
-	}
-}
-
-const claimDelivery = `
-SELECT id, account_id, coalesce(message_id, 0), mail_from, rcpt_to, raw, attempts
-FROM email_deliveries
-WHERE state = 'queued' AND next_attempt_at <= now()
-ORDER BY next_attempt_at
-LIMIT 1
-FOR UPDATE SKIP LOCKED`
-
-// deliverOne sends the oldest due delivery, holding its row lock while it
-// talks to the relay so no other sender picks it up. A crash in between
-// rolls the claim back and the mail is sent again later: delivery is at
-// least once, as with any MTA.
-func (s *Sender) deliverOne(ctx context.Context) (bool, error) {
-	did := false
-	// The commit must not be cancelled by Stop once the mail went out (see
-	// below); the claim itself still is.
-	err := pgx.BeginFunc(context.WithoutCancel(ctx), s.db, func(tx pgx.Tx) error {
-		var id, acct, msgID int64
-		var from string
-		var rcpt []string
-		var raw []byte
-		var attempts int
-		err := tx.QueryRow(ctx, claimDelivery).Scan(&id, &acct, &msgID, &from, &rcpt, &raw, &attempts)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("claim delivery: %w", err)
-		}
-		did = true
-		// A delivery that started finishes and is recorded even when Stop
-		// cancels ctx: abandoning it after the relay said 250 would send
-		// the mail twice.
-		ctx := context.WithoutCancel(ctx)
-		answer, sendErr := s.send(ctx, from, rcpt, raw)
-		attempts++
-		state := "sent"
-		var retryIn time.Duration
-		if sendErr != nil {
-			answer = sendErr.Error()
-			var se *smtp.SMTPError
-			permanent := errors.As(sendErr, &se) && se.Code >= 500
-			if permanent || attempts >= s.relay.MaxAttempts {
-				state = "failed"
-			} else {
-				state = "queued"
-				retryIn = s.backoff(attempts)
-			}
-			s.log.Warn("email delivery failed", "delivery_id", id, "attempt", attempts, "state", state, "answer", answer)
-		}
-		_, err = tx.Exec(ctx, `
-UPDATE email_deliveries SET state = $3, attempts = $4, last_answer = $5, updated_at = now(),
-    next_attempt_at = now() + $6::interval,
-    sent_at = CASE WHEN $3 = 'sent' THEN now() END
-WHERE account_id = $1 AND id = $2`, acct, id, state, attempts, truncate(answer, 1000), fmt.Sprintf("%d milliseconds", retryIn.Milliseconds()))
-		if err != nil {
-			return fmt.Errorf("record delivery: %w", err)
-		}
-		if msgID != 0 {
-			return setDeliveryMeta(ctx, tx, acct, msgID, state, truncate(answer, 1000))
-		}
-		return nil
-	})
-	return did, err
+	return s.jobs.Stop(ctx)
 }
 
 func (s *Sender) backoff(attempt int) time.Duration {

@@ -5,12 +5,15 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/rivermigrate"
 )
 
 //go:embed migrations/*.sql
@@ -64,7 +67,10 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 )`
 
 // Migrate applies every migration not yet applied, each in its own
-// transaction, under a session advisory lock. It returns the versions applied.
+// transaction, under a session advisory lock, then River's migrations (the
+// job queue the email outbox runs on) in one transaction under the same lock.
+// It returns the versions of our migrations applied; River keeps its own
+// versions in river_migration (RiverStatus).
 func Migrate(ctx context.Context, db *pgxpool.Pool) ([]int, error) {
 	ms, err := Migrations()
 	if err != nil {
@@ -103,7 +109,75 @@ func Migrate(ctx context.Context, db *pgxpool.Pool) ([]int, error) {
 		}
 		done = append(done, m.Version)
 	}
+	if err := migrateRiver(ctx, conn.Conn()); err != nil {
+		return done, err
+	}
 	return done, nil
+}
+
+// migrateRiver applies River's pending migrations on the locked connection,
+// each in its own transaction (one of them adds an enum value a later one
+// uses, which PostgreSQL allows only after a commit).
+func migrateRiver(ctx context.Context, conn *pgx.Conn) error {
+	mig, err := riverMigrator()
+	if err != nil {
+		return err
+	}
+	for _, v := range mig.AllVersions() {
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			have, err := mig.ExistingVersionsTx(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if len(have) > 0 && have[len(have)-1].Version >= v.Version {
+				return nil
+			}
+			_, err = mig.MigrateTx(ctx, tx, rivermigrate.DirectionUp, &rivermigrate.MigrateOpts{TargetVersion: v.Version})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate river %03d_%s: %w", v.Version, v.Name, err)
+		}
+	}
+	return nil
+}
+
+// riverMigrator runs River's own migrations (rivermigrate) on our
+// connection; River's schema is versioned by River, not by our numbered
+// files, so upgrading River brings its schema changes along.
+func riverMigrator() (*rivermigrate.Migrator[pgx.Tx], error) {
+	// The driver's pool is only used by calls without a transaction, which
+	// we never make: every River migration runs in our locked connection's tx.
+	return rivermigrate.New(riverpgxv5.New(nil), &rivermigrate.Config{Logger: riverMigrateLog})
+}
+
+var riverMigrateLog = slog.New(slog.DiscardHandler)
+
+// RiverStatus lists River's migrations and whether each is applied.
+func RiverStatus(ctx context.Context, db *pgxpool.Pool) ([]MigrationStatus, error) {
+	var out []MigrationStatus
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+		mig, err := riverMigrator()
+		if err != nil {
+			return err
+		}
+		have, err := mig.ExistingVersionsTx(ctx, tx)
+		if err != nil {
+			return err
+		}
+		applied := map[int]bool{}
+		for _, v := range have {
+			applied[v.Version] = true
+		}
+		for _, v := range mig.AllVersions() {
+			out = append(out, MigrationStatus{Migration: Migration{Version: v.Version, Name: strings.ReplaceAll(v.Name, " ", "_"), SQL: v.SQLUp}, Applied: applied[v.Version], River: true})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("river migrations: %w", err)
+	}
+	return out, nil
 }
 
 func appliedVersions(ctx context.Context, conn *pgx.Conn) (map[int]bool, error) {
@@ -126,9 +200,12 @@ func appliedVersions(ctx context.Context, conn *pgx.Conn) (map[int]bool, error) 
 type MigrationStatus struct {
 	Migration
 	Applied bool
+	// River marks River's own migrations (numbered by River).
+	River bool
 }
 
-// Status lists every embedded migration and whether it is applied.
+// Status lists every embedded migration and whether it is applied, then
+// River's (River set).
 func Status(ctx context.Context, db *pgxpool.Pool) ([]MigrationStatus, error) {
 	ms, err := Migrations()
 	if err != nil {
@@ -150,7 +227,11 @@ func Status(ctx context.Context, db *pgxpool.Pool) ([]MigrationStatus, error) {
 	for i, m := range ms {
 		out[i] = MigrationStatus{Migration: m, Applied: applied[m.Version]}
 	}
-	return out, nil
+	river, err := RiverStatus(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, river...), nil
 }
 
 // Pending reports how many embedded migrations are not applied; /readyz
@@ -165,7 +246,17 @@ func Pending(ctx context.Context, db *pgxpool.Pool) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read applied migrations: %w", err)
 	}
-	return len(ms) - n, nil
+	river, err := RiverStatus(ctx, db)
+	if err != nil {
+		return 0, err
+	}
+	pending := len(ms) - n
+	for _, r := range river {
+		if !r.Applied {
+			pending++
+		}
+	}
+	return pending, nil
 }
 
 func versions(ms []Migration) []int {
@@ -174,4 +265,17 @@ func versions(ms []Migration) []int {
 		vs[i] = m.Version
 	}
 	return vs
+}
+
+// RiverVersion is the newest River migration this binary applies.
+func RiverVersion() int {
+	mig, err := riverMigrator()
+	if err != nil {
+		return 0
+	}
+	all := mig.AllVersions()
+	if len(all) == 0 {
+		return 0
+	}
+	return all[len(all)-1].Version
 }

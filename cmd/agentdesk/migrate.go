@@ -51,6 +51,10 @@ func runMigrate(ctx context.Context, args []string) error {
 			if s.Applied {
 				mark = "applied"
 			}
+			if s.River {
+				fmt.Printf("river/%03d_%s\t%s\n", s.Version, s.Name, mark)
+				continue
+			}
 			fmt.Printf("%03d_%s\t%s\n", s.Version, s.Name, mark)
 		}
 	default:

@@ -10,10 +10,13 @@ import (
 	"log/slog"
 	"net/url"
 
+	"github.com/jackc/pgx/v5"
+
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/email"
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/web"
+	"agentdesk/web/hub"
 )
 
 // wireEmail builds the email channel (see the smtp-* and email-secret flags
@@ -31,6 +34,7 @@ func wireEmail(c serveConfig, store *postgres.Store, enq enqueuer, log *slog.Log
 		log.Error("email channel disabled", "err", err)
 		return nil
 	}
+	cfg.Events = hubEmailEvents{}
 	srv, err := email.NewServer(cfg, store.DB(), enq, log)
 	if err != nil {
 		log.Error("email channel disabled", "err", err)
@@ -65,7 +69,7 @@ func wireEmail(c serveConfig, store *postgres.Store, enq enqueuer, log *slog.Log
 	return []web.Option{web.WithReplySender(agentdesk.KindEmail, web.ReplySenderFunc(
 		func(ctx context.Context, actor agentdesk.Actor, t *agentdesk.Ticket, m *agentdesk.Message) (int64, error) {
 			html, _ := m.Meta["html"].(string)
-			id, err := sender.QueueReply(ctx, actor, t.ID, m.Body, html)
+			id, err := queueEmailReply(ctx, store, sender, cfg.MaxMessageBytes, actor, t, m, html) // serve_attachments.go
 			if errors.Is(err, email.ErrNoMailbox) || errors.Is(err, email.ErrNoAddress) {
 				// Nothing to send it with or to: record it as not sent,
 				// as the desk does for channels without a sender.
@@ -81,6 +85,14 @@ func wireEmail(c serveConfig, store *postgres.Store, enq enqueuer, log *slog.Log
 			}
 			return id, err
 		}))}
+}
+
+// hubEmailEvents publishes the email channel's live updates (a customer's
+// mail, a reply queued, a delivery's state) to the hub's streams.
+type hubEmailEvents struct{}
+
+func (hubEmailEvents) Publish(ctx context.Context, tx pgx.Tx, e email.Event) error {
+	return hub.Publish(ctx, tx, hub.Event(e))
 }
 
 // emailConfig reads the inbound settings; sealed reports whether a stable

@@ -116,6 +116,7 @@ func template(tb testing.TB) string {
 		for _, m := range ms {
 			fmt.Fprintf(h, "%d %s\n%s\n", m.Version, m.Name, m.SQL)
 		}
+		fmt.Fprintf(h, "river %d\n", postgres.RiverVersion()) // a River upgrade rebuilds the template
 		name := "agentdesk_tmpl_" + hex.EncodeToString(h.Sum(nil))[:16]
 		templateErr = buildTemplate(server, name)
 		templateName = name

@@ -1,0 +1,9 @@
+-- The email outbox runs on River (its tables come from River's own
+-- migrations, applied by the same migrate step): River schedules, claims and
+-- retries the delivery jobs. email_deliveries stays the record of what is
+-- sent (the raw mail, its state, attempts and the relay's last answer) and
+-- names the River job that delivers it; the due-time column and index the
+-- previous claim loop used are gone.
+DROP INDEX IF EXISTS email_deliveries_due;
+ALTER TABLE email_deliveries DROP COLUMN next_attempt_at;
+ALTER TABLE email_deliveries ADD COLUMN river_job_id bigint;
