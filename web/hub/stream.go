@@ -150,7 +150,7 @@ func (h *Hub) worker(ctx context.Context) {
 			h.log.Warn("hub: read streams", "streams", len(reads), "err", err)
 		}
 		for _, r := range reads {
-			h.apply(r)
+			h.snapshot(ctx, r.s.key, h.apply(r))
 		}
 		for _, s := range batch {
 			s.mu.Lock()
@@ -318,10 +318,11 @@ func (h *Hub) read(ctx context.Context, reads []streamRead) error {
 	return nil
 }
 
-// apply queues to the subscribers of r.s what they are missing.
-func (h *Hub) apply(r streamRead) {
+// apply queues to the subscribers of r.s what they are missing. It returns
+// the connections it told to resync (they get the stream's snapshot).
+func (h *Hub) apply(r streamRead) (resynced []*conn) {
 	if !r.ok {
-		return
+		return nil
 	}
 	s, head, events := r.s, r.head, r.events
 	from, limit := r.from, r.limit
@@ -354,6 +355,7 @@ func (h *Hub) apply(r streamRead) {
 				c.send(marshalFrame(envelope{Type: "subscribed", Stream: s.key.name, Seq: head}))
 			case sb.want > head || head-sb.want > h.cfg.MaxBacklog || (sb.want < head && sb.want+1 < firstRetained):
 				h.resync(c, sb, s.key.name, head)
+				resynced = append(resynced, c)
 			default:
 				sb.last = sb.want
 				c.send(marshalFrame(envelope{Type: "subscribed", Stream: s.key.name, Seq: sb.want}))
@@ -366,6 +368,7 @@ func (h *Hub) apply(r streamRead) {
 			// again: read once more.
 			if head-sb.last > h.cfg.MaxBacklog {
 				h.resync(c, sb, s.key.name, head)
+				resynced = append(resynced, c)
 			} else if c.room(s, now) == sent {
 				again = true
 			}
@@ -373,6 +376,7 @@ func (h *Hub) apply(r streamRead) {
 		}
 		if sb.last < head && (head-sb.last > h.cfg.MaxBacklog || sb.last+1 < firstRetained) {
 			h.resync(c, sb, s.key.name, head)
+			resynced = append(resynced, c)
 			continue
 		}
 		res := sent
@@ -395,6 +399,7 @@ func (h *Hub) apply(r streamRead) {
 	if again || hasPendingSubs(s) {
 		s.dirty = true
 	}
+	return resynced
 }
 
 func (s *stream) subIndex(c *conn) int {
