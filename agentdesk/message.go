@@ -55,6 +55,14 @@ type Message struct {
 	Body       string         `json:"body"`
 	Meta       map[string]any `json:"meta,omitempty"`
 	CreatedAt  time.Time      `json:"created_at"`
+	// Attachments are the message's files (uploads linked to it, files of
+	// an email), oldest first.
+	Attachments []Attachment `json:"attachments,omitempty"`
+	// AttachmentIDs are uploads to link to the message as it is stored, in
+	// the same transaction; each must be an upload of AttachBy (default:
+	// the writing actor) that no message holds yet.
+	AttachmentIDs []int64  `json:"-"`
+	AttachBy      Uploader `json:"-"`
 }
 
 // Validate checks the caller-set fields.
@@ -73,7 +81,11 @@ func (m *Message) Validate() error {
 	if m.Direction == DirInternal && m.Kind != KindNote {
 		return FieldError("direction", "only notes are internal")
 	}
-	if strings.TrimSpace(m.Body) == "" && m.Kind != KindCall && m.Kind != KindOrder {
+	if len(m.AttachmentIDs) > MaxMessageAttachments {
+		return FieldError("attachment_ids", "at most %d files per message", MaxMessageAttachments)
+	}
+	// A file alone is a message too (a visitor sends a photo).
+	if strings.TrimSpace(m.Body) == "" && m.Kind != KindCall && m.Kind != KindOrder && len(m.AttachmentIDs) == 0 {
 		return FieldError("body", "must not be empty")
 	}
 	if len(m.Body) > MaxMessageBody {

@@ -21,6 +21,10 @@ type doc struct {
 	Idempotent bool
 	// Public endpoints authenticate some other way (signatures, widget tokens).
 	Auth string
+	// MaxBody is the largest body an Idempotency-Key request may have
+	// (default maxBody); BodyField names the field a larger one is about.
+	MaxBody   int64
+	BodyField string
 }
 
 // endpoint is one documented route.
@@ -43,7 +47,7 @@ func (a *apiRouter) route(method, path string, role agentdesk.Role, summary stri
 	a.endpoints = append(a.endpoints, endpoint{Method: method, Path: path, Summary: summary, Role: role, Doc: d})
 	var handler http.Handler = a.s.handle(h)
 	if d.Idempotent {
-		handler = a.s.idempotent(handler)
+		handler = a.s.idempotent(handler, d)
 	}
 	if role != "" {
 		handler = requireRole(role)(handler)

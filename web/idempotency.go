@@ -19,7 +19,13 @@ const IdempotencyHeader = "Idempotency-Key"
 
 // idempotent wraps a create handler. The key is claimed in the database
 // before the handler runs, so two concurrent retries cannot both create.
-func (s *Server) idempotent(next http.Handler) http.Handler {
+// The body is read up to d.MaxBody (default maxBody); a larger one is 413
+// on d.BodyField.
+func (s *Server) idempotent(next http.Handler, d doc) http.Handler {
+	limit := d.MaxBody
+	if limit <= 0 {
+		limit = maxBody
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get(IdempotencyHeader)
 		if key == "" {
@@ -30,9 +36,13 @@ func (s *Server) idempotent(next http.Handler) http.Handler {
 			writeError(w, r, s.log, agentdesk.FieldError(IdempotencyHeader, "must be at most 200 characters"))
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 		if err != nil {
-			writeError(w, r, s.log, decodeError(err, maxBody))
+			err = decodeError(err, limit)
+			if e, ok := err.(*agentdesk.Error); ok && d.BodyField != "" {
+				e.Field = d.BodyField
+			}
+			writeError(w, r, s.log, err)
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

@@ -69,6 +69,9 @@ type messageRequest struct {
 	Subject   string                `json:"subject,omitempty"`
 	Body      string                `json:"body"`
 	Meta      map[string]any        `json:"meta,omitempty"`
+	// AttachmentIDs are files uploaded with POST /attachments (at most 10),
+	// linked to the message in its transaction (attachments.go).
+	AttachmentIDs []int64 `json:"attachment_ids,omitempty"`
 }
 
 // kindOf is the message kind a ticket's channel speaks.
@@ -94,7 +97,7 @@ func kindOf(c agentdesk.Channel) agentdesk.MessageKind {
 // a signed-in agent carry the agent as author: that is what makes a reply
 // count as the first response.
 func (req *messageRequest) message(actor agentdesk.Actor, channel agentdesk.Channel) *agentdesk.Message {
-	m := &agentdesk.Message{Kind: req.Kind, Direction: req.Direction, Subject: req.Subject, Body: req.Body, Meta: req.Meta}
+	m := &agentdesk.Message{Kind: req.Kind, Direction: req.Direction, Subject: req.Subject, Body: req.Body, Meta: req.Meta, AttachmentIDs: req.AttachmentIDs}
 	if m.Kind == "" {
 		m.Kind = kindOf(channel)
 	}
@@ -128,7 +131,7 @@ func timelinePage(w http.ResponseWriter, r *http.Request, list func(ctx context.
 }
 
 func (s *Server) listTicketMessages(w http.ResponseWriter, r *http.Request) error {
-	return timelinePage(w, r, s.store.TicketMessages)
+	return timelinePage(w, r, s.withAttachments(s.store.TicketMessages))
 }
 
 func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
@@ -163,6 +166,9 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 			if err != nil {
 				return err
 			}
+			if stored, err = s.messageAttachments(ctx, actor.AccountID, stored); err != nil {
+				return err
+			}
 			writeJSON(w, http.StatusCreated, stored)
 			return nil
 		}
@@ -179,5 +185,5 @@ func (s *Server) postMessage(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) customerTimeline(w http.ResponseWriter, r *http.Request) error {
-	return timelinePage(w, r, s.store.CustomerTimeline)
+	return timelinePage(w, r, s.withAttachments(s.store.CustomerTimeline))
 }

@@ -63,6 +63,7 @@ type Server struct {
 	inbound inboundConfig // channel adapters' settings (inbound.go)
 	replies replySenders  // outbound reply senders by message kind (messages.go)
 	chat    chatConfig    // chat widgets' public side and live events (widget_chat.go, live.go)
+	uploads uploadConfig  // attachments' limits (attachments.go)
 	api     *apiRouter
 	handler http.Handler
 	srv     *http.Server

@@ -301,6 +301,9 @@ func (s *Server) chatViewOf(ctx context.Context, accountID int64, visitor string
 	if v.Messages, err = postgres.ChatTranscript(ctx, db, accountID, c.TicketID); err != nil {
 		return nil, err
 	}
+	if err := s.chatAttachments(ctx, accountID, v.Messages); err != nil { // widget_attachments.go
+		return nil, err
+	}
 	return v, nil
 }
 

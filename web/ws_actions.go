@@ -114,7 +114,8 @@ func (a *HubActions) SendChat(ctx context.Context, p hub.Principal, ticketID int
 		return 0, 0, err
 	}
 	author := p.Actor.AgentID
-	msg := &agentdesk.Message{TicketID: t.ID, CustomerID: t.CustomerID, Kind: agentdesk.KindChat, Direction: agentdesk.DirOut, AuthorID: &author, Body: m.Body}
+	msg := &agentdesk.Message{TicketID: t.ID, CustomerID: t.CustomerID, Kind: agentdesk.KindChat, Direction: agentdesk.DirOut, AuthorID: &author, Body: m.Body,
+		AttachmentIDs: m.AttachmentIDs}
 	if m.ClientMsgID != "" {
 		msg.Meta = map[string]any{"client_msg_id": m.ClientMsgID}
 	}
@@ -150,7 +151,8 @@ func (a *HubActions) visitorMessage(ctx context.Context, s *Server, v *hub.Widge
 			return 0, 0, err
 		}
 	}
-	msg := &agentdesk.Message{TicketID: ticketID, Kind: agentdesk.KindChat, Direction: agentdesk.DirIn, Body: m.Body}
+	msg := &agentdesk.Message{TicketID: ticketID, Kind: agentdesk.KindChat, Direction: agentdesk.DirIn, Body: m.Body,
+		AttachmentIDs: m.AttachmentIDs, AttachBy: agentdesk.Uploader{VisitorID: v.VisitorID}}
 	if m.ClientMsgID != "" {
 		msg.Meta = map[string]any{"client_msg_id": m.ClientMsgID}
 	}

@@ -314,6 +314,8 @@ type ChatMessage struct {
 	ClientMsgID string         `json:"client_msg_id,omitempty"`
 	Meta        map[string]any `json:"meta,omitempty"`
 	CreatedAt   time.Time      `json:"created_at"`
+	// Attachments are filled by the caller (Store.MessageAttachments).
+	Attachments []agentdesk.Attachment `json:"attachments,omitempty"`
 }
 
 // ChatTranscript is what the visitor of a chat ticket may see of it: the

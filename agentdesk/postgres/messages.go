@@ -99,6 +99,9 @@ func AddMessageTx(ctx context.Context, tx pgx.Tx, actor agentdesk.Actor, m *agen
 	if err := insertMessage(ctx, tx, acct, m); err != nil {
 		return nil, translate(err, "message")
 	}
+	if err := linkAttachments(ctx, tx, actor, m); err != nil { // uploads.go
+		return nil, err
+	}
 	t, err = afterMessage(ctx, tx, acct, t.ID, m)
 	if err != nil {
 		return nil, fmt.Errorf("ticket after message: %w", err)

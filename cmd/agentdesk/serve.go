@@ -47,6 +47,8 @@ type channelConfig struct {
 	widgetSecret   string
 	phoneRegion    string
 	formRate       int
+	attachmentMax  int64 // largest upload of an agent (web.WithAttachmentLimits)
+	widgetFileMax  int64 // largest upload of a chat visitor
 }
 
 type relayFlags struct{ addr, user, password, security string }
@@ -67,6 +69,8 @@ func (c *channelConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.widgetSecret, "widget-secret", "", "32+ bytes signing chat widget tokens; the same on every process (empty: random, valid on this process only)")
 	fs.StringVar(&c.phoneRegion, "phone-region", "", "region (e.g. US, DE) for phone numbers typed without +country code (empty: such numbers are refused)")
 	fs.IntVar(&c.formRate, "form-rate", 0, "contact-form posts per minute per client address (default 10)")
+	fs.Int64Var(&c.attachmentMax, "attachment-max-bytes", 0, "largest file an agent may attach, in bytes (default 25 MB)")
+	fs.Int64Var(&c.widgetFileMax, "widget-attachment-max-bytes", 0, "largest file a chat visitor may send, in bytes (default 10 MB)")
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -137,6 +141,7 @@ func wireParts(ctx context.Context, c serveConfig, store *postgres.Store, log *s
 	opts = append(opts, wireHub(c.channels, store, log, parts)...)
 	opts = append(opts, wireEmail(c, store, enq, log, parts)...)
 	opts = append(opts, wireForms(c.channels, enq)...)
+	opts = append(opts, web.WithAttachmentLimits(c.channels.attachmentMax, c.channels.widgetFileMax))
 	opts = append(opts, web.WithChatDemo(demoWidgetID), web.WithUI(ui.Handler()))
 	return opts
 }

@@ -53,6 +53,7 @@ func (t TicketInfo) HasVisitor(v string) bool {
 
 // ChatMessage is what a client sends with chat.send.
 type ChatMessage struct {
-	Body        string
-	ClientMsgID string // the client's id, so a retried send is stored once
+	Body          string
+	ClientMsgID   string  // the client's id, so a retried send is stored once
+	AttachmentIDs []int64 // uploaded files to link to the message
 }

@@ -54,6 +54,9 @@ type chatSendData struct {
 	TicketID    int64  `json:"ticket_id"`
 	Body        string `json:"body"`
 	ClientMsgID string `json:"client_msg_id"`
+	// AttachmentIDs are files uploaded before (web/attachments.go); a
+	// message may be only files.
+	AttachmentIDs []int64 `json:"attachment_ids"`
 }
 
 type presenceData struct {
@@ -324,7 +327,7 @@ func (c *conn) do(ctx context.Context, req request) (any, error) {
 		return nil, c.typing(ctx, d)
 	case *chatSendData:
 		d.Body = strings.TrimSpace(d.Body)
-		if d.Body == "" {
+		if d.Body == "" && len(d.AttachmentIDs) == 0 {
 			return nil, agentdesk.FieldError("body", "a message cannot be empty")
 		}
 		if n := utf8.RuneCountInString(d.Body); n > MaxChatRunes {
@@ -333,7 +336,7 @@ func (c *conn) do(ctx context.Context, req request) (any, error) {
 		if err := c.rateLimit(); err != nil {
 			return nil, err
 		}
-		msgID, ticketID, err := h.actions.SendChat(ctx, p, d.TicketID, ChatMessage{Body: d.Body, ClientMsgID: d.ClientMsgID})
+		msgID, ticketID, err := h.actions.SendChat(ctx, p, d.TicketID, ChatMessage{Body: d.Body, ClientMsgID: d.ClientMsgID, AttachmentIDs: d.AttachmentIDs})
 		if err != nil {
 			return nil, err
 		}
