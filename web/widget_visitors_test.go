@@ -72,7 +72,7 @@ func snapshotChat(t *testing.T, ct *chatTest, ticketID int64, visitorID string) 
 		t.Fatal(err)
 	}
 	db.QueryRow(ctx, `SELECT count(*) FROM stream_events WHERE account_id = $1 AND stream = $2`, ct.account, hub.VisitorStream(visitorID)).Scan(&s.VisitorEvents) //nolint:errcheck
-	db.QueryRow(ctx, `SELECT count(*) FROM stream_events WHERE account_id = $1 AND stream = $2`, ct.account, hub.TicketStream(ticketID)).Scan(&s.TicketEvents)  //nolint:errcheck
+	db.QueryRow(ctx, `SELECT count(*) FROM stream_events WHERE account_id = $1 AND stream = $2`, ct.account, hub.TicketStream(ticketID)).Scan(&s.TicketEvents)    //nolint:errcheck
 	return s
 }
 
@@ -96,7 +96,7 @@ func TestVisitorCannotReachAnotherCustomersChat(t *testing.T) {
 	var a chatStarted
 	res.json(t, &a)
 	var taskID, carlaCustomer int64
-	db.QueryRow(ctx, `SELECT task_id FROM chats WHERE ticket_id = $1`, a.TicketID).Scan(&taskID)         //nolint:errcheck
+	db.QueryRow(ctx, `SELECT task_id FROM chats WHERE ticket_id = $1`, a.TicketID).Scan(&taskID)       //nolint:errcheck
 	db.QueryRow(ctx, `SELECT customer_id FROM tickets WHERE id = $1`, a.TicketID).Scan(&carlaCustomer) //nolint:errcheck
 	wantStatus(t, "available", agent.do(t, "PUT", "/api/v1/presence", map[string]string{"state": "available"}), http.StatusOK)
 	if _, err := ct.eng.Dispatch(ctx); err != nil {
