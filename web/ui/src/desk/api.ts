@@ -70,14 +70,18 @@ export interface Ticket {
   outcome: Outcome;
   times: { created_at: string; updated_at: string; resolved_at: string | null; resolution_seconds: number | null };
   customer_name?: string;
+  /** The account's own name for the stage, mapped onto status (GET /statuses). */
+  custom_status?: string;
 }
 
+/** A file on a message, or one just uploaded (POST /attachments). */
 export interface Attachment {
   id?: number | string;
-  name: string;
+  filename: string;
   size?: number;
   content_type?: string;
   url?: string;
+  sha256?: string;
 }
 
 export interface Message {
@@ -89,18 +93,20 @@ export interface Message {
   author_id: number | null;
   subject?: string;
   body: string;
-  meta?: { attachments?: Attachment[]; [k: string]: unknown };
+  meta?: { attachments?: any[]; [k: string]: unknown };
+  /** The message's files (uploads linked to it, files of an email). */
+  attachments?: Attachment[];
   created_at: string;
 }
 
-/** A message's files: the desk's own (meta.attachments) or a mail's
- * (meta.email.attachments: sha256, filename, content_type, size). */
+/** A message's files: its attachments, or for messages stored before files
+ * were linked, meta.attachments or a mail's meta.email.attachments. */
 export function messageAttachments(m: Message): Attachment[] {
   const email = (m.meta?.email ?? {}) as { attachments?: any[] };
-  const list: any[] = m.meta?.attachments ?? email.attachments ?? [];
+  const list: any[] = m.attachments?.length ? m.attachments : m.meta?.attachments ?? email.attachments ?? [];
   return list
     .filter((a) => !a.inline)
-    .map((a) => ({ id: a.id ?? a.sha256, name: a.name ?? a.filename ?? "file", size: a.size, content_type: a.content_type, url: a.url }));
+    .map((a) => ({ id: a.id ?? a.sha256, filename: a.filename ?? a.name ?? "file", size: a.size, content_type: a.content_type, url: a.url }));
 }
 
 /** What the channel did with an outbound message: meta.delivery or the
@@ -125,10 +131,34 @@ export interface Team {
   name: string;
 }
 
+export type CannedScope = "personal" | "team" | "account";
+/** A canned response (GET /canned-responses): shared with the account, a
+ * team, or personal. Its body may hold placeholders such as
+ * {{customer.first_name}}, which the server fills in for a ticket. */
 export interface Canned {
-  id: number | string;
+  id: number;
   title: string;
   body: string;
+  shortcut: string;
+  scope: CannedScope;
+  team_id: number | null;
+  agent_id: number | null;
+  updated_at?: string;
+}
+export type NewCanned = Pick<Canned, "title" | "body" | "shortcut"> & { scope?: CannedScope; team_id?: number | null };
+
+/** The placeholders a canned response may use. */
+export const PLACEHOLDERS = ["customer.name", "customer.first_name", "customer.email", "agent.name", "ticket.id", "ticket.subject"] as const;
+
+/** The base statuses and the account's custom statuses (GET /statuses). */
+export interface CustomStatus {
+  id: number;
+  name: string;
+  maps_to: Status;
+}
+export interface StatusList {
+  base: Status[];
+  items: CustomStatus[];
 }
 
 export interface List<T> {
@@ -309,18 +339,60 @@ export interface NewMessage {
   direction: "out" | "internal";
   body: string;
   subject?: string;
-  meta?: { attachments?: Attachment[] };
+  /** Uploads (POST /attachments) to link to the message. */
+  attachment_ids?: (number | string)[];
 }
 export const sendMessage = (ticketId: number, m: NewMessage) => call<Message>("POST", `/tickets/${ticketId}/messages`, m);
 
-export async function uploadAttachment(file: File): Promise<Attachment> {
-  const fd = new FormData();
-  fd.append("file", file, file.name);
-  return call<Attachment>("POST", "/attachments", fd);
+/** Uploads one file (multipart field "file"), reporting progress from 0 to
+ * 1. fetch cannot report upload progress, hence XMLHttpRequest. A refused
+ * file rejects with the server's ApiError (413 too large, 422 invalid);
+ * abort() through signal rejects with an AbortError. */
+export function uploadAttachment(file: File, opts: { onProgress?: (fraction: number) => void; signal?: AbortSignal } = {}): Promise<Attachment> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", BASE + "/attachments");
+    xhr.withCredentials = true;
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.onprogress = (e) => {
+      if (e.lengthComputable && e.total > 0) opts.onProgress?.(e.loaded / e.total);
+    };
+    xhr.onload = () => {
+      let data: any;
+      try {
+        data = xhr.responseText ? JSON.parse(xhr.responseText) : undefined;
+      } catch {
+        /* not JSON: handled below */
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && data) {
+        opts.onProgress?.(1);
+        resolve(data as Attachment);
+        return;
+      }
+      const e = data?.error;
+      if (xhr.status === 401) onUnauthenticated?.();
+      const fallback = xhr.status === 413 ? "The file is too large." : `HTTP ${xhr.status}`;
+      reject(new ApiError(xhr.status, e?.kind ?? (xhr.status === 413 ? "too_large" : "internal"), e?.message ?? fallback, e?.field || undefined));
+    };
+    xhr.onerror = () => reject(new ApiError(0, "unavailable", "The server cannot be reached. Check the connection."));
+    xhr.onabort = () => reject(new DOMException("Upload cancelled", "AbortError"));
+    if (opts.signal) {
+      if (opts.signal.aborted) {
+        reject(new DOMException("Upload cancelled", "AbortError"));
+        return;
+      }
+      opts.signal.addEventListener("abort", () => xhr.abort(), { once: true });
+    }
+    const fd = new FormData();
+    fd.append("file", file, file.name);
+    xhr.send(fd);
+  });
 }
 
 export interface WrapUp {
   status: Status;
+  /** A custom status mapped onto status, set with the outcome. */
+  custom_status?: string;
   contact_reason_id: number;
   resolution_code: Resolution;
   cancellation_reason_id: number | null;
@@ -346,7 +418,7 @@ export async function wrapUp(ticketId: number, w: WrapUp): Promise<Ticket> {
       ticketTasks.delete(ticketId);
     }
   }
-  return call<Ticket>("PATCH", `/tickets/${ticketId}`, { status: w.status, outcome });
+  return call<Ticket>("PATCH", `/tickets/${ticketId}`, { status: w.status, ...(w.custom_status ? { custom_status: w.custom_status } : {}), outcome });
 }
 
 // --- customers ---------------------------------------------------------
@@ -377,31 +449,38 @@ export async function queues(): Promise<Map<number, string>> {
   }
 }
 export const agents = () => call<List<Agent>>("GET", "/agents" + qs({ limit: 200 }));
-/** The account's canned responses, then the agent's own (kept in this
- * browser until the server stores them). */
-export async function cannedResponses(): Promise<Canned[]> {
-  let shared: Canned[] = [];
-  try {
-    shared = (await call<List<Canned>>("GET", "/canned_responses")).items;
-  } catch (e) {
-    if (!(e instanceof ApiError && e.status === 404)) throw e;
-  }
-  return [...shared, ...personalCanned()];
+
+// --- statuses and canned responses ---------------------------------------
+
+let statusCache: Promise<StatusList> | undefined;
+/** The base and custom statuses, read once per page load (they change rarely,
+ * by an admin). */
+export function statuses(): Promise<StatusList> {
+  statusCache ??= call<StatusList>("GET", "/statuses").catch((e) => {
+    statusCache = undefined;
+    throw e;
+  });
+  return statusCache;
 }
 
-const CANNED_KEY = "agentdesk.canned";
-export function personalCanned(): Canned[] {
-  try {
-    return JSON.parse(localStorage.getItem(CANNED_KEY) ?? "[]");
-  } catch {
-    return [];
+/** The canned responses this agent may use, by title: every page (there are
+ * tens, not thousands). */
+export async function cannedResponses(q = ""): Promise<Canned[]> {
+  const all: Canned[] = [];
+  let cursor: string | undefined;
+  for (let i = 0; i < 10; i++) {
+    const page = await call<List<Canned>>("GET", "/canned-responses" + qs({ q, cursor, limit: 200 }));
+    all.push(...page.items);
+    if (!(cursor = page.next_cursor)) break;
   }
+  return all;
 }
-export function savePersonalCanned(title: string, body: string): Canned[] {
-  const list = personalCanned().filter((c) => c.title !== title);
-  list.push({ id: `me-${Date.now()}`, title, body });
-  localStorage.setItem(CANNED_KEY, JSON.stringify(list));
-  return list;
+export const createCanned = (c: NewCanned) => call<Canned>("POST", "/canned-responses", c);
+export const updateCanned = (id: number, c: Partial<Pick<Canned, "title" | "body" | "shortcut">>) => call<Canned>("PATCH", `/canned-responses/${id}`, c);
+export const deleteCanned = (id: number) => call<void>("DELETE", `/canned-responses/${id}`);
+/** The body with its placeholders filled in for the ticket. */
+export async function renderCanned(id: number, ticketId: number): Promise<string> {
+  return (await call<{ body: string }>("POST", `/canned-responses/${id}/render`, { ticket_id: ticketId })).body;
 }
 
 // --- chat widgets (admins) --------------------------------------------------

@@ -1,10 +1,13 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import {
-  CMD, EV, PRIORITIES, STATUSES, cannedResponses, messageAttachments, messageDelivery, messages, savePersonalCanned, startWrapUp, ticketStream, ticketTasks, sendMessage, ticket, updateTicket, uploadAttachment,
-  type Agent, type Attachment, type Canned, type Message, type Ticket,
+  CMD, EV, PRIORITIES, cannedResponses, messageAttachments, messageDelivery, messages, renderCanned, startWrapUp, teams, ticketStream, ticketTasks, sendMessage, ticket, updateTicket,
+  type Agent, type Canned, type CustomStatus, type Message, type Ticket,
 } from "./api";
-import { CHANNEL_ICON, bytes, label, when } from "./format";
+import { AttachmentList, UploadList, filesOf, useUploads } from "./attach";
+import { CannedManager, CannedOptions, CannedPicker, matchCanned, menuKey, slashToken } from "./canned";
+import { CHANNEL_ICON, label, when } from "./format";
 import { SocketError, type Socket } from "./socket";
+import { StatusSelect, type StatusChoice } from "./status";
 import { WrapUpDialog } from "./wrapup";
 
 /** What the channel did with an outbound message (meta.delivery). */
@@ -14,20 +17,6 @@ const DELIVERY: Record<string, string> = {
   sent: "Sent",
   failed: "Not delivered",
 };
-
-function Attachments({ list }: { list: Attachment[] }) {
-  if (!list.length) return null;
-  return (
-    <ul class="attachments" aria-label="Attachments">
-      {list.map((a) => (
-        <li>
-          {a.url ? <a href={a.url} target="_blank" rel="noopener" download={a.name}>⤓ {a.name}</a> : <span>⎘ {a.name}</span>}{" "}
-          <span class="muted">{bytes(a.size)}</span>
-        </li>
-      ))}
-    </ul>
-  );
-}
 
 function Delivery({ m }: { m: Message }) {
   const d = messageDelivery(m);
@@ -60,7 +49,7 @@ export function Timeline({ items, agents, customerName }: { items: Message[]; ag
           </header>
           {m.subject && (m.kind === "email" || m.kind === "form") && m.subject !== m.body && <p class="msg-subject">{m.subject}</p>}
           <p class="msg-body">{m.body}</p>
-          <Attachments list={messageAttachments(m)} />
+          <AttachmentList list={messageAttachments(m)} />
         </article>
       ))}
       <div ref={end} />
@@ -70,22 +59,49 @@ export function Timeline({ items, agents, customerName }: { items: Message[]; ag
 
 type Mode = "reply" | "note";
 
-function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m: Message) => void }) {
+/** Canned responses, shared by the composers of this page; reloaded when
+ * one is managed. */
+function useCanned(): [Canned[], () => void] {
+  const [list, setList] = useState<Canned[]>([]);
+  const reload = () => {
+    cannedResponses().then(setList, () => {});
+  };
+  useEffect(reload, []);
+  return [list, reload];
+}
+
+export function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m: Message) => void }) {
   const t = props.ticket;
   const replyKind = t.channel === "chat" ? "chat" : "email";
   const [mode, setMode] = useState<Mode>("reply");
   const [body, setBody] = useState("");
   const [subject, setSubject] = useState(`Re: ${t.subject}`);
-  const [files, setFiles] = useState<Attachment[]>([]);
-  const [canned, setCanned] = useState<Canned[]>([]);
+  const uploads = useUploads();
+  const [canned, reloadCanned] = useCanned();
+  const [teamNames, setTeamNames] = useState<Map<number, string>>(new Map());
+  const [picker, setPicker] = useState(false);
+  const [managing, setManaging] = useState<{ draft?: string } | null>(null);
+  // The "/shortcut" menu: where its "/" is, what follows it, the active option.
+  const [slash, setSlash] = useState<{ start: number; query: string } | null>(null);
+  const [slashActive, setSlashActive] = useState(0);
+  const [dragging, setDragging] = useState(false);
   const [error, setError] = useState("");
   const [busy, setBusy] = useState(false);
   const lastTyping = useRef(0);
   const area = useRef<HTMLTextAreaElement>(null);
+  const caretAfter = useRef<number | null>(null);
+  const slashItems = slash ? matchCanned(canned, slash.query, true).slice(0, 8) : [];
 
   useEffect(() => {
-    cannedResponses().then(setCanned, () => {});
+    teams().then((l) => setTeamNames(new Map(l.items.map((x) => [x.id, x.name]))), () => {});
   }, []);
+  // After an insertion, the caret goes to the end of the inserted text.
+  useEffect(() => {
+    if (caretAfter.current === null || !area.current) return;
+    area.current.focus();
+    area.current.setSelectionRange(caretAfter.current, caretAfter.current);
+    caretAfter.current = null;
+  }, [body]);
 
   function typing() {
     // At most one typing signal every 2 s: the customer needs to see liveness, not keystrokes.
@@ -96,29 +112,66 @@ function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m
     }
   }
 
-  async function attach(e: Event) {
-    const input = e.currentTarget as HTMLInputElement;
-    const list = Array.from(input.files ?? []);
-    input.value = "";
-    for (const f of list) {
-      try {
-        const a = await uploadAttachment(f);
-        setFiles((old) => [...old, { ...a, name: a.name || f.name, size: a.size ?? f.size }]);
-      } catch (err) {
-        setError(`${f.name}: ${(err as Error).message}`);
-      }
+  /** Inserts c, rendered for this ticket, at the caret or over the "/query". */
+  async function insert(c: Canned, over?: { start: number; end: number }) {
+    setSlash(null);
+    setPicker(false);
+    setError("");
+    let text: string;
+    try {
+      text = await renderCanned(c.id, t.id);
+    } catch (err) {
+      setError(`${c.title}: ${(err as Error).message}`);
+      area.current?.focus();
+      return;
     }
+    const el = area.current;
+    const cur = el?.value ?? body;
+    const start = over?.start ?? el?.selectionStart ?? cur.length;
+    const end = over?.end ?? el?.selectionEnd ?? cur.length;
+    caretAfter.current = start + text.length;
+    setBody(cur.slice(0, start) + text + cur.slice(end));
+    typing();
+  }
+
+  function onBodyInput(e: Event) {
+    const el = e.currentTarget as HTMLTextAreaElement;
+    setBody(el.value);
+    typing();
+    const tok = slashToken(el.value, el.selectionStart ?? el.value.length);
+    setSlash(tok);
+    if (tok?.query !== slash?.query) setSlashActive(0);
+  }
+
+  function onBodyKey(e: KeyboardEvent) {
+    if (slash && slashItems.length) {
+      const r = menuKey(e.key, slashActive, slashItems.length);
+      if (r !== null) {
+        e.preventDefault();
+        if (r === "pick") {
+          const el = area.current;
+          insert(slashItems[slashActive], { start: slash.start, end: el?.selectionStart ?? body.length });
+        } else if (r === "close") setSlash(null);
+        else setSlashActive(r);
+        return;
+      }
+    } else if (slash && e.key === "Escape") {
+      setSlash(null);
+      return;
+    }
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey || (replyKind === "chat" && mode === "reply" && !e.shiftKey))) send(e);
   }
 
   async function send(e?: Event) {
     e?.preventDefault();
-    if (!body.trim() || busy) return;
+    if ((!body.trim() && !uploads.ids.length) || busy || uploads.busy) return;
     setBusy(true);
     setError("");
     try {
       let m: Message;
       let ack: any;
-      if (mode === "reply" && replyKind === "chat" && !files.length && props.socket.state === "open") {
+      const withFiles = uploads.ids.length > 0;
+      if (mode === "reply" && replyKind === "chat" && !withFiles && props.socket.state === "open") {
         // Live chat goes over the websocket, which delivers it to the visitor.
         const clientId = `${t.id}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
         try {
@@ -139,12 +192,12 @@ function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m
           direction: mode === "note" ? "internal" : "out",
           body,
           subject: mode === "reply" && replyKind === "email" ? subject : undefined,
-          meta: files.length ? { attachments: files } : undefined,
+          attachment_ids: withFiles ? uploads.ids : undefined,
         });
       }
       props.onSent(m);
       setBody("");
-      setFiles([]);
+      uploads.clear();
       area.current?.focus();
     } catch (err) {
       setError((err as Error).message);
@@ -153,61 +206,98 @@ function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onSent: (m
     }
   }
 
+  const canSend = (body.trim() || uploads.ids.length > 0) && !uploads.busy && !busy;
+  const slashId = "canned-slash-options";
   return (
-    <form class={`composer mode-${mode}`} onSubmit={send} aria-label="Composer">
+    <form class={`composer mode-${mode}${dragging ? " dragging" : ""}`} onSubmit={send} aria-label="Composer"
+      onKeyDown={(e) => {
+        if (e.altKey && (e.key === "c" || e.key === "C")) {
+          e.preventDefault();
+          setSlash(null);
+          setPicker(true);
+        }
+      }}
+      onDragOver={(e) => {
+        if (!e.dataTransfer?.types?.includes("Files")) return;
+        e.preventDefault();
+        setDragging(true);
+      }}
+      onDragLeave={(e) => { if (e.currentTarget === e.target) setDragging(false); }}
+      onDrop={(e) => {
+        const files = filesOf(e.dataTransfer);
+        setDragging(false);
+        if (!files.length) return;
+        e.preventDefault();
+        uploads.add(files);
+      }}>
       <div class="composer-tabs" role="tablist" aria-label="Message type">
         <button type="button" role="tab" aria-selected={mode === "reply"} onClick={() => setMode("reply")}>
           {replyKind === "chat" ? "Chat reply" : "Email reply"}
         </button>
         <button type="button" role="tab" aria-selected={mode === "note"} onClick={() => setMode("note")}>Internal note</button>
-        {body.trim() && (
-          <button type="button" class="link save-canned" onClick={() => {
-            const title = prompt("Name this canned response", body.trim().split("\n")[0].slice(0, 40));
-            if (!title) return;
-            savePersonalCanned(title, body);
-            cannedResponses().then(setCanned, () => {});
-          }}>Save as canned</button>
-        )}
-        {canned.length > 0 && (
-          <select aria-label="Insert canned response" value="" onChange={(e) => {
-            const c = canned.find((x) => String(x.id) === e.currentTarget.value);
-            if (c) setBody((b) => (b ? b + "\n" : "") + c.body);
-            area.current?.focus();
-          }}>
-            <option value="">Canned responses…</option>
-            {canned.map((c) => <option value={String(c.id)}>{c.title}</option>)}
-          </select>
-        )}
+        <span class="composer-tools">
+          {body.trim() && (
+            <button type="button" class="link save-canned" onClick={() => setManaging({ draft: body })}>Save as canned</button>
+          )}
+          <button type="button" class="canned-button" aria-haspopup="dialog" aria-expanded={picker} data-testid="canned-button"
+            aria-keyshortcuts="Alt+C" onClick={() => setPicker((x) => !x)}>Canned</button>
+        </span>
       </div>
+      {picker && (
+        <CannedPicker list={canned} teamNames={teamNames} onPick={(c) => insert(c)}
+          onClose={() => { setPicker(false); area.current?.focus(); }}
+          onManage={() => { setPicker(false); setManaging({}); }} />
+      )}
       {mode === "reply" && replyKind === "email" && (
         <input aria-label="Subject" class="subject-input" value={subject} onInput={(e) => setSubject(e.currentTarget.value)} />
       )}
-      <textarea ref={area} aria-label={mode === "note" ? "Internal note (not shown to the customer)" : "Reply to the customer"}
-        placeholder={mode === "note" ? "Internal note — only agents see this" : "Type a reply… (Ctrl+Enter sends)"}
-        value={body} rows={3}
-        onInput={(e) => { setBody(e.currentTarget.value); typing(); }}
-        onKeyDown={(e) => { if (e.key === "Enter" && (e.ctrlKey || e.metaKey || (replyKind === "chat" && mode === "reply" && !e.shiftKey))) send(e); }} />
-      {files.length > 0 && (
-        <ul class="attachments" aria-label="Attached files">
-          {files.map((f, i) => (
-            <li>⎘ {f.name} <span class="muted">{bytes(f.size)}</span>{" "}
-              <button type="button" class="link" aria-label={`Remove ${f.name}`} onClick={() => setFiles(files.filter((_, j) => j !== i))}>×</button>
-            </li>
-          ))}
-        </ul>
-      )}
+      <div class="composer-body">
+        <textarea ref={area} aria-label={mode === "note" ? "Internal note (not shown to the customer)" : "Reply to the customer"}
+          placeholder={mode === "note" ? "Internal note — only agents see this (/ for canned responses)" : "Type a reply… / for canned responses, Ctrl+Enter sends"}
+          value={body} rows={3}
+          aria-controls={slash ? slashId : undefined}
+          aria-autocomplete={slash ? "list" : undefined}
+          aria-activedescendant={slash && slashItems[slashActive] ? `${slashId}-${slashItems[slashActive].id}` : undefined}
+          onInput={onBodyInput} onKeyDown={onBodyKey}
+          onBlur={() => setSlash(null)}
+          onPaste={(e) => {
+            const files = filesOf(e.clipboardData);
+            if (!files.length) return;
+            e.preventDefault();
+            uploads.add(files);
+          }} />
+        {slash && (
+          <div class="canned-slash" data-testid="canned-slash">
+            <CannedOptions id={slashId} items={slashItems} active={slashActive} teamNames={teamNames}
+              onPick={(c) => insert(c, { start: slash.start, end: area.current?.selectionStart ?? body.length })} onHover={setSlashActive} />
+          </div>
+        )}
+      </div>
+      <UploadList items={uploads.items} onRemove={uploads.remove} />
       {error && <p class="error" role="alert">{error}</p>}
+      {uploads.error && <p class="error" role="alert" data-testid="upload-error">{uploads.error.filename}: {uploads.error.error}</p>}
       <div class="composer-actions">
-        <label class="file-button">+ Attach file<input type="file" multiple onChange={attach} class="sr-only" /></label>
-        <button type="submit" class="primary" disabled={busy || !body.trim()}>
-          {mode === "note" ? "Add note" : "Send"}
+        <label class="file-button">+ Attach file<input type="file" multiple class="sr-only" data-testid="attach-input"
+          onChange={(e) => {
+            const input = e.currentTarget;
+            const files = Array.from(input.files ?? []);
+            input.value = "";
+            if (files.length) uploads.add(files);
+          }} /></label>
+        <span class="muted drop-hint">{dragging ? "Drop to attach" : "Paste or drop files to attach"}</span>
+        <button type="submit" class="primary" disabled={!canSend}>
+          {uploads.busy ? "Uploading…" : mode === "note" ? "Add note" : "Send"}
         </button>
       </div>
+      {managing && (
+        <CannedManager me={props.me} list={canned} draftBody={managing.draft} onChanged={reloadCanned}
+          onClose={() => { setManaging(null); area.current?.focus(); }} />
+      )}
     </form>
   );
 }
 
-function Fields({ ticket: t, onChange }: { ticket: Ticket; onChange: (t: Ticket) => void }) {
+function Fields({ ticket: t, onChange, onWrapUp }: { ticket: Ticket; onChange: (t: Ticket) => void; onWrapUp: (custom: CustomStatus) => void }) {
   const [tags, setTags] = useState(t.tags.join(", "));
   const [error, setError] = useState("");
   useEffect(() => setTags(t.tags.join(", ")), [t.id, t.tags.join(",")]);
@@ -219,12 +309,20 @@ function Fields({ ticket: t, onChange }: { ticket: Ticket; onChange: (t: Ticket)
       setError((e as Error).message);
     }
   }
+  function chooseStatus(c: StatusChoice) {
+    if ("status" in c) {
+      if (c.status !== t.status || t.custom_status) save({ status: c.status });
+    } else if (c.custom.maps_to === "solved" || c.custom.maps_to === "closed") {
+      // Solving and closing need the wrap-up's reasons: the dialog sets it.
+      onWrapUp(c.custom);
+    } else if (c.custom.name !== t.custom_status) {
+      save({ custom_status: c.custom.name });
+    }
+  }
   return (
     <div class="fields" role="group" aria-label="Ticket fields">
       <label>Status
-        <select value={t.status} onChange={(e) => save({ status: e.currentTarget.value as Ticket["status"] })}>
-          {STATUSES.filter((s) => s !== "solved" && s !== "closed" || s === t.status).map((s) => <option value={s}>{label(s)}</option>)}
-        </select>
+        <StatusSelect ticket={t} onChoose={chooseStatus} />
       </label>
       <label>Priority
         <select value={t.priority} onChange={(e) => save({ priority: e.currentTarget.value as Ticket["priority"] })}>
@@ -256,7 +354,9 @@ export function TicketView(props: {
   const [items, setItems] = useState<Message[]>([]);
   const [error, setError] = useState("");
   const [typingUntil, setTypingUntil] = useState(0);
-  const [wrapping, setWrapping] = useState(false);
+  // The wrap-up dialog, open; custom is the solved or closed custom status
+  // chosen in the status picker, which the wrap-up sets with the outcome.
+  const [wrapping, setWrapping] = useState<{ custom?: CustomStatus } | null>(null);
   const [, tick] = useState(0);
 
   useEffect(() => {
@@ -345,6 +445,12 @@ export function TicketView(props: {
   const customerName = t.customer_name ?? props.customerName(t.customer_id);
   const typing = typingUntil > Date.now();
   const done = t.status === "solved" || t.status === "closed";
+  function startWrapping(custom?: CustomStatus) {
+    // After-contact work starts now: routing holds new offers until it ends.
+    const task = ticketTasks.get(t!.id);
+    if (task) startWrapUp(task).catch(() => {});
+    setWrapping({ custom });
+  }
 
   return (
     <section class="workspace" aria-labelledby="ticket-title">
@@ -353,16 +459,11 @@ export function TicketView(props: {
           <span aria-hidden="true">{CHANNEL_ICON[t.channel]} </span>
           {t.subject} <span class="muted">#{t.id}</span>
         </h2>
-        <button class={done ? "" : "primary"} data-testid="wrapup" disabled={done} onClick={() => {
-          // After-contact work starts now: routing holds new offers until it ends.
-          const task = ticketTasks.get(t.id);
-          if (task) startWrapUp(task).catch(() => {});
-          setWrapping(true);
-        }}>
-          {done ? `${label(t.status)}` : "Wrap up"}
+        <button class={done ? "" : "primary"} data-testid="wrapup" disabled={done} onClick={() => startWrapping()}>
+          {done ? `${label(t.status)}${t.custom_status ? ` · ${label(t.custom_status)}` : ""}` : "Wrap up"}
         </button>
       </header>
-      <Fields ticket={t} onChange={(nt) => { setT(nt); props.onChanged(); }} />
+      <Fields ticket={t} onChange={(nt) => { setT(nt); props.onChanged(); }} onWrapUp={(custom) => startWrapping(custom)} />
       <Timeline items={items} agents={props.agents} customerName={customerName} />
       <p class="typing" aria-live="polite">{typing ? `${customerName || "Customer"} is typing…` : ""}</p>
       {!done && (
@@ -370,8 +471,8 @@ export function TicketView(props: {
           onSent={(m) => setItems((old) => (old.some((x) => x.id === m.id) ? old : [...old, m]))} />
       )}
       {wrapping && (
-        <WrapUpDialog ticket={t} onCancel={() => setWrapping(false)}
-          onDone={(nt) => { setT(nt); setWrapping(false); props.onChanged(); }} />
+        <WrapUpDialog ticket={t} customStatus={wrapping.custom} onCancel={() => setWrapping(null)}
+          onDone={(nt) => { setT(nt); setWrapping(null); props.onChanged(); }} />
       )}
     </section>
   );

@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from "preact/hooks";
-import { ApiError, RESOLUTIONS, reasons, wrapUp, type Reason, type Resolution, type Ticket } from "./api";
+import { ApiError, RESOLUTIONS, reasons, wrapUp, type CustomStatus, type Reason, type Resolution, type Ticket } from "./api";
 import { label } from "./format";
 
 /** Options grouped by category: categories are reasons without a parent. */
@@ -20,14 +20,17 @@ function ReasonOptions({ list }: { list: Reason[] }) {
   );
 }
 
-export function WrapUpDialog(props: { ticket: Ticket; onDone: (t: Ticket) => void; onCancel: () => void }) {
+/** customStatus, when given, is a solved or closed custom status the
+ * ticket gets with its outcome (chosen in the status picker). */
+export function WrapUpDialog(props: { ticket: Ticket; customStatus?: CustomStatus; onDone: (t: Ticket) => void; onCancel: () => void }) {
   const dlg = useRef<HTMLDialogElement>(null);
   const [contact, setContact] = useState<Reason[]>([]);
   const [cancellation, setCancellation] = useState<Reason[]>([]);
   const [contactId, setContactId] = useState(props.ticket.outcome?.contact_reason_id ? String(props.ticket.outcome.contact_reason_id) : "");
   const [resolution, setResolution] = useState<Resolution>("solved");
   const [cancelId, setCancelId] = useState("");
-  const [status, setStatus] = useState<"solved" | "closed">("solved");
+  const custom = props.customStatus;
+  const [status, setStatus] = useState<"solved" | "closed">(custom?.maps_to === "closed" ? "closed" : "solved");
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [busy, setBusy] = useState(false);
   const needsCancel = resolution === "cancellation" || resolution === "retained";
@@ -52,6 +55,7 @@ export function WrapUpDialog(props: { ticket: Ticket; onDone: (t: Ticket) => voi
     try {
       const t = await wrapUp(props.ticket.id, {
         status,
+        custom_status: custom?.name,
         contact_reason_id: Number(contactId),
         resolution_code: resolution,
         cancellation_reason_id: needsCancel ? Number(cancelId) : null,
@@ -98,11 +102,15 @@ export function WrapUpDialog(props: { ticket: Ticket; onDone: (t: Ticket) => voi
           </>
         )}
 
-        <fieldset class="inline">
-          <legend>Set ticket to</legend>
-          <label><input type="radio" name="wrap-status" checked={status === "solved"} onChange={() => setStatus("solved")} /> Solved</label>
-          <label><input type="radio" name="wrap-status" checked={status === "closed"} onChange={() => setStatus("closed")} /> Closed</label>
-        </fieldset>
+        {custom ? (
+          <p data-testid="wrap-custom-status">Set ticket to <strong>{label(custom.name)}</strong> <span class="muted">({label(custom.maps_to)})</span></p>
+        ) : (
+          <fieldset class="inline">
+            <legend>Set ticket to</legend>
+            <label><input type="radio" name="wrap-status" checked={status === "solved"} onChange={() => setStatus("solved")} /> Solved</label>
+            <label><input type="radio" name="wrap-status" checked={status === "closed"} onChange={() => setStatus("closed")} /> Closed</label>
+          </fieldset>
+        )}
         {errors.form && <p class="error" role="alert">{errors.form}</p>}
         <div class="dialog-actions">
           <button type="button" onClick={() => { dlg.current?.close(); props.onCancel(); }}>Cancel</button>
