@@ -135,6 +135,28 @@ describe("widget.js", () => {
     expect((root.querySelector("[name=email]") as HTMLInputElement).value).toBe("carla@example.org");
   });
 
+  it("rebuilds the chat from chat.state after a resync", async () => {
+    stubServer({ visitor_id: "v_1", token: "t", online: true, queues: [],
+      chat: { ticket_id: 9, status: "queued", position: 3, messages: [{ id: 1, ticket_id: 9, direction: "in", body: "Hi" }] } });
+    const root = await boot();
+    const ws = FakeWebSocket.all[0];
+    ws.serve({ type: "resync", stream: "visitor:v_1", seq: 40 });
+    ws.serve({ type: "chat.state", stream: "visitor:v_1", data: { ticket_id: 9, status: "active", agent_name: "Alex Agent",
+      messages: [{ id: 1, ticket_id: 9, direction: "in", body: "Hi" }, { id: 5, ticket_id: 9, direction: "out", body: "Back again" }] } });
+    expect(root.querySelector("[data-testid=agent-name]")!.textContent).toContain("Alex Agent");
+    // An event after the resync that the snapshot already holds is shown once.
+    ws.serve({ type: "message.created", stream: "visitor:v_1", seq: 41, data: { id: 5, ticket_id: 9, direction: "out", body: "Back again" } });
+    const agentMsgs = root.querySelectorAll("[data-testid=msg-agent]");
+    expect(agentMsgs).toHaveLength(1);
+    expect(agentMsgs[0].textContent).toContain("Back again");
+    expect([...root.querySelectorAll("[data-testid=msg-me]")].map((e) => e.textContent)).toEqual(["Hi"]);
+    // No chat to show any more: the pre-chat form.
+    ws.serve({ type: "resync", stream: "visitor:v_1", seq: 50 });
+    ws.serve({ type: "chat.state", stream: "visitor:v_1", data: null });
+    expect(root.querySelector("[name=email]")).not.toBeNull();
+    expect(root.querySelectorAll("[data-testid=msg-agent]")).toHaveLength(0);
+  });
+
   it("offers to leave a message when offline", async () => {
     stubServer({ visitor_id: "v_2", token: "t", online: false });
     const root = await boot();

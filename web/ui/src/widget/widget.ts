@@ -308,6 +308,17 @@ class Widget {
     if (d.ticket_id) this.ticketId = d.ticket_id;
     switch (env.type) {
       case P.state:
+        // Sent right after a resync: the chat as it stands, or null when
+        // there is none to show (a chat on screen ended and was rated).
+        if (env.data == null) {
+          if (this.view === "waiting" || this.view === "chat") {
+            this.messages = [];
+            this.seen.clear();
+            this.ticketId = 0;
+            this.setView("prechat");
+          }
+          break;
+        }
         this.applyState(d);
         break;
       case P.queued:
