@@ -372,6 +372,7 @@ func (e *Engine) moveQueue(ctx context.Context, tx pgx.Tx, t *lockedTask, queueI
 	var prio int
 	err := tx.QueryRow(ctx, `
 UPDATE tasks t SET queue_id = q.id, queue_entered_at = $4, relax_step = 0, updated_at = $4,
+	excluded_agents = '{}', retry_at = NULL,
 	priority = (t.priority / 100) * 100 + q.priority,
 	required_skills = (SELECT coalesce(jsonb_object_agg(k, greatest(
 		coalesce((q.required_skills->>k)::int, 0), coalesce((t.request_skills->>k)::int, 0))), '{}')

@@ -16,21 +16,19 @@ type Skill struct {
 	Name string `json:"name"`
 }
 
-// CreateSkill adds a skill (or returns the existing one of that name).
-func (e *Engine) CreateSkill(ctx context.Context, accountID int64, name string) (*Skill, error) {
-	name = strings.TrimSpace(name)
-	if name == "" || len(name) > 100 {
-		return nil, agentdesk.FieldError("name", "must be 1-100 characters")
+// CreateSkill adds the skill named sk.Name (or finds the existing one of that
+// name) and sets sk.ID.
+func (e *Engine) CreateSkill(ctx context.Context, accountID int64, sk *Skill) error {
+	sk.Name = strings.TrimSpace(sk.Name)
+	if sk.Name == "" || len(sk.Name) > 100 {
+		return agentdesk.FieldError("name", "must be 1-100 characters")
 	}
-	s := Skill{Name: name}
-	err := e.db.QueryRow(ctx, `
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		return translate(tx.QueryRow(ctx, `
 INSERT INTO skills (account_id, name) VALUES ($1, $2)
 ON CONFLICT (account_id, name) DO UPDATE SET name = EXCLUDED.name
-RETURNING id`, accountID, name).Scan(&s.ID)
-	if err != nil {
-		return nil, translate(err, "skill")
-	}
-	return &s, nil
+RETURNING id`, accountID, sk.Name).Scan(&sk.ID), "skill")
+	})
 }
 
 // Skills lists the account's skills by name.
@@ -44,14 +42,16 @@ func (e *Engine) Skills(ctx context.Context, accountID int64) ([]Skill, error) {
 
 // DeleteSkill removes a skill from the account and from every agent.
 func (e *Engine) DeleteSkill(ctx context.Context, accountID, skillID int64) error {
-	tag, err := e.db.Exec(ctx, `DELETE FROM skills WHERE account_id = $1 AND id = $2`, accountID, skillID)
-	if err != nil {
-		return translate(err, "skill")
-	}
-	if tag.RowsAffected() == 0 {
-		return agentdesk.Errorf(agentdesk.NotFound, "skill not found")
-	}
-	return nil
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM skills WHERE account_id = $1 AND id = $2`, accountID, skillID)
+		if err != nil {
+			return translate(err, "skill")
+		}
+		if tag.RowsAffected() == 0 {
+			return agentdesk.Errorf(agentdesk.NotFound, "skill not found")
+		}
+		return nil
+	})
 }
 
 // AgentRouting is what routing knows of an agent: skills and capacity.

@@ -72,7 +72,7 @@ const selectWaiting = `
 SELECT id, queue_id, channel, capacity_channel, direction, priority_name, ticket_id, customer_id,
 	required_skills, attributes, enqueued_at, relax_step, coalesce(sticky_agent_id, 0), excluded_agents, callback_number
 FROM tasks
-WHERE account_id = $1 AND state = 'queued'
+WHERE account_id = $1 AND state = 'queued' AND (retry_at IS NULL OR retry_at <= $3)
 ORDER BY priority DESC, enqueued_at, id
 LIMIT $2
 FOR UPDATE SKIP LOCKED`
@@ -168,7 +168,7 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 		// back in one round trip.
 		reads := &pgx.Batch{}
 		reads.Queue(spareSQL, accountID, e.cfg.VoiceAlongside)
-		reads.Queue(selectWaiting, accountID, e.cfg.BatchSize)
+		reads.Queue(selectWaiting, accountID, e.cfg.BatchSize, e.now())
 		reads.Queue(selectQueueRules, accountID)
 		br := tx.SendBatch(ctx, reads)
 		spare := map[string]int{}
@@ -260,10 +260,10 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 		for i, t := range sent {
 			if agents[i] == 0 {
 				if len(t.excluded) > 0 {
-					// Everyone eligible has turned it down: let them see it
-					// again on the next pass rather than leave the customer
-					// waiting.
-					if _, err := tx.Exec(ctx, `UPDATE tasks SET excluded_agents = '{}' WHERE id = $1`, t.id); err != nil {
+					// Everyone eligible has turned it down. The customer is
+					// still waiting, so they will see it again, but after a
+					// pause that grows each round, not on every pass.
+					if err := e.refused(ctx, tx, accountID, t, now); err != nil {
 						return err
 					}
 				}
@@ -285,6 +285,26 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 		full = true
 	}
 	return offers, full, err
+}
+
+// refused starts another round for a task every eligible agent turned
+// down: the exclusions are lifted, and the task waits RefusalBackoff (doubled
+// each round, at most 8×) before it is offered again. The pause is an event
+// of the task, so reports and the supervisor see why it waited.
+func (e *Engine) refused(ctx context.Context, tx pgx.Tx, accountID int64, t *waitingTask, now time.Time) error {
+	var rounds int
+	var retry time.Time
+	// refused_rounds on the right is the value before this round.
+	if err := tx.QueryRow(ctx, `
+UPDATE tasks SET excluded_agents = '{}', refused_rounds = refused_rounds + 1, updated_at = $3,
+	retry_at = $3::timestamptz + make_interval(secs => $4::float8 * (2 ^ least(refused_rounds, 3)))
+WHERE account_id = $1 AND id = $2 RETURNING refused_rounds, retry_at`,
+		accountID, t.id, now, e.cfg.RefusalBackoff.Seconds()).Scan(&rounds, &retry); err != nil {
+		return err
+	}
+	pause := retry.Sub(now)
+	return logTransition(ctx, tx, accountID, t.id, StateQueued, StateQueued, 0, t.queueID,
+		fmt.Sprintf("refused by every eligible agent (round %d): offered again in %s", rounds, pause), now)
 }
 
 const selectQueueRules = `SELECT id, team_id, relaxation, offer_timeout_seconds FROM queues WHERE account_id = $1`

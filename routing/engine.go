@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +51,10 @@ type Config struct {
 	// BatchSize is how many waiting tasks one dispatch transaction considers
 	// (default 64).
 	BatchSize int
+	// RefusalBackoff is how long a task every eligible agent turned down
+	// waits before it is offered to them again (default 10 s; doubled each
+	// further round, at most 80 s).
+	RefusalBackoff time.Duration
 	// DefaultHandleTime is used for wait estimates before a queue has history
 	// (default 3 min).
 	DefaultHandleTime time.Duration
@@ -81,6 +87,9 @@ func (c *Config) defaults() {
 	if c.BatchSize <= 0 {
 		c.BatchSize = 64
 	}
+	if c.RefusalBackoff <= 0 {
+		c.RefusalBackoff = 10 * time.Second
+	}
 	if c.DefaultHandleTime <= 0 {
 		c.DefaultHandleTime = 3 * time.Minute
 	}
@@ -104,6 +113,14 @@ type Engine struct {
 	// pending collects, per transaction of inTx, the accounts to wake
 	// after it commits.
 	pending map[pgx.Tx]map[int64]bool
+	// id tells this engine's notifications from other engines': each
+	// engine wakes itself directly and ignores its own NOTIFYs.
+	id string
+	// signal collects the accounts to announce to the other engines; the
+	// notifier goroutine sends them, so no caller waits for a NOTIFY.
+	signalMu sync.Mutex
+	signal   map[int64]bool
+	signalCh chan struct{}
 	// lastPos is the queue position last published per waiting task (used
 	// by the stats goroutine only).
 	lastPos map[int64]Position
@@ -121,7 +138,8 @@ func New(db *pgxpool.Pool, clock Clock, log *slog.Logger, pub Publisher, cfg Con
 	if pub == nil {
 		pub = discard{}
 	}
-	return &Engine{db: db, clock: clock, log: log, pub: pub, cfg: cfg, wakeCh: make(chan struct{}, 1), pending: map[pgx.Tx]map[int64]bool{}}
+	return &Engine{db: db, clock: clock, log: log, pub: pub, cfg: cfg, wakeCh: make(chan struct{}, 1), pending: map[pgx.Tx]map[int64]bool{},
+		id: strconv.FormatUint(rand.Uint64(), 36)}
 }
 
 // now is the single source of business time, truncated to what PostgreSQL
@@ -136,9 +154,15 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	e.cancel = cancel
-	e.done.Add(4)
+	e.signalMu.Lock()
+	e.signalCh = make(chan struct{}, 1)
+	e.signalMu.Unlock()
+	e.done.Add(4 + dispatchers)
 	go func() { defer e.done.Done(); e.listen(runCtx) }()
-	go func() { defer e.done.Done(); e.run(runCtx) }()
+	go func() { defer e.done.Done(); e.signalLoop(runCtx) }()
+	for i := range dispatchers {
+		go func() { defer e.done.Done(); e.run(runCtx, i == 0) }()
+	}
 	go func() { defer e.done.Done(); e.sweepLoop(runCtx) }()
 	go func() { defer e.done.Done(); e.publishStatsLoop(runCtx) }()
 	e.Wake()
@@ -169,17 +193,30 @@ func (e *Engine) Wake() {
 	}
 }
 
-func (e *Engine) run(ctx context.Context) {
-	sweep := time.NewTicker(e.cfg.SweepInterval)
-	defer sweep.Stop()
-	// The ticker dispatches even without a notification (one may be lost
-	// while the listener reconnects); timers run on their own goroutine.
+// dispatchers is how many dispatch passes one engine runs at once. A task
+// that arrives while a pass waits on PostgreSQL (its reads, its offers, its
+// durable commit) is taken by the other instead of waiting for the pass to
+// end. They never offer the same task or fill the same agent twice: passes
+// claim tasks and agents with SKIP LOCKED, exactly as two engines do.
+const dispatchers = 2
+
+// run is one dispatcher: it dispatches the woken accounts on every wake-up;
+// the first also passes over every account with waiting tasks each
+// SweepInterval (a notification may be lost while the listener
+// reconnects); timers run on their own goroutine.
+func (e *Engine) run(ctx context.Context, first bool) {
+	var tick <-chan time.Time
+	if first {
+		sweep := time.NewTicker(e.cfg.SweepInterval)
+		defer sweep.Stop()
+		tick = sweep.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-e.wakeCh:
-		case <-sweep.C:
+		case <-tick:
 			// A full pass: every account with waiting tasks.
 			e.mu.Lock()
 			e.woken = nil
@@ -285,7 +322,11 @@ func (e *Engine) listenOnce(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if acct, err := strconv.ParseInt(n.Payload, 10, 64); err == nil && acct > 0 {
+		acctID, from, _ := strings.Cut(n.Payload, "/")
+		if from == e.id {
+			continue // our own: we woke ourselves when we sent it
+		}
+		if acct, err := strconv.ParseInt(acctID, 10, 64); err == nil && acct > 0 {
 			e.mu.Lock()
 			if e.woken != nil {
 				e.woken[acct] = true
@@ -310,9 +351,13 @@ func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 				delete(e.pending, tx)
 				e.mu.Unlock()
 			}()
-			return fn(tx)
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return runAlsoInTx(ctx, tx)
 		})
 		if err == nil {
+			markAlsoInTxDone(ctx)
 			e.notify(ctx, woken)
 		}
 		if err == nil || !retryable(err) || attempt == 4 {
@@ -322,23 +367,109 @@ func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	}
 }
 
-// notify wakes this engine's dispatcher and, through NOTIFY, the others',
-// for accounts whose tasks or agents just changed.
+// AlsoInTx returns a context under which the engine's next committing
+// transaction (the change a method makes) also runs fn, so what fn writes
+// (an audit entry) commits or rolls back with the change. fn runs once, even
+// when the method runs more transactions after its change.
+func AlsoInTx(ctx context.Context, fn func(ctx context.Context, tx pgx.Tx) error) context.Context {
+	return context.WithValue(ctx, alsoInTxKey{}, &alsoInTx{fn: fn})
+}
+
+type alsoInTxKey struct{}
+
+type alsoInTx struct {
+	mu   sync.Mutex
+	fn   func(context.Context, pgx.Tx) error
+	done bool
+}
+
+func runAlsoInTx(ctx context.Context, tx pgx.Tx) error {
+	h, _ := ctx.Value(alsoInTxKey{}).(*alsoInTx)
+	if h == nil {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return nil
+	}
+	return h.fn(ctx, tx)
+}
+
+// markAlsoInTxDone records that the transaction that ran the AlsoInTx
+// function committed; a transaction retried after a deadlock runs it again.
+func markAlsoInTxDone(ctx context.Context) {
+	if h, _ := ctx.Value(alsoInTxKey{}).(*alsoInTx); h != nil {
+		h.mu.Lock()
+		h.done = true
+		h.mu.Unlock()
+	}
+}
+
+// notify wakes this engine's dispatchers and, through NOTIFY, the other
+// engines', for accounts whose tasks or agents just changed. The NOTIFY is
+// sent by the signal goroutine, after the change committed and without
+// making the caller wait for it.
 func (e *Engine) notify(ctx context.Context, accounts map[int64]bool) {
 	if len(accounts) == 0 {
 		return
 	}
-	ids := make([]string, 0, len(accounts))
 	e.mu.Lock()
 	for a := range accounts {
 		if e.woken != nil {
 			e.woken[a] = true
 		}
-		ids = append(ids, strconv.FormatInt(a, 10))
 	}
 	e.mu.Unlock()
 	e.Wake()
-	if _, err := e.db.Exec(context.WithoutCancel(ctx), `SELECT pg_notify('agentdesk_routing', a) FROM unnest($1::text[]) a`, ids); err != nil {
+	e.signalMu.Lock()
+	started := e.signalCh != nil
+	if started {
+		if e.signal == nil {
+			e.signal = map[int64]bool{}
+		}
+		for a := range accounts {
+			e.signal[a] = true
+		}
+	}
+	e.signalMu.Unlock()
+	if !started {
+		// Not started (tools, tests): tell the others at once.
+		e.sendSignal(context.WithoutCancel(ctx), accounts)
+		return
+	}
+	select {
+	case e.signalCh <- struct{}{}:
+	default:
+	}
+}
+
+// signalLoop sends the NOTIFYs notify collected, several accounts and
+// changes in one statement when they pile up.
+func (e *Engine) signalLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.signalCh:
+		}
+		e.signalMu.Lock()
+		accounts := e.signal
+		e.signal = nil
+		e.signalMu.Unlock()
+		e.sendSignal(ctx, accounts)
+	}
+}
+
+func (e *Engine) sendSignal(ctx context.Context, accounts map[int64]bool) {
+	if len(accounts) == 0 {
+		return
+	}
+	payloads := make([]string, 0, len(accounts))
+	for a := range accounts {
+		payloads = append(payloads, strconv.FormatInt(a, 10)+"/"+e.id)
+	}
+	if _, err := e.db.Exec(ctx, `SELECT pg_notify('agentdesk_routing', a) FROM unnest($1::text[]) a`, payloads); err != nil && ctx.Err() == nil {
 		e.log.Warn("routing: notify other engines", "err", err)
 	}
 }

@@ -3,6 +3,7 @@ package routing
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -28,7 +29,7 @@ func translate(err error, what string) error {
 		case "23505":
 			return &agentdesk.Error{Kind: agentdesk.Conflict, Message: what + " already exists", Err: err}
 		case "23503":
-			return &agentdesk.Error{Kind: agentdesk.Invalid, Message: "refers to something that does not exist", Err: err}
+			return &agentdesk.Error{Kind: agentdesk.Invalid, Message: "refers to something that does not exist", Field: fkField(pg.ConstraintName), Err: err}
 		case "23514", "22001", "22P02", "22003", "22007", "22008":
 			return &agentdesk.Error{Kind: agentdesk.Invalid, Message: "value not accepted: " + pg.Message, Err: err}
 		}
@@ -41,4 +42,15 @@ func translate(err error, what string) error {
 func retryable(err error) bool {
 	var pg *pgconn.PgError
 	return errors.As(err, &pg) && (pg.Code == "40P01" || pg.Code == "40001")
+}
+
+// fkField names the field a violated foreign key is about, from PostgreSQL's
+// default constraint names (tasks_account_id_ticket_id_fkey → ticket_id).
+func fkField(constraint string) string {
+	for _, f := range []string{"ticket_id", "customer_id", "overflow_queue_id", "queue_id", "team_id", "agent_id"} {
+		if strings.Contains(constraint, "_"+f+"_") {
+			return f
+		}
+	}
+	return ""
 }

@@ -284,13 +284,14 @@ func (e *Engine) CreateQueue(ctx context.Context, accountID int64, q *Queue) err
 	if err := q.Validate(); err != nil {
 		return err
 	}
-	row := e.db.QueryRow(ctx, `
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		return scanQueueInto(tx.QueryRow(ctx, `
 INSERT INTO queues (account_id, name, channels, required_skills, team_id, priority, timezone, business_hours,
 	holidays, closed_action, sl_target_seconds, sl_target_percent, max_wait_seconds, overflow_queue_id,
 	overflow_after_seconds, relaxation, offer_timeout_seconds, wrap_up_seconds)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::date[], $10, $11, $12, $13, $14, $15, $16, $17, $18)
-RETURNING `+queueColumns, append([]any{accountID}, queueSettings(q)...)...)
-	return scanQueueInto(row, q)
+RETURNING `+queueColumns, append([]any{accountID}, queueSettings(q)...)...), q)
+	})
 }
 
 // queueSettings are a queue's settings in the order CreateQueue and
@@ -324,14 +325,15 @@ func (e *Engine) UpdateQueue(ctx context.Context, accountID int64, q *Queue) err
 	if err := q.Validate(); err != nil {
 		return err
 	}
-	row := e.db.QueryRow(ctx, `
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		return scanQueueInto(tx.QueryRow(ctx, `
 UPDATE queues SET name = $3, channels = $4, required_skills = $5, team_id = $6, priority = $7, timezone = $8,
 	business_hours = $9, holidays = $10::date[], closed_action = $11, sl_target_seconds = $12,
 	sl_target_percent = $13, max_wait_seconds = $14, overflow_queue_id = $15, overflow_after_seconds = $16,
 	relaxation = $17, offer_timeout_seconds = $18, wrap_up_seconds = $19, updated_at = now()
 WHERE account_id = $1 AND id = $2
-RETURNING `+queueColumns, append([]any{accountID, q.ID}, queueSettings(q)...)...)
-	return scanQueueInto(row, q)
+RETURNING `+queueColumns, append([]any{accountID, q.ID}, queueSettings(q)...)...), q)
+	})
 }
 
 // SetBusinessHours replaces only a queue's opening hours and holidays.
@@ -339,33 +341,37 @@ func (e *Engine) SetBusinessHours(ctx context.Context, accountID, queueID int64,
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	tag, err := e.db.Exec(ctx, `
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
 UPDATE queues SET timezone = $3, business_hours = $4, holidays = $5::date[], updated_at = now()
 WHERE account_id = $1 AND id = $2`, accountID, queueID, h.Timezone, daysJSON(h.Days), h.Holidays)
-	if err != nil {
-		return translate(err, "queue")
-	}
-	if tag.RowsAffected() == 0 {
-		return agentdesk.Errorf(agentdesk.NotFound, "queue not found")
-	}
-	return nil
+		if err != nil {
+			return translate(err, "queue")
+		}
+		if tag.RowsAffected() == 0 {
+			return agentdesk.Errorf(agentdesk.NotFound, "queue not found")
+		}
+		return nil
+	})
 }
 
 // DeleteQueue removes a queue that has never had a task; a used queue is kept
 // for reports and answers Conflict.
 func (e *Engine) DeleteQueue(ctx context.Context, accountID, queueID int64) error {
-	tag, err := e.db.Exec(ctx, `DELETE FROM queues WHERE account_id = $1 AND id = $2`, accountID, queueID)
-	if err != nil {
-		var pg *pgconn.PgError
-		if errors.As(err, &pg) && pg.Code == "23503" {
-			return agentdesk.Errorf(agentdesk.Conflict, "queue has tasks; it is kept for reports")
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM queues WHERE account_id = $1 AND id = $2`, accountID, queueID)
+		if err != nil {
+			var pg *pgconn.PgError
+			if errors.As(err, &pg) && pg.Code == "23503" {
+				return agentdesk.Errorf(agentdesk.Conflict, "queue has tasks; it is kept for reports")
+			}
+			return translate(err, "queue")
 		}
-		return translate(err, "queue")
-	}
-	if tag.RowsAffected() == 0 {
-		return agentdesk.Errorf(agentdesk.NotFound, "queue not found")
-	}
-	return nil
+		if tag.RowsAffected() == 0 {
+			return agentdesk.Errorf(agentdesk.NotFound, "queue not found")
+		}
+		return nil
+	})
 }
 
 // Queue returns one queue.
@@ -400,10 +406,12 @@ func (e *Engine) SetDefaultQueue(ctx context.Context, accountID int64, channel a
 	if !channel.Valid() {
 		return agentdesk.FieldError("channel", "unknown channel %q", channel)
 	}
-	_, err := e.db.Exec(ctx, `
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `
 INSERT INTO queue_defaults (account_id, channel, queue_id) VALUES ($1, $2, $3)
 ON CONFLICT (account_id, channel) DO UPDATE SET queue_id = EXCLUDED.queue_id`, accountID, string(channel), queueID)
-	return translate(err, "queue")
+		return translate(err, "queue")
+	})
 }
 
 // defaultQueue finds (or creates, named after the channel) the queue for a

@@ -1,9 +1,13 @@
 package routing
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"agentdesk/agentdesk"
 )
@@ -122,7 +126,7 @@ func TestSkillsAndRelaxation(t *testing.T) {
 	f.must(err)
 	var relaxed int
 	for _, e := range evs {
-		if e.From == StateQueued && e.To == StateQueued {
+		if e.From == StateQueued && e.To == StateQueued && strings.HasPrefix(e.Reason, "requirements relaxed") {
 			relaxed++
 		}
 	}
@@ -195,7 +199,10 @@ func TestOfferTimeoutGoesToNextAgentAndMissedOffersSetAway(t *testing.T) {
 	f.clock.Advance(21 * time.Second)
 	f.sweep()
 	f.must(f.e.SetPresence(f.ctx, f.account, a, Offline, ""))
-	f.dispatch() // b was excluded, nobody else: exclusions are lifted
+	f.dispatch() // b was excluded, nobody else: exclusions are lifted after a pause
+	f.dispatch()
+	f.state(id, StateQueued)
+	f.clock.Advance(10 * time.Second)
 	f.dispatch()
 	f.offeredTo(id, b)
 	f.clock.Advance(21 * time.Second)
@@ -206,6 +213,61 @@ func TestOfferTimeoutGoesToNextAgentAndMissedOffersSetAway(t *testing.T) {
 		t.Fatalf("b presence = %+v, want away (missed offers)", p)
 	}
 	f.state(id, StateQueued)
+	checkConsistency(t, f.ctx, f.db)
+}
+
+// A task every eligible agent turned down is offered to them again after a
+// pause that doubles each round (10 s, 20 s, 40 s, 80 s at most), each
+// round recorded as an event; a supervisor's move starts afresh.
+func TestRefusedByEveryoneWaitsLongerEachRound(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	b := f.agent(map[string]int{"chat": 1}, nil)
+	id := f.enqueue(agentdesk.TaskRequest{})
+	refuseAll := func() {
+		t.Helper()
+		for range 2 {
+			f.dispatch()
+			tk := f.task(id)
+			if tk.OfferedTo == nil {
+				t.Fatalf("task not offered: %+v", tk)
+			}
+			f.must(f.e.Reject(f.ctx, f.account, *tk.OfferedTo, id, "busy"))
+		}
+		f.dispatch() // nobody left: the round ends
+	}
+	for round, pause := range []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 80 * time.Second} {
+		refuseAll()
+		tk := f.task(id)
+		if tk.State != StateQueued || tk.RefusedRounds != round+1 || tk.Times.RetryAt == nil || !tk.Times.RetryAt.Equal(f.clock.Now().Add(pause)) {
+			t.Fatalf("round %d: task = %+v, retry at %v, want queued, retry in %s", round+1, tk, tk.Times.RetryAt, pause)
+		}
+		f.clock.Advance(pause - time.Second)
+		f.dispatch()
+		f.state(id, StateQueued) // still pausing
+		f.clock.Advance(time.Second)
+	}
+	evs, err := f.e.TaskEvents(f.ctx, f.account, id)
+	f.must(err)
+	var pauses int
+	for _, ev := range evs {
+		if ev.From == StateQueued && ev.To == StateQueued && strings.Contains(ev.Reason, "refused by every eligible agent") {
+			pauses++
+		}
+	}
+	if pauses != 5 {
+		t.Fatalf("pause events = %d, want 5: %+v", pauses, evs)
+	}
+	// A move to another queue clears the pause at once.
+	refuseAll()
+	other := &Queue{Name: "Escalations", Channels: []agentdesk.Channel{agentdesk.ChannelChat}}
+	f.must(f.e.CreateQueue(f.ctx, f.account, other))
+	f.must(f.e.MoveTask(f.ctx, f.account, id, MoveTarget{QueueID: other.ID}, 0))
+	f.dispatch()
+	if tk := f.task(id); tk.State != StateOffered || (*tk.OfferedTo != a && *tk.OfferedTo != b) {
+		t.Fatalf("after the move: %+v, want offered", tk)
+	}
 	checkConsistency(t, f.ctx, f.db)
 }
 
@@ -601,4 +663,40 @@ func TestUnmatchableHeadDoesNotBlock(t *testing.T) {
 	}
 	f.state(stuck, StateQueued)
 	f.offeredTo(plain, a)
+}
+
+// AlsoInTx writes commit or roll back with the engine's change: a failing
+// hook leaves no queue behind, a succeeding one runs once, in the change's
+// transaction.
+func TestAlsoInTxCommitsWithTheChange(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	failing := AlsoInTx(f.ctx, func(context.Context, pgx.Tx) error { return errors.New("audit store down") })
+	if err := f.e.CreateQueue(failing, f.account, &Queue{Name: "Lost", Channels: []agentdesk.Channel{agentdesk.ChannelChat}}); err == nil {
+		t.Fatal("create with a failing hook succeeded")
+	}
+	var n int
+	f.must(f.db.QueryRow(f.ctx, `SELECT count(*) FROM queues WHERE account_id = $1 AND name = 'Lost'`, f.account).Scan(&n))
+	if n != 0 {
+		t.Fatalf("queue written without its hook: %d rows", n)
+	}
+	runs := 0
+	ok := AlsoInTx(f.ctx, func(ctx context.Context, tx pgx.Tx) error {
+		runs++
+		var seen int
+		// The queue is visible inside the hook: same transaction.
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM queues WHERE account_id = $1 AND name = 'Kept'`, f.account).Scan(&seen); err != nil {
+			return err
+		}
+		if seen != 1 {
+			return errors.New("hook ran outside the change's transaction")
+		}
+		return nil
+	})
+	q := &Queue{Name: "Kept", Channels: []agentdesk.Channel{agentdesk.ChannelChat}}
+	f.must(f.e.CreateQueue(ok, f.account, q))
+	f.must(f.e.SetBusinessHours(ok, f.account, q.ID, BusinessHours{Timezone: "UTC"}))
+	if runs != 1 {
+		t.Fatalf("hook ran %d times, want once", runs)
+	}
 }

@@ -144,7 +144,7 @@ FOR UPDATE OF t SKIP LOCKED`, scan, func(tx pgx.Tx, now time.Time, d due) error 
 			for step < len(d.relax) && !now.Before(d.entered.Add(time.Duration(d.relax[step].AfterSeconds)*time.Second)) {
 				step++
 			}
-			if _, err := tx.Exec(ctx, `UPDATE tasks SET relax_step = $2, updated_at = $3 WHERE id = $1`, d.id, step, now); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE tasks SET relax_step = $2, updated_at = $3, retry_at = NULL WHERE id = $1`, d.id, step, now); err != nil {
 				return err
 			}
 			if err := logTransition(ctx, tx, d.account, d.id, StateQueued, StateQueued, 0, d.queue,

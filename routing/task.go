@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 )
 
 // State is where a task is in its life.
@@ -60,7 +61,10 @@ type Task struct {
 	Callback     string             `json:"callback_number,omitempty"`
 	Reason       string             `json:"reason,omitempty"`
 	ParentTaskID *int64             `json:"parent_task_id,omitempty"`
-	Times        TaskTimes          `json:"times"`
+	// RefusedRounds counts the times every eligible agent turned the task
+	// down; until RetryAt it is not offered again.
+	RefusedRounds int       `json:"refused_rounds"`
+	Times         TaskTimes `json:"times"`
 }
 
 // TaskTimes are the task's timestamps; reports derive wait and handle times.
@@ -72,18 +76,19 @@ type TaskTimes struct {
 	CompletedAt    *time.Time `json:"completed_at"`
 	ClosedAt       *time.Time `json:"closed_at"`
 	WaitSeconds    *int       `json:"wait_seconds"`
+	RetryAt        *time.Time `json:"retry_at,omitempty"`
 }
 
 const taskColumns = `id, queue_id, channel, direction, state, priority_name, ticket_id, customer_id,
 	required_skills, attributes, agent_id, offered_to, callback_number, reason, parent_task_id,
-	enqueued_at, offer_expires_at, assigned_at, ended_at, completed_at, closed_at, wait_seconds`
+	enqueued_at, offer_expires_at, assigned_at, ended_at, completed_at, closed_at, wait_seconds, refused_rounds, retry_at`
 
 func scanTask(row pgx.Row) (*Task, error) {
 	var t Task
 	err := row.Scan(&t.ID, &t.QueueID, &t.Channel, &t.Direction, &t.State, &t.Priority, &t.TicketID, &t.CustomerID,
 		&t.Skills, &t.Attributes, &t.AgentID, &t.OfferedTo, &t.Callback, &t.Reason, &t.ParentTaskID,
 		&t.Times.EnqueuedAt, &t.Times.OfferExpiresAt, &t.Times.AssignedAt, &t.Times.EndedAt,
-		&t.Times.CompletedAt, &t.Times.ClosedAt, &t.Times.WaitSeconds)
+		&t.Times.CompletedAt, &t.Times.ClosedAt, &t.Times.WaitSeconds, &t.RefusedRounds, &t.Times.RetryAt)
 	if err != nil {
 		return nil, err
 	}
@@ -140,17 +145,11 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req agentdesk.TaskReq
 		return 0, err
 	}
 	now := e.now()
-	qid := req.QueueID
-	if qid == 0 {
-		var err error
-		if qid, err = defaultQueue(ctx, tx, req.AccountID, req.Channel); err != nil {
-			return 0, err
-		}
-	}
-	q, err := scanQueue(tx.QueryRow(ctx, `SELECT `+queueColumns+` FROM queues WHERE account_id = $1 AND id = $2`, req.AccountID, qid))
+	q, sticky, err := e.enqueueLookups(ctx, tx, &req, now)
 	if err != nil {
-		return 0, translate(err, "queue")
+		return 0, err
 	}
+	qid := q.ID
 	if !q.accepts(req.Channel) {
 		return 0, agentdesk.FieldError("queue_id", "queue %q does not take %s contacts", q.Name, req.Channel)
 	}
@@ -175,39 +174,30 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req agentdesk.TaskReq
 	for k, v := range req.Skills {
 		skills[k] = max(skills[k], v)
 	}
-	var sticky *int64
-	if req.CustomerID != 0 && e.cfg.StickyWindow > 0 {
-		var a int64
-		err := tx.QueryRow(ctx, `
-SELECT agent_id FROM tasks
-WHERE account_id = $1 AND customer_id = $2 AND agent_id IS NOT NULL AND assigned_at >= $3
-ORDER BY assigned_at DESC LIMIT 1`, req.AccountID, req.CustomerID, now.Add(-e.cfg.StickyWindow)).Scan(&a)
-		if err == nil {
-			sticky = &a
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			return 0, fmt.Errorf("sticky agent: %w", err)
-		}
-	}
 	var closedAt *time.Time
 	var wait *int
 	if state.Final() {
 		closedAt, wait = &now, new(int)
 	}
+	// The task and its first event in one statement: one round trip.
 	var id int64
 	err = tx.QueryRow(ctx, `
-INSERT INTO tasks (account_id, queue_id, channel, capacity_channel, state, priority, priority_name, ticket_id,
-	customer_id, required_skills, request_skills, attributes, enqueued_at, queue_entered_at, sticky_agent_id, reason,
-	closed_at, wait_seconds, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $11, $12, $12, $13, $14, $15, $16, $12)
-RETURNING id`,
+WITH t AS (
+	INSERT INTO tasks (account_id, queue_id, channel, capacity_channel, state, priority, priority_name, ticket_id,
+		customer_id, required_skills, request_skills, attributes, enqueued_at, queue_entered_at, sticky_agent_id, reason,
+		closed_at, wait_seconds, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $11, $12, $12, $13, $14, $15, $16, $12)
+	RETURNING id
+), ev AS (
+	INSERT INTO task_events (account_id, task_id, from_state, to_state, agent_id, queue_id, reason, at)
+	SELECT $1, t.id, $18, $5, NULL, $2, $14, $12 FROM t
+)
+SELECT id FROM t`,
 		req.AccountID, q.ID, string(req.Channel), string(req.Channel.CapacityChannel()), string(state),
 		req.Priority.Rank()*100+q.Priority, string(req.Priority), nullID(req.TicketID), nullID(req.CustomerID),
-		skills, req.Attributes, now, sticky, reason, closedAt, wait, req.Skills).Scan(&id)
+		skills, req.Attributes, now, sticky, reason, closedAt, wait, req.Skills, string(stateNew)).Scan(&id)
 	if err != nil {
 		return 0, translate(err, "task")
-	}
-	if err := logTransition(ctx, tx, req.AccountID, id, stateNew, state, 0, q.ID, reason, now); err != nil {
-		return 0, err
 	}
 	if state.Final() {
 		return id, e.pub.Publish(ctx, tx, Event{AccountID: req.AccountID, Stream: TaskStream(id), Type: "task_state",
@@ -225,16 +215,63 @@ RETURNING id`,
 	return id, e.wake(ctx, tx, req.AccountID)
 }
 
+// enqueueLookups reads, in one round trip, the queue a new task goes to
+// (the one asked for, else the channel's default queue) and the customer's
+// sticky agent. Only an account's very first contact on a channel, before
+// any default queue exists, costs more: the default queue is created.
+func (e *Engine) enqueueLookups(ctx context.Context, tx pgx.Tx, req *agentdesk.TaskRequest, now time.Time) (*Queue, *int64, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT `+queueColumns+` FROM queues
+WHERE account_id = $1 AND id = CASE WHEN $2::bigint <> 0 THEN $2::bigint ELSE (
+	SELECT queue_id FROM queue_defaults WHERE account_id = $1 AND channel = ANY($3)
+	ORDER BY channel = $4 DESC LIMIT 1) END`,
+		req.AccountID, req.QueueID, []string{string(req.Channel), string(req.Channel.CapacityChannel())}, string(req.Channel))
+	wantSticky := req.CustomerID != 0 && e.cfg.StickyWindow > 0
+	if wantSticky {
+		b.Queue(`
+SELECT agent_id FROM tasks
+WHERE account_id = $1 AND customer_id = $2 AND agent_id IS NOT NULL AND assigned_at >= $3
+ORDER BY assigned_at DESC LIMIT 1`, req.AccountID, req.CustomerID, now.Add(-e.cfg.StickyWindow))
+	}
+	br := tx.SendBatch(ctx, b)
+	q, qerr := scanQueue(br.QueryRow())
+	var sticky *int64
+	if wantSticky {
+		var a int64
+		if err := br.QueryRow().Scan(&a); err == nil {
+			sticky = &a
+		} else if !errors.Is(err, pgx.ErrNoRows) {
+			br.Close()
+			return nil, nil, fmt.Errorf("sticky agent: %w", err)
+		}
+	}
+	if err := br.Close(); err != nil {
+		return nil, nil, err
+	}
+	if errors.Is(qerr, pgx.ErrNoRows) && req.QueueID == 0 {
+		qid, err := defaultQueue(ctx, tx, req.AccountID, req.Channel)
+		if err != nil {
+			return nil, nil, err
+		}
+		q, qerr = scanQueue(tx.QueryRow(ctx, `SELECT `+queueColumns+` FROM queues WHERE account_id = $1 AND id = $2`, req.AccountID, qid))
+	}
+	if qerr != nil {
+		return nil, nil, translate(qerr, "queue")
+	}
+	return q, sticky, nil
+}
+
 // wake asks every engine's dispatcher to look at the account once tx
 // commits. It only speeds things up: dispatchers pass over every account
 // periodically anyway.
 //
-// In the engine's own transactions the NOTIFY is sent after the commit, in a
-// statement of its own: PostgreSQL holds a cluster-wide lock from a
-// notifying transaction's pre-commit until its commit record is flushed,
-// which would serialise every writing transaction that notifies. In a
-// caller's transaction (EnqueueTx) there is no "after", so the NOTIFY goes
-// into it.
+// Nothing is sent inside the transaction: PostgreSQL holds a cluster-wide
+// lock from a notifying transaction's pre-commit until its commit record is
+// flushed, which would serialise every writing transaction that notifies.
+// The engine's own transactions and a caller's run by postgres.InTx wake
+// after their commit; only a caller's transaction begun some other way
+// still carries the NOTIFY (payload: the account, no sender, so every
+// engine including this one acts on it).
 func (e *Engine) wake(ctx context.Context, tx pgx.Tx, accountID int64) error {
 	e.mu.Lock()
 	set, ours := e.pending[tx]
@@ -243,6 +280,9 @@ func (e *Engine) wake(ctx context.Context, tx pgx.Tx, accountID int64) error {
 	}
 	e.mu.Unlock()
 	if ours {
+		return nil
+	}
+	if postgres.AfterCommit(tx, func() { e.notify(ctx, map[int64]bool{accountID: true}) }) {
 		return nil
 	}
 	_, err := tx.Exec(ctx, `SELECT pg_notify('agentdesk_routing', $1)`, strconv.FormatInt(accountID, 10))

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/jackc/pgx/v5"
+
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/routing"
@@ -79,30 +81,17 @@ type priorityRequest struct {
 	Priority agentdesk.Priority `json:"priority"`
 }
 
-// audit records an admin's or supervisor's routing change in the audit log.
-// The engine has committed the change; the entry follows it.
-func (s *Server) audit(r *http.Request, action, target string, details any) error {
+// audited returns the request's context under which the engine writes the
+// audit entry of an admin's or supervisor's routing change in the change's
+// own transaction: the change and its entry commit together or not at all.
+// what gives the target and details once the change is made (a created
+// queue's id is known only then).
+func (s *Server) audited(r *http.Request, action string, what func() (target string, details any)) context.Context {
 	actor, _ := actorOf(r.Context())
-	return postgres.Audit(r.Context(), s.store.DB(), actor, action, target, details)
-}
-
-// auditAndWrite records a committed change with v as its details and answers
-// with status and v.
-func (s *Server) auditAndWrite(w http.ResponseWriter, r *http.Request, action, target string, status int, v any) error {
-	if err := s.audit(r, action, target, v); err != nil {
-		return err
-	}
-	writeJSON(w, status, v)
-	return nil
-}
-
-// auditNoContent records a committed change and answers 204.
-func (s *Server) auditNoContent(w http.ResponseWriter, r *http.Request, action, target string, details any) error {
-	if err := s.audit(r, action, target, details); err != nil {
-		return err
-	}
-	w.WriteHeader(http.StatusNoContent)
-	return nil
+	return routing.AlsoInTx(r.Context(), func(ctx context.Context, tx pgx.Tx) error {
+		target, details := what()
+		return postgres.Audit(ctx, tx, actor, action, target, details)
+	})
 }
 
 // engine returns the routing engine, or NotFound on a server run without one.
@@ -187,10 +176,12 @@ func (s *Server) createQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q.ID = 0
-	if err := e.CreateQueue(r.Context(), actor.AccountID, &q); err != nil {
+	ctx := s.audited(r, "queue.create", func() (string, any) { return fmt.Sprintf("queue:%d", q.ID), q })
+	if err := e.CreateQueue(ctx, actor.AccountID, &q); err != nil {
 		return err
 	}
-	return s.auditAndWrite(w, r, "queue.create", fmt.Sprintf("queue:%d", q.ID), http.StatusCreated, q)
+	writeJSON(w, http.StatusCreated, q)
+	return nil
 }
 
 func (s *Server) getQueue(w http.ResponseWriter, r *http.Request) error {
@@ -211,10 +202,12 @@ func (s *Server) putQueue(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	q.ID = id
-	if err := e.UpdateQueue(r.Context(), actor.AccountID, &q); err != nil {
+	ctx := s.audited(r, "queue.update", func() (string, any) { return fmt.Sprintf("queue:%d", id), q })
+	if err := e.UpdateQueue(ctx, actor.AccountID, &q); err != nil {
 		return err
 	}
-	return s.auditAndWrite(w, r, "queue.update", fmt.Sprintf("queue:%d", q.ID), http.StatusOK, q)
+	writeJSON(w, http.StatusOK, q)
+	return nil
 }
 
 func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request) error {
@@ -222,10 +215,12 @@ func (s *Server) deleteQueue(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := e.DeleteQueue(r.Context(), actor.AccountID, id); err != nil {
+	ctx := s.audited(r, "queue.delete", func() (string, any) { return fmt.Sprintf("queue:%d", id), nil })
+	if err := e.DeleteQueue(ctx, actor.AccountID, id); err != nil {
 		return err
 	}
-	return s.auditNoContent(w, r, "queue.delete", fmt.Sprintf("queue:%d", id), nil)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (s *Server) putBusinessHours(w http.ResponseWriter, r *http.Request) error {
@@ -237,10 +232,8 @@ func (s *Server) putBusinessHours(w http.ResponseWriter, r *http.Request) error 
 	if err := decode(w, r, &h, 64<<10); err != nil {
 		return err
 	}
-	if err := e.SetBusinessHours(r.Context(), actor.AccountID, id, h); err != nil {
-		return err
-	}
-	if err := s.audit(r, "queue.business_hours", fmt.Sprintf("queue:%d", id), h); err != nil {
+	ctx := s.audited(r, "queue.business_hours", func() (string, any) { return fmt.Sprintf("queue:%d", id), h })
+	if err := e.SetBusinessHours(ctx, actor.AccountID, id, h); err != nil {
 		return err
 	}
 	return writeFetched(w, r, e.Queue, actor.AccountID, id)
@@ -265,10 +258,14 @@ func (s *Server) putDefaultQueue(w http.ResponseWriter, r *http.Request) error {
 		}
 		return err
 	}
-	if err := e.SetDefaultQueue(r.Context(), actor.AccountID, ch, req.QueueID); err != nil {
+	ctx := s.audited(r, "queue.default", func() (string, any) {
+		return fmt.Sprintf("queue:%d", req.QueueID), map[string]string{"channel": string(ch)}
+	})
+	if err := e.SetDefaultQueue(ctx, actor.AccountID, ch, req.QueueID); err != nil {
 		return err
 	}
-	return s.auditNoContent(w, r, "queue.default", fmt.Sprintf("queue:%d", req.QueueID), map[string]string{"channel": string(ch)})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (s *Server) queueStats(w http.ResponseWriter, r *http.Request) error {
@@ -288,11 +285,13 @@ func (s *Server) createSkill(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	sk, err := e.CreateSkill(r.Context(), actor.AccountID, req.Name)
-	if err != nil {
+	sk := routing.Skill{Name: req.Name}
+	ctx := s.audited(r, "skill.create", func() (string, any) { return fmt.Sprintf("skill:%d", sk.ID), sk })
+	if err := e.CreateSkill(ctx, actor.AccountID, &sk); err != nil {
 		return err
 	}
-	return s.auditAndWrite(w, r, "skill.create", fmt.Sprintf("skill:%d", sk.ID), http.StatusCreated, sk)
+	writeJSON(w, http.StatusCreated, sk)
+	return nil
 }
 
 func (s *Server) deleteSkill(w http.ResponseWriter, r *http.Request) error {
@@ -300,10 +299,12 @@ func (s *Server) deleteSkill(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := e.DeleteSkill(r.Context(), actor.AccountID, id); err != nil {
+	ctx := s.audited(r, "skill.delete", func() (string, any) { return fmt.Sprintf("skill:%d", id), nil })
+	if err := e.DeleteSkill(ctx, actor.AccountID, id); err != nil {
 		return err
 	}
-	return s.auditNoContent(w, r, "skill.delete", fmt.Sprintf("skill:%d", id), nil)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func (s *Server) getAgentRouting(w http.ResponseWriter, r *http.Request) error {
@@ -326,10 +327,8 @@ func (s *Server) putAgentSkills(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &skills, 64<<10); err != nil {
 		return err
 	}
-	if err := e.SetAgentSkills(r.Context(), actor.AccountID, id, skills); err != nil {
-		return err
-	}
-	if err := s.audit(r, "agent.skills", fmt.Sprintf("agent:%d", id), skills); err != nil {
+	ctx := s.audited(r, "agent.skills", func() (string, any) { return fmt.Sprintf("agent:%d", id), skills })
+	if err := e.SetAgentSkills(ctx, actor.AccountID, id, skills); err != nil {
 		return err
 	}
 	return writeFetched(w, r, e.AgentRouting, actor.AccountID, id)
@@ -344,10 +343,8 @@ func (s *Server) putAgentCapacity(w http.ResponseWriter, r *http.Request) error 
 	if err := decode(w, r, &capacity, 4<<10); err != nil {
 		return err
 	}
-	if err := e.SetAgentCapacity(r.Context(), actor.AccountID, id, capacity); err != nil {
-		return err
-	}
-	if err := s.audit(r, "agent.capacity", fmt.Sprintf("agent:%d", id), capacity); err != nil {
+	ctx := s.audited(r, "agent.capacity", func() (string, any) { return fmt.Sprintf("agent:%d", id), capacity })
+	if err := e.SetAgentCapacity(ctx, actor.AccountID, id, capacity); err != nil {
 		return err
 	}
 	return writeFetched(w, r, e.AgentRouting, actor.AccountID, id)
@@ -393,10 +390,8 @@ func (s *Server) forcePresence(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	if err := e.ForcePresence(r.Context(), actor.AccountID, id, req.State, req.Reason, actor.AgentID); err != nil {
-		return err
-	}
-	if err := s.audit(r, "agent.presence", fmt.Sprintf("agent:%d", id), req); err != nil {
+	ctx := s.audited(r, "agent.presence", func() (string, any) { return fmt.Sprintf("agent:%d", id), req })
+	if err := e.ForcePresence(ctx, actor.AccountID, id, req.State, req.Reason, actor.AgentID); err != nil {
 		return err
 	}
 	return writeFetched(w, r, e.Presence, actor.AccountID, id)
@@ -514,7 +509,8 @@ func (s *Server) moveTask(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.taskAction(w, r, anyCaller, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
-		return e.MoveTask(r.Context(), a.AccountID, id, to, a.AgentID)
+		ctx := s.audited(r, "task.move", func() (string, any) { return fmt.Sprintf("task:%d", id), to })
+		return e.MoveTask(ctx, a.AccountID, id, to, a.AgentID)
 	})
 }
 
@@ -524,6 +520,7 @@ func (s *Server) setTaskPriority(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return s.taskAction(w, r, anyCaller, func(e *routing.Engine, a agentdesk.Actor, id int64) error {
-		return e.SetPriority(r.Context(), a.AccountID, id, req.Priority, a.AgentID)
+		ctx := s.audited(r, "task.priority", func() (string, any) { return fmt.Sprintf("task:%d", id), req })
+		return e.SetPriority(ctx, a.AccountID, id, req.Priority, a.AgentID)
 	})
 }

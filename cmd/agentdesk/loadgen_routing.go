@@ -449,7 +449,7 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 // visible to a dispatcher, so no offer can be published before it is noted.
 func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
 	var id int64
-	err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, l.db, func(tx pgx.Tx) error {
 		var err error
 		id, err = l.engine.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
 		if err == nil {
@@ -490,7 +490,7 @@ func (r routingRun) saturate(ctx context.Context, l *routingLoad) error {
 		fmt.Printf("saturate: %d tasks waiting, %d agents accepting and completing at once\n", r.preload, r.agents)
 	}
 	for done := 0; done < r.preload; done += 1000 {
-		err := pgx.BeginFunc(ctx, l.db, func(tx pgx.Tx) error {
+		err := postgres.InTx(ctx, l.db, func(tx pgx.Tx) error {
 			for i := done; i < min(done+1000, r.preload); i++ {
 				if _, err := l.engine.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat}); err != nil {
 					return err
