@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-message/mail"
+	"github.com/emersion/go-smtp"
+
+	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
+	"agentdesk/agentdesk/postgres/pgtest"
+	"agentdesk/web"
+)
+
+// relaySink is an SMTP relay for the test: it keeps every mail it accepts.
+type relaySink struct {
+	mu   sync.Mutex
+	got  [][]byte
+	addr string
+	in   chan struct{}
+}
+
+func newRelaySink(t *testing.T) *relaySink {
+	t.Helper()
+	s := &relaySink{in: make(chan struct{}, 10)}
+	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &relaySession{s: s}, nil }))
+	srv.Domain = "relay.test"
+	srv.AllowInsecureAuth = true
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	go srv.Serve(ln) //nolint:errcheck
+	t.Cleanup(func() { srv.Close() })
+	return s
+}
+
+type relaySession struct{ s *relaySink }
+
+func (r *relaySession) Mail(string, *smtp.MailOptions) error { return nil }
+func (r *relaySession) Rcpt(string, *smtp.RcptOptions) error { return nil }
+func (r *relaySession) Data(rd io.Reader) error {
+	b, err := io.ReadAll(rd)
+	if err != nil {
+		return err
+	}
+	r.s.mu.Lock()
+	r.s.got = append(r.s.got, b)
+	r.s.mu.Unlock()
+	r.s.in <- struct{}{}
+	return nil
+}
+func (r *relaySession) Reset()        {}
+func (r *relaySession) Logout() error { return nil }
+
+// A customer mails a file in: the desk lists it on the message like any
+// upload and downloads the same bytes. The agent replies with an uploaded
+// file: the mail the relay receives carries it (name and bytes), and the
+// reply lists it once.
+func TestEmailAttachmentsBothWays(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs SMTP servers")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dbURL := pgtest.NewURL(t)
+	db, err := postgres.Open(ctx, dbURL, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	store := postgres.NewStore(db)
+	acct, err := store.CreateAccount(ctx, "Mail Co")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO email_mailboxes (account_id, address, display_name) VALUES ($1, 'support@mail.test', 'Support')`, acct.ID); err != nil {
+		t.Fatal(err)
+	}
+	admin := &agentdesk.Agent{Email: "admin@mail.test", Name: "Admin", Role: agentdesk.RoleAdmin}
+	if err := store.CreateAgent(ctx, acct.ID, admin, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, token, err := web.CreateAPIToken(ctx, store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin}, "desk", agentdesk.RoleAdmin, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	relay := newRelaySink(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	smtpAddr := freeAddr(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	c := serveConfig{databaseURL: dbURL, addr: addr, publicURL: "http://" + addr, shutdown: 5 * time.Second,
+		channels: channelConfig{disableRouting: true, smtpAddr: smtpAddr, smtpHostname: "mail.test", emailSecret: strings.Repeat("k", 32),
+			relay: relayFlags{addr: relay.addr, security: "none"}}}
+	parts := &lifecycle{log: log}
+	opts := wireParts(ctx, c, store, log, parts)
+	srv := web.New(web.Config{Addr: addr, PublicURL: c.publicURL, ShutdownTimeout: c.shutdown}, store, log, opts...)
+	if err := parts.start(ctx); err != nil {
+		t.Fatalf("start parts: %v", err)
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Stop(context.Background())   //nolint:errcheck
+		parts.stop(context.Background()) //nolint:errcheck
+	})
+	base := "http://" + addr
+	call := func(method, path, ctype string, body []byte) (int, []byte, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		if ctype != "" {
+			req.Header.Set("Content-Type", ctype)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b, res.Header
+	}
+
+	// In: a mail with a PDF.
+	invoice := []byte("%PDF-1.4 invoice 4711\n%%EOF\n")
+	var in bytes.Buffer
+	fmt.Fprintf(&in, "From: Carla <carla@customer.test>\r\nTo: support@mail.test\r\nSubject: Invoice wrong\r\nMessage-ID: <in-1@customer.test>\r\nMIME-Version: 1.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=b1\r\n\r\n--b1\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--b1\r\n"+
+		"Content-Type: application/pdf\r\nContent-Disposition: attachment; filename=\"invoice.pdf\"\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b1--\r\n",
+		b64(invoice))
+	sc, err := smtp.Dial(smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.SendMail("carla@customer.test", []string{"support@mail.test"}, bytes.NewReader(in.Bytes())); err != nil {
+		t.Fatalf("send inbound mail: %v", err)
+	}
+	sc.Quit() //nolint:errcheck
+	var ticketID int64
+	if err := db.QueryRow(ctx, `SELECT ticket_id FROM messages WHERE account_id = $1 ORDER BY id LIMIT 1`, acct.ID).Scan(&ticketID); err != nil {
+		t.Fatal(err)
+	}
+	type msgList struct {
+		Items []agentdesk.Message `json:"items"`
+	}
+	var l msgList
+	status, body, _ := call("GET", fmt.Sprintf("/api/v1/tickets/%d/messages", ticketID), "", nil)
+	if err := json.Unmarshal(body, &l); err != nil || status != 200 || len(l.Items) != 1 || len(l.Items[0].Attachments) != 1 {
+		t.Fatalf("inbound message: %d %s", status, body)
+	}
+	got := l.Items[0].Attachments[0]
+	if got.Filename != "invoice.pdf" || got.ContentType != "application/pdf" || got.Size != int64(len(invoice)) {
+		t.Errorf("inbound attachment %+v", got)
+	}
+	if status, body, _ := call("GET", got.URL, "", nil); status != 200 || !bytes.Equal(body, invoice) {
+		t.Errorf("inbound content: %d %q", status, body)
+	}
+
+	// Out: the agent uploads a file and replies with it.
+	label := []byte("return label 0815\n")
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("file", "return label.txt")
+	fw.Write(label) //nolint:errcheck
+	mw.Close()
+	status, body, _ = call("POST", "/api/v1/attachments", mw.FormDataContentType(), form.Bytes())
+	var up agentdesk.Attachment
+	if err := json.Unmarshal(body, &up); err != nil || status != 201 {
+		t.Fatalf("upload: %d %s", status, body)
+	}
+	reply, _ := json.Marshal(map[string]any{"direction": "out", "body": "Here is your label.", "attachment_ids": []int64{up.ID}})
+	status, body, _ = call("POST", fmt.Sprintf("/api/v1/tickets/%d/messages", ticketID), "application/json", reply)
+	var sent agentdesk.Message
+	if err := json.Unmarshal(body, &sent); err != nil || status != 201 {
+		t.Fatalf("reply: %d %s", status, body)
+	}
+	if len(sent.Attachments) != 1 || sent.Attachments[0].ID != up.ID || sent.Attachments[0].Filename != "return label.txt" {
+		t.Errorf("reply attachments %+v", sent.Attachments)
+	}
+	select {
+	case <-relay.in:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the relay received no mail")
+	}
+	relay.mu.Lock()
+	raw := relay.got[0]
+	relay.mu.Unlock()
+	mr, err := mail.CreateReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, ok := p.Header.(*mail.AttachmentHeader); ok {
+			name, _ := h.Filename()
+			data, _ := io.ReadAll(p.Body)
+			if name == "return label.txt" && bytes.Equal(data, label) {
+				found = true
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the mail does not carry the file:\n%s", raw)
+	}
+	// Listed once (not again as the mail's own attachment), and a second
+	// reply cannot take the same file.
+	status, body, _ = call("GET", fmt.Sprintf("/api/v1/tickets/%d/messages", ticketID), "", nil)
+	l = msgList{}
+	json.Unmarshal(body, &l) //nolint:errcheck
+	if len(l.Items) != 2 || len(l.Items[1].Attachments) != 1 {
+		t.Errorf("after the reply: %d %s", status, body)
+	}
+	status, body, _ = call("POST", fmt.Sprintf("/api/v1/tickets/%d/messages", ticketID), "application/json", reply)
+	if status != 422 || !strings.Contains(string(body), `"field":"attachment_ids"`) {
+		t.Errorf("second reply with the same file: %d %s", status, body)
+	}
+	var n int
+	db.QueryRow(ctx, `SELECT count(*) FROM messages WHERE account_id = $1`, acct.ID).Scan(&n) //nolint:errcheck
+	if n != 2 {
+		t.Errorf("%d messages after a refused reply", n)
+	}
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
