@@ -39,9 +39,18 @@ func (p Principal) defaultStreams() []string {
 		return []string{SupervisorStream(p.Actor.AccountID)}
 	case p.Actor.Role.AtLeast(agentdesk.RoleSupervisor):
 		return []string{AgentStream(p.Actor.AgentID), SupervisorStream(p.Actor.AccountID)}
-	default:
-		return []string{AgentStream(p.Actor.AgentID)}
 	}
+	// An agent's lists: its own tickets, the account's new tickets ("all
+	// open") and its teams' (the team queue, private teams included).
+	// Supervisors hear all of those on the supervisor stream.
+	streams := []string{AgentStream(p.Actor.AgentID), AccountStream(p.Actor.AccountID)}
+	for _, t := range p.Actor.TeamIDs {
+		if len(streams) == maxSubscriptions {
+			break
+		}
+		streams = append(streams, TeamStream(t))
+	}
+	return streams
 }
 
 // ServeAgent upgrades r to the agent desk's websocket. actor comes from the
