@@ -268,7 +268,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       ) : (
       <div class="panes">
         <TicketList list={route.list as ListName} me={me} selected={route.ticket} unread={unread} refresh={refresh}
-          onOpen={(id) => go({ list: route.list as ListName, ticket: id })} onItems={watch} />
+          onOpen={(id) => go({ list: route.list as ListName, ticket: id })} onItems={watch} socket={socket} />
         <main id="main" class="main-pane" tabIndex={-1}>
           {route.ticket ? (
             <TicketView key={route.ticket} id={route.ticket} me={me} socket={socket} agents={agents}

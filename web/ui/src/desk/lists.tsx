@@ -1,6 +1,10 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { CHANNELS, PRIORITIES, STATUSES, tickets, type Agent, type Ticket, type TicketFilter } from "./api";
 import { CHANNEL_ICON, ago, label } from "./format";
+import type { Socket } from "./socket";
+
+/** A new ticket on one of the desk's streams (web/PROTOCOL.md). */
+export const TICKET_CREATED = "ticket.created";
 
 export type ListName = "mine" | "queue" | "open";
 export const LISTS: { name: ListName; title: string }[] = [
@@ -21,6 +25,39 @@ function baseFilter(list: ListName, me: Agent): TicketFilter {
   }
 }
 
+/** Whether a ticket belongs in a list shown with filter f (as the server
+ * would answer GET /tickets with it). */
+export function matches(t: Ticket, f: TicketFilter, me: Agent): boolean {
+  if (f.status && !f.status.includes(t.status)) return false;
+  if (f.assignee !== undefined && t.assignee_id !== (f.assignee === "me" ? me.id : f.assignee)) return false;
+  if (f.unassigned && t.assignee_id != null) return false;
+  if (f.team !== undefined && t.team_id !== f.team) return false;
+  if (f.customer !== undefined && t.customer_id !== f.customer) return false;
+  if (f.channel && t.channel !== f.channel) return false;
+  if (f.priority && t.priority !== f.priority) return false;
+  if (f.tag && !(t.tags ?? []).includes(f.tag)) return false;
+  return true;
+}
+
+/** Newest first, as GET /tickets orders them (created_at, then id). */
+function newer(a: Ticket, b: Ticket): boolean {
+  const ta = Date.parse(a.times.created_at), tb = Date.parse(b.times.created_at);
+  return ta !== tb ? ta > tb : a.id > b.id;
+}
+
+/** items with t inserted in order; unchanged when t is there already, or
+ * when it sorts after the last loaded item while more pages remain ("Load
+ * more" brings it). */
+export function insertTicket(items: Ticket[], t: Ticket, more: boolean): Ticket[] {
+  if (items.some((x) => x.id === t.id)) return items;
+  let i = items.findIndex((x) => newer(t, x));
+  if (i < 0) {
+    if (more) return items;
+    i = items.length;
+  }
+  return [...items.slice(0, i), t, ...items.slice(i)];
+}
+
 export function TicketList(props: {
   list: ListName;
   me: Agent;
@@ -29,6 +66,8 @@ export function TicketList(props: {
   refresh: number;
   onOpen: (id: number) => void;
   onItems?: (items: Ticket[]) => void;
+  /** New tickets arrive on it (ticket.created) and join the list live. */
+  socket?: Socket;
 }) {
   const { list, me } = props;
   const [items, setItems] = useState<Ticket[]>([]);
@@ -39,7 +78,17 @@ export function TicketList(props: {
   const [priority, setPriority] = useState("");
   const [status, setStatus] = useState("");
   const [tag, setTag] = useState("");
-  const [cursorIdx, setCursorIdx] = useState(0);
+  // The keyboard cursor follows a ticket, not a position: tickets joining
+  // the list live or a reload must not move it to another ticket.
+  const [cursorId, setCursorId] = useState<number | undefined>();
+  const lastIdx = useRef(0);
+  let cursorIdx = items.findIndex((t) => t.id === cursorId);
+  if (cursorIdx < 0) cursorIdx = Math.min(lastIdx.current, Math.max(0, items.length - 1));
+  lastIdx.current = cursorIdx;
+  const setCursorIdx = (i: number) => {
+    lastIdx.current = i;
+    setCursorId(items[i]?.id);
+  };
   const listRef = useRef<HTMLUListElement>(null);
 
   const filter: TicketFilter = {
@@ -74,7 +123,25 @@ export function TicketList(props: {
       if (n === latest.current) setLoading(false);
     }
   }
-  useEffect(() => setCursorIdx(0), [key]);
+  useEffect(() => {
+    lastIdx.current = 0;
+    setCursorId(undefined);
+  }, [key]);
+
+  // A ticket created anywhere (REST, a form, a chat) that this list shows.
+  const live = useRef({ filter, next });
+  live.current = { filter, next };
+  useEffect(() => {
+    if (!props.socket) return;
+    return props.socket.on(TICKET_CREATED, (t: Ticket) => {
+      if (!t?.id || !matches(t, live.current.filter, me)) return;
+      setItems((old) => {
+        const all = insertTicket(old, t, !!live.current.next);
+        if (all !== old) props.onItems?.(all);
+        return all;
+      });
+    });
+  }, [props.socket, me.id]);
   useEffect(() => {
     load();
   }, [key, props.refresh]);
