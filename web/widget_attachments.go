@@ -36,10 +36,14 @@ func mountWidgetAttachments(s *Server, a *apiRouter) {
 // widgetFilePreflight allows GET too: the widget downloads files with its
 // token in a header, which needs a preflight.
 func (s *Server) widgetFilePreflight(w http.ResponseWriter, r *http.Request) error {
-	if err := s.widgetPreflight(w, r); err != nil {
+	if _, err := s.widgetForOrigin(w, r); err != nil {
 		return err
 	}
-	w.Header().Set("Access-Control-Allow-Methods", "GET, POST")
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, POST")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+	h.Set("Access-Control-Max-Age", "600")
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
