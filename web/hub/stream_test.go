@@ -3,12 +3,16 @@ package hub
 import (
 	"context"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"agentdesk/agentdesk"
 )
 
 // Concurrent writers to one stream: numbers are 1..N without gaps, and a
@@ -352,5 +356,36 @@ END $$`); err != nil {
 	e.publish("agent:10", "polled", nil)
 	if f := c.readUntil("polled", ""); f.Seq != 1 {
 		t.Errorf("seq %d", f.Seq)
+	}
+}
+
+// An agent's default streams carry its lists: its own, the account's new
+// tickets and its teams'; a supervisor's its own and the supervisors'.
+func TestDefaultStreams(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.startHub(Config{})
+	acct := strconv.FormatInt(e.account, 10)
+	for _, tc := range []struct {
+		agent int64
+		role  agentdesk.Role
+		want  []string
+	}{
+		{10, agentdesk.RoleAgent, []string{"account:" + acct, "agent:10"}},
+		{11, agentdesk.RoleAgent, []string{"account:" + acct, "agent:11", "team:5"}}, // member of team 5
+		{12, agentdesk.RoleSupervisor, []string{"agent:12", "supervisor:" + acct}},
+	} {
+		c := srv.dialAgent(t, tc.agent, tc.role)
+		if f := c.request("resume", nil); f.Type != "ack" {
+			t.Fatalf("agent %d: resume %+v", tc.agent, f)
+		}
+		var got []string
+		for range tc.want {
+			got = append(got, c.readUntil("subscribed", "").Stream)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("agent %d (%s) follows %v, want %v", tc.agent, tc.role, got, tc.want)
+		}
 	}
 }
