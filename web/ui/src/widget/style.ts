@@ -34,7 +34,9 @@ button.primary{background:#1f5fbf;border-color:#1f5fbf;color:#fff}
 .msg.me .text,.msg.me .file{color:#fff}
 .msg.system{align-self:center;background:none;color:#5f6b7c;font-size:12px}
 .msg .who{font-size:11px;color:#5f6b7c}
-.file{font-size:13px}
+.file{font-size:13px;display:flex;flex-direction:column;gap:3px;text-decoration:underline}
+.thumb{max-width:180px;max-height:140px;border-radius:6px;background:#fff}
+.upload{margin:0;font-size:12px;color:#1a4a94}
 .typing{min-height:18px;margin:0;font-size:12px;color:#5f6b7c;font-style:italic}
 .composer{display:flex;flex-direction:column;gap:6px}
 .composer .row{display:flex;gap:6px;align-items:center}

@@ -157,6 +157,73 @@ describe("widget.js", () => {
     expect(root.querySelectorAll("[data-testid=msg-agent]")).toHaveLength(0);
   });
 
+  it("sends a file with progress, shows errors, and shows files as thumbnails and downloads", async () => {
+    stubServer({ visitor_id: "v_1", token: "wt1.t", online: true, queues: [],
+      chat: { ticket_id: 9, status: "active", agent_name: "Alex Agent", messages: [] } });
+    // Files are fetched with the token and shown from object URLs.
+    const fetched: { url: string; auth?: string }[] = [];
+    const apiFetch = (globalThis as any).fetch;
+    vi.stubGlobal("fetch", async (url: string, init: RequestInit) => {
+      if (!url.includes("/attachments/")) return apiFetch(url, init);
+      fetched.push({ url, auth: (init.headers as Record<string, string>).Authorization });
+      return new Response(new Blob(["png"]), { status: 200 });
+    });
+    vi.stubGlobal("URL", Object.assign(URL, { createObjectURL: () => "blob:file" }));
+    const xhrs: FakeXHR[] = [];
+    class FakeXHR {
+      method = ""; url = ""; headers: Record<string, string> = {}; body: any; status = 0; responseText = "";
+      upload: { onprogress?: (e: any) => void } = {};
+      onload?: () => void; onerror?: () => void;
+      constructor() { xhrs.push(this); }
+      open(m: string, u: string) { this.method = m; this.url = u; }
+      setRequestHeader(k: string, v: string) { this.headers[k] = v; }
+      send(b: any) { this.body = b; }
+      answer(status: number, body: object) { this.status = status; this.responseText = JSON.stringify(body); this.onload?.(); }
+    }
+    vi.stubGlobal("XMLHttpRequest", FakeXHR);
+    const root = await boot();
+    (root.querySelector(".launcher") as HTMLButtonElement).click();
+    const ws = FakeWebSocket.all[0];
+    await settle();
+
+    const pick = (name: string) => {
+      const input = root.querySelector("[data-testid=attach]") as HTMLInputElement;
+      Object.defineProperty(input, "files", { value: [new File(["abc"], name, { type: "image/png" })] });
+      input.dispatchEvent(new Event("change"));
+    };
+    pick("photo.png");
+    expect(xhrs[0]).toMatchObject({ method: "POST", url: "https://desk.test/api/v1/widget/w1/attachments", headers: { Authorization: "Bearer wt1.t" } });
+    expect((xhrs[0].body as FormData).get("file")).toBeInstanceOf(File);
+    xhrs[0].upload.onprogress!({ lengthComputable: true, loaded: 42, total: 100 });
+    expect(root.querySelector("[data-testid=upload-status]")!.textContent).toBe("Uploading photo.png… 42%");
+    xhrs[0].answer(201, { id: 7, filename: "photo.png", content_type: "image/png", size: 3, url: "/api/v1/widget/w1/attachments/7/content" });
+    await settle();
+    expect(root.querySelector("[data-testid=upload-status]")).toBeNull();
+    const send = ws.sent.find((m) => m.type === "chat.send");
+    expect(send.data).toMatchObject({ ticket_id: 9, body: "", attachment_ids: [7] });
+    const mine = root.querySelector("[data-testid=msg-me]")!;
+    expect(mine.querySelector("[data-testid=file]")!.textContent).toContain("photo.png");
+    expect((mine.querySelector("img.thumb") as HTMLImageElement).src).toBe("blob:file");
+    expect(fetched[0]).toEqual({ url: "https://desk.test/api/v1/widget/w1/attachments/7/content", auth: "Bearer wt1.t" });
+
+    // A refused upload says why, in the widget.
+    pick("huge.mov");
+    xhrs[1].answer(413, { error: { kind: "too_large", field: "file", message: "the file is larger than 10 MB" } });
+    await settle();
+    expect(root.querySelector(".error")!.textContent).toBe("huge.mov: the file is larger than 10 MB");
+    expect(ws.sent.filter((m) => m.type === "chat.send")).toHaveLength(1);
+
+    // The agent's file: a download link, fetched with the token on click.
+    ws.serve({ type: "message.created", stream: "visitor:v_1", seq: 5, data: { id: 20, ticket_id: 9, direction: "out", body: "Your label",
+      attachments: [{ id: 8, filename: "label.pdf", content_type: "application/pdf", size: 2048, url: "/api/v1/attachments/8/content" }] } });
+    const link = root.querySelector("[data-testid=msg-agent] [data-testid=file]") as HTMLAnchorElement;
+    expect(link.textContent).toBe("⤓ label.pdf (2 KB)");
+    expect(link.querySelector("img")).toBeNull();
+    link.click();
+    await settle();
+    expect(fetched.at(-1)).toEqual({ url: "https://desk.test/api/v1/widget/w1/attachments/8/content", auth: "Bearer wt1.t" });
+  });
+
   it("offers to leave a message when offline", async () => {
     stubServer({ visitor_id: "v_2", token: "t", online: false });
     const root = await boot();

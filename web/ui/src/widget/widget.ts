@@ -24,12 +24,14 @@ const P = {
   transcript: (id: string) => `${W(id)}/chat/transcript`,
   /** POST (Bearer) {name,email,body} → 201: offline message, an email ticket. */
   offline: (id: string) => `${W(id)}/messages`,
-  /** POST multipart (Bearer) → {id,name,size,url}. */
+  /** POST multipart (Bearer), field "file" → {id,filename,content_type,size,url}; only during a chat. */
   upload: (id: string) => `${W(id)}/attachments`,
+  /** GET (Bearer) → the bytes of a file of the visitor's chat. */
+  file: (id: string, att: number) => `${W(id)}/attachments/${att}/content`,
   socket: "/ws/customer",
   // client → server over the socket
   resume: "resume", // {streams:[{stream,last_seq}]}
-  send: "chat.send", // {ticket_id (0 = my open chat), body, client_msg_id}
+  send: "chat.send", // {ticket_id (0 = my open chat), body, client_msg_id, attachment_ids?}
   typing: "typing", // {ticket_id, typing}
   // server → client events on the visitor's stream
   queued: "chat.queued", // {ticket_id, position, estimated_wait_seconds}
@@ -50,22 +52,30 @@ interface Session {
   title?: string;
   greeting?: string;
   stream?: string;
-  /** The server takes files (POST …/attachments); the widget offers "+ File" only then. */
-  attachments?: boolean;
   /** The visitor's open chat, when there is one: shown again after a reload. */
   chat?: { ticket_id?: number; status?: string; agent_name?: string; messages?: Msg[]; position?: number; estimated_wait_seconds?: number };
+}
+
+/** A file on a message (the API's attachment; older mail metadata says name). */
+interface Att {
+  id?: number;
+  filename?: string;
+  name?: string;
+  content_type?: string;
+  size?: number;
+  url?: string;
 }
 
 interface Msg {
   id?: number | string;
   ticket_id?: number;
   client_msg_id?: string;
-  meta?: { attachments?: { name: string; url?: string; size?: number }[]; client_msg_id?: unknown };
+  meta?: { attachments?: Att[]; client_msg_id?: unknown };
   direction?: "in" | "out";
   from?: "customer" | "agent" | "system";
   author_name?: string;
   body: string;
-  attachments?: { name: string; url?: string; size?: number }[];
+  attachments?: Att[];
   created_at?: string;
 }
 
@@ -99,6 +109,13 @@ function bubble(): SVGSVGElement {
   svg.append(path);
   return svg;
 }
+
+function fmtSize(n: number): string {
+  return n < 1024 ? `${n} B` : n < 1 << 20 ? `${Math.round(n / 1024)} KB` : `${(n / (1 << 20)).toFixed(1)} MB`;
+}
+
+/** Raster images are shown as thumbnails; everything else is a download. */
+const IMAGE = /^image\/(png|jpeg|gif|webp)\b/;
 
 function fmtWait(s: number): string {
   if (s < 60) return "less than a minute";
@@ -151,6 +168,9 @@ class Widget {
   private acks = new Map<string, (data: any) => void>();
   private error = "";
   private email = "";
+  /** The file being uploaded and how far it is (percent). */
+  private uploading?: { name: string; pct: number };
+  private blobs = new Map<number, Promise<string>>();
 
   constructor(private host: string, private widgetId: string) {
     const mount = document.createElement("div");
@@ -396,15 +416,112 @@ class Widget {
   }
 
   /** Sends a chat message; it shows at once and the ack gives it its id. */
-  private sendChat(body: string) {
+  private sendChat(body: string, files: Att[] = []) {
     const clientId = `c${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
-    const local: Msg = { id: clientId, direction: "in", from: "customer", body };
+    const local: Msg = { id: clientId, direction: "in", from: "customer", body, attachments: files };
     this.addMessage(local);
     this.acks.set(`w${this.nextId}`, (ack) => {
       if (ack?.message_id) this.seen.add(String(ack.message_id));
       if (ack?.ticket_id) this.ticketId = ack.ticket_id;
     });
-    this.send(P.send, { ticket_id: this.ticketId, body, client_msg_id: clientId });
+    const data: Record<string, unknown> = { ticket_id: this.ticketId, body, client_msg_id: clientId };
+    if (files.length) data.attachment_ids = files.map((f) => f.id);
+    this.send(P.send, data);
+  }
+
+  /** Uploads a file with XHR, which reports progress (fetch does not). */
+  private uploadFile(f: File, progress: (pct: number) => void): Promise<Att> {
+    return new Promise((resolve, reject) => {
+      const x = new XMLHttpRequest();
+      x.open("POST", this.host + P.upload(this.widgetId));
+      x.setRequestHeader("Accept", "application/json");
+      if (this.session) x.setRequestHeader("Authorization", `Bearer ${this.session.token}`);
+      x.upload.onprogress = (e) => {
+        if (e.lengthComputable) progress(Math.round((e.loaded * 100) / e.total));
+      };
+      x.onload = () => {
+        let d: any = {};
+        try {
+          d = JSON.parse(x.responseText);
+        } catch {
+          /* not JSON: the status says enough */
+        }
+        if (x.status >= 200 && x.status < 300) resolve(d);
+        else reject(new Error(d?.error?.message || `The upload failed (${x.status}).`));
+      };
+      x.onerror = () => reject(new Error("The upload failed. Check your connection and try again."));
+      const fd = new FormData();
+      fd.append("file", f, f.name);
+      x.send(fd);
+    });
+  }
+
+  private async sendFile(f: File) {
+    this.uploading = { name: f.name, pct: 0 };
+    this.error = "";
+    this.render();
+    try {
+      const a = await this.uploadFile(f, (pct) => {
+        if (!this.uploading) return;
+        this.uploading.pct = pct;
+        const st = this.root.querySelector("[data-testid=upload-status]");
+        if (st) st.textContent = `Uploading ${f.name}… ${pct}%`;
+      });
+      this.uploading = undefined;
+      this.render();
+      this.sendChat("", [a]);
+    } catch (err) {
+      this.uploading = undefined;
+      this.error = `${f.name}: ${(err as Error).message}`;
+      this.render();
+    }
+  }
+
+  /** A file's bytes as an object URL, fetched once with the token (a plain
+   *  link cannot carry it). */
+  private blobURL(id: number): Promise<string> {
+    let p = this.blobs.get(id);
+    if (!p) {
+      p = fetch(this.host + P.file(this.widgetId, id), {
+        headers: { Authorization: `Bearer ${this.session?.token ?? ""}` }, credentials: "omit", mode: "cors",
+      }).then((r) => {
+        if (!r.ok) throw new Error(`The file could not be loaded (${r.status}).`);
+        return r.blob();
+      }).then((b) => URL.createObjectURL(b));
+      p.catch(() => this.blobs.delete(id));
+      this.blobs.set(id, p);
+    }
+    return p;
+  }
+
+  private renderFile(a: Att): HTMLElement {
+    const name = a.filename || a.name || "file";
+    const label = `⤓ ${name}${a.size ? ` (${fmtSize(a.size)})` : ""}`;
+    if (!a.id) {
+      // Mail metadata without an id: a plain link when it has one.
+      return h("a", { class: "file", href: a.url ? (a.url.startsWith("http") ? a.url : this.host + a.url) : undefined, target: "_blank", rel: "noopener", text: label });
+    }
+    const id = a.id;
+    const link = h("a", { class: "file", href: "#", "data-testid": "file", title: `Download ${name}` });
+    if (IMAGE.test(a.content_type ?? "")) {
+      const img = h("img", { class: "thumb", alt: name }) as HTMLImageElement;
+      link.append(img);
+      this.blobURL(id).then((u) => (img.src = u), () => img.remove());
+    }
+    link.append(h("span", { text: label }));
+    link.addEventListener("click", (e) => {
+      e.preventDefault();
+      this.blobURL(id).then((u) => {
+        const save = h("a", { href: u, download: name, hidden: true });
+        this.root.append(save);
+        save.click();
+        save.remove();
+      }, (err) => {
+        this.error = (err as Error).message;
+        this.render();
+      });
+    });
+    return link;
   }
 
   private showTyping(on: boolean) {
@@ -504,10 +621,8 @@ class Widget {
     const who = m.from === "system" ? "system" : this.isAgent(m) ? "agent" : "me";
     const el = h("div", { class: `msg ${who}`, "data-testid": `msg-${who}` });
     if (who === "agent") el.append(h("span", { class: "who", text: m.author_name || this.agentName || "Agent" }));
-    el.append(h("span", { class: "text", text: m.body }));
-    for (const a of m.attachments ?? m.meta?.attachments ?? []) {
-      el.append(h("a", { class: "file", href: a.url ? (a.url.startsWith("http") ? a.url : this.host + a.url) : undefined, target: "_blank", rel: "noopener", text: `⤓ ${a.name}` }));
-    }
+    if (m.body) el.append(h("span", { class: "text", text: m.body }));
+    for (const a of m.attachments?.length ? m.attachments : m.meta?.attachments ?? []) el.append(this.renderFile(a));
     return el;
   }
 
@@ -521,11 +636,11 @@ class Widget {
         this.wait ? h("span", { text: ` · estimated wait ${fmtWait(this.wait)}` }) : "")
       : h("p", { class: "status", role: "status", "data-testid": "agent-name", text: `You are chatting with ${this.agentName || "an agent"}` });
     const input = h("textarea", { rows: 2, "aria-label": "Your message", placeholder: "Type a message…", maxlength: 4000 }) as HTMLTextAreaElement;
-    const file = h("input", { type: "file", class: "sr-only", "aria-label": "Attach a file" }) as HTMLInputElement;
+    const file = h("input", { type: "file", class: "sr-only", "aria-label": "Attach a file", "data-testid": "attach", disabled: !!this.uploading }) as HTMLInputElement;
     const form = h("form", { class: "composer", "aria-label": "Send a message" },
       input,
       h("div", { class: "row" },
-        this.session?.attachments ? h("label", { class: "attach", title: "Attach a file" }, h("span", { text: "+ File" }), file) : null,
+        h("label", { class: "attach", title: "Attach a file" }, h("span", { text: "+ File" }), file),
         h("button", { type: "button", class: "end", onclick: () => { this.api(P.end(this.widgetId), {}).catch(() => {}); this.setView("ended"); }, text: "End chat" }),
         h("button", { type: "submit", class: "primary", text: "Send" }),
       ),
@@ -554,26 +669,14 @@ class Widget {
         this.send(P.typing, { ticket_id: this.ticketId, typing: true });
       }
     });
-    file.addEventListener("change", async () => {
+    file.addEventListener("change", () => {
       const f = file.files?.[0];
-      file.value = "";
-      if (!f) return;
-      if (f.size > 10 * 1024 * 1024) {
-        this.error = "Files can be 10 MB at most.";
-        this.render();
-        return;
-      }
-      try {
-        const fd = new FormData();
-        fd.append("file", f, f.name);
-        const a = await this.api(P.upload(this.widgetId), undefined, fd);
-        this.addMessage({ id: a.message_id, direction: "in", body: f.name, attachments: [a] });
-      } catch (err) {
-        this.error = (err as Error).message;
-        this.render();
-      }
+      if (f) this.sendFile(f);
     });
-    return h("div", { class: "chat" }, status, log, h("p", { class: "typing", "aria-live": "polite" }), form);
+    const up = this.uploading
+      ? h("p", { class: "upload", role: "status", "data-testid": "upload-status", text: `Uploading ${this.uploading.name}… ${this.uploading.pct}%` })
+      : null;
+    return h("div", { class: "chat" }, status, log, h("p", { class: "typing", "aria-live": "polite" }), up, form);
   }
 
   private ended(): HTMLElement {
