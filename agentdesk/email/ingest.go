@@ -14,6 +14,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 )
 
 // Ingester stores inbound mail: customer, ticket, message, attachments, raw
@@ -79,7 +80,9 @@ func (in *Ingester) Ingest(ctx context.Context, d Delivery) (Result, error) {
 // IngestParsed stores a mail parsed already.
 func (in *Ingester) IngestParsed(ctx context.Context, d Delivery, p *Parsed) (Result, error) {
 	var res Result
-	err := pgx.BeginFunc(ctx, in.db, func(tx pgx.Tx) error {
+	// postgres.InTx, so the routing task wakes the dispatchers after the
+	// commit rather than with a NOTIFY inside it.
+	err := postgres.InTx(ctx, in.db, func(tx pgx.Tx) error {
 		var err error
 		res, err = in.ingestTx(ctx, tx, d, p)
 		if err == nil && res.Duplicate {
