@@ -111,12 +111,13 @@ export function UploadList(props: { items: Upload[]; onRemove: (key: string) => 
     <ul class="attachments uploads" aria-label="Attached files">
       {props.items.map((u) => (
         <li key={u.key} class={u.error ? "upload-failed" : u.attachment ? "upload-done" : "upload-running"} data-testid="upload">
-          {u.preview ? <img class="upload-thumb" src={u.preview} alt="" /> : <span aria-hidden="true">⎘ </span>}
+          {u.preview && <img class="upload-thumb" src={u.preview} alt="" />}
           <span class="upload-name">{u.filename}</span> <span class="muted">{bytes(u.size)}</span>{" "}
           {!u.attachment && !u.error && (
             <progress max={1} value={u.progress} aria-label={`Uploading ${u.filename}`}>{Math.round(u.progress * 100)}%</progress>
           )}
-          {u.error && <span class="error">{u.error}</span>}{" "}
+          {/* The message itself is in the composer's alert. */}
+          {u.error && <span class="error">Not attached</span>}{" "}
           <button type="button" class="link" aria-label={`Remove ${u.filename}`} onClick={() => props.onRemove(u.key)}>×</button>
         </li>
       ))}
@@ -139,7 +140,7 @@ export function AttachmentList({ list }: { list: Attachment[] }) {
               <img class="thumb" src={a.url} alt={a.filename} loading="lazy" />
             </a>
           )}
-          {a.url ? <a href={a.url} download={a.filename}>⤓ {a.filename}</a> : <span>⎘ {a.filename}</span>}{" "}
+          {a.url ? <a href={a.url} download={a.filename}>⤓ {a.filename}</a> : <span>{a.filename}</span>}{" "}
           <span class="muted">{bytes(a.size)}</span>
         </li>
       ))}
