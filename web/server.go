@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 
+	"agentdesk/agentdesk/email"
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/routing"
 )
@@ -69,7 +70,8 @@ type Server struct {
 	srv     *http.Server
 	done    chan error
 
-	routing *routing.Engine // set by WithRouting (routing_api.go)
+	routing    *routing.Engine // set by WithRouting (routing_api.go)
+	emailAdmin *email.Admin    // set by WithEmailAdmin (email_admin.go)
 }
 
 // Option adds an optional part (routing engine, websocket hub, email, UI) to

@@ -3,6 +3,7 @@ package email
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
 	"time"
@@ -46,6 +47,9 @@ type Config struct {
 	// the polling interval for servers without IDLE. Default 1 minute.
 	IMAPIdle time.Duration
 	IMAPPoll time.Duration
+	// IMAPRootCAs verifies IMAP servers' certificates when an account has
+	// no CA bundle of its own (--imap-ca-file); nil means the system's roots.
+	IMAPRootCAs *x509.CertPool
 	// ReadTimeout bounds how long an SMTP client may stay silent.
 	ReadTimeout time.Duration
 	// Events, when set, receives the live updates of the desks (a customer's

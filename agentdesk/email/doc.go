@@ -92,18 +92,34 @@
 // most once per sender per Config.AutoAckInterval, and never to
 // auto-replies, bounces, list mail, the null sender or failing addresses.
 //
+// # Administration
+//
+// Admin adds, changes and removes support addresses (email_mailboxes: the
+// address, the queue and team its mail is routed to) and IMAP accounts
+// (host, port, security tls/starttls/insecure, credentials, folders, an
+// optional PEM CA bundle), validating every field and auditing every change
+// in its transaction; web/email_admin.go serves it as /api/v1/email/....
+// IMAP passwords are write-only: sealed with AES-256-GCM under a key derived
+// from the server's secret, never returned or audited; without a secret they
+// are refused. Nothing needs a restart: the SMTP server looks every RCPT up
+// in email_mailboxes, and the poller reloads its accounts every
+// Config.IMAPPoll and at once on Poller.Reload (Admin's change signal),
+// starting added accounts, stopping removed or disabled ones and
+// reconnecting changed ones (a new password included). An IMAP server's
+// certificate is verified against the account's CA bundle, else
+// Config.IMAPRootCAs (--imap-ca-file), else the system's roots.
+//
 // # Wiring
 //
-// cmd/agentdesk (serve_email.go) builds NewServer, NewPoller and NewSender
-// from AGENTDESK_SMTP_* / AGENTDESK_EMAIL_SECRET, passes the routing engine
-// as the Enqueuer, and hands agent replies of kind email to
-// Sender.QueueReply. Support addresses are rows of email_mailboxes
-// (CreateMailbox); IMAP accounts are added with Poller.AddAccount; Blob
-// serves attachments and raw mail by sha256. `agentdesk loadgen email`
-// measures ingest throughput and latency (BENCHMARKS.md).
+// cmd/agentdesk (serve_email.go) builds NewServer, NewPoller, NewSender and
+// NewAdmin from the smtp-*, imap-ca-file and email-secret flags, passes the
+// routing engine as the Enqueuer and the hub as the Publisher, and hands
+// agent replies of kind email to Sender.QueueReply. Blob serves attachments
+// and raw mail by sha256. `agentdesk loadgen email` measures ingest
+// throughput and latency (BENCHMARKS.md).
 //
 // This package must never import routing or web, never send mail outside
-// the outbox (River jobs), never show unsanitised HTML, and never read or write another
-// account's rows: every query is scoped by the account of the mailbox or
-// actor.
+// the outbox (River jobs), never show unsanitised HTML, never return or log
+// an IMAP password, and never read or write another account's rows: every
+// query is scoped by the account of the mailbox or actor.
 package email

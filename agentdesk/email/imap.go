@@ -2,10 +2,14 @@ package email
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,13 +33,55 @@ type IMAPAccount struct {
 	Password        string `json:"-"` // only on create; stored sealed
 	Folder          string `json:"folder"`
 	ProcessedFolder string `json:"processed_folder"`
+	// CAPEM, when set, is the PEM bundle the server's certificate must chain
+	// to (a private CA); otherwise Config.IMAPRootCAs or the system's roots.
+	CAPEM string `json:"ca_pem"`
 }
 
-// Validate normalises and checks the account's fields.
+// hostPattern is a DNS host name; IP addresses are checked apart.
+var hostPattern = regexp.MustCompile(`^(?i)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$`)
+
+// maxCAPEM bounds a CA bundle (the column allows 64 KiB).
+const maxCAPEM = 64 << 10
+
+// Validate normalises and checks the account's fields, password included.
 func (a *IMAPAccount) Validate() error {
+	if err := a.validateSettings(); err != nil {
+		return err
+	}
+	return validPassword(a.Password)
+}
+
+func validPassword(pw string) error {
+	if pw == "" {
+		return agentdesk.FieldError("password", "is required")
+	}
+	if len(pw) > 1000 {
+		return agentdesk.FieldError("password", "must be at most 1000 bytes")
+	}
+	return nil
+}
+
+// validateSettings checks everything but the password (an update may keep
+// the stored one).
+func (a *IMAPAccount) validateSettings() error {
+	if a.MailboxID <= 0 {
+		return agentdesk.FieldError("mailbox_id", "is required")
+	}
 	a.Host = strings.TrimSpace(a.Host)
-	if a.Host == "" || strings.ContainsAny(a.Host, " /") {
-		return agentdesk.FieldError("host", "must be a host name")
+	if h, port, err := net.SplitHostPort(a.Host); err == nil {
+		// "imap.example.com:993" in the host field is understood.
+		n, err := strconv.Atoi(port)
+		if err != nil {
+			return agentdesk.FieldError("host", "%q has no valid port", a.Host)
+		}
+		if a.Port != 0 && a.Port != n {
+			return agentdesk.FieldError("port", "%d differs from the port in host (%d)", a.Port, n)
+		}
+		a.Host, a.Port = h, n
+	}
+	if a.Host == "" || len(a.Host) > 253 || (net.ParseIP(a.Host) == nil && !hostPattern.MatchString(a.Host)) {
+		return agentdesk.FieldError("host", "must be a host name or IP address")
 	}
 	if a.Security == "" {
 		a.Security = "tls"
@@ -52,8 +98,12 @@ func (a *IMAPAccount) Validate() error {
 	if a.Port < 1 || a.Port > 65535 {
 		return agentdesk.FieldError("port", "must be 1-65535")
 	}
-	if a.Username == "" || a.Password == "" {
-		return agentdesk.FieldError("username", "username and password are required")
+	a.Username = strings.TrimSpace(a.Username)
+	if a.Username == "" {
+		return agentdesk.FieldError("username", "is required")
+	}
+	if len(a.Username) > 320 {
+		return agentdesk.FieldError("username", "must be at most 320 bytes")
 	}
 	if a.Folder == "" {
 		a.Folder = "INBOX"
@@ -61,10 +111,54 @@ func (a *IMAPAccount) Validate() error {
 	if a.ProcessedFolder == "" {
 		a.ProcessedFolder = "Processed"
 	}
+	for field, f := range map[string]string{"folder": a.Folder, "processed_folder": a.ProcessedFolder} {
+		if len(f) > 200 || strings.ContainsAny(f, "\r\n\x00") {
+			return agentdesk.FieldError(field, "must be a folder name of at most 200 bytes")
+		}
+	}
 	if a.Folder == a.ProcessedFolder {
 		return agentdesk.FieldError("processed_folder", "must differ from the folder polled")
 	}
+	a.CAPEM = strings.TrimSpace(a.CAPEM)
+	if a.CAPEM != "" {
+		if a.Security == "insecure" {
+			return agentdesk.FieldError("ca_pem", "is only used with security tls or starttls")
+		}
+		if len(a.CAPEM) > maxCAPEM {
+			return agentdesk.FieldError("ca_pem", "must be at most 64 KiB")
+		}
+		if _, err := certPool(a.CAPEM); err != nil {
+			return agentdesk.FieldError("ca_pem", "%v", err)
+		}
+	}
 	return nil
+}
+
+// certPool parses a PEM bundle of CA certificates.
+func certPool(bundle string) (*x509.CertPool, error) {
+	pool := x509.NewCertPool()
+	rest := []byte(bundle)
+	n := 0
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("certificate %d: %v", n+1, err)
+		}
+		pool.AddCert(c)
+		n++
+	}
+	if n == 0 {
+		return nil, errors.New("must hold at least one PEM certificate")
+	}
+	return pool, nil
 }
 
 // Poller fetches mail from the IMAP accounts in email_imap_accounts, one
@@ -78,8 +172,16 @@ type Poller struct {
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
-	running map[int64]context.CancelFunc
+	running map[int64]runningAccount
+	reload  chan struct{}
 	wg      sync.WaitGroup
+}
+
+// runningAccount is a polled account and the settings it runs with: when
+// they change (host, password, CA, ...) its connection is replaced.
+type runningAccount struct {
+	cancel context.CancelFunc
+	config string
 }
 
 // NewPoller returns a poller storing mail through in.
@@ -87,11 +189,11 @@ func NewPoller(in *Ingester, log *slog.Logger) *Poller {
 	if log == nil {
 		log = in.log
 	}
-	return &Poller{in: in, log: log.With("component", "imap"), running: map[int64]context.CancelFunc{}}
+	return &Poller{in: in, log: log.With("component", "imap"), running: map[int64]runningAccount{}, reload: make(chan struct{}, 1)}
 }
 
 // AddAccount stores an IMAP account with its password sealed. A running
-// poller picks it up within Config.IMAPPoll.
+// poller picks it up within Config.IMAPPoll (at once after Reload).
 func (p *Poller) AddAccount(ctx context.Context, accountID int64, a *IMAPAccount) error {
 	if err := a.Validate(); err != nil {
 		return err
@@ -102,20 +204,31 @@ func (p *Poller) AddAccount(ctx context.Context, accountID int64, a *IMAPAccount
 	}
 	a.AccountID = accountID
 	err = p.in.db.QueryRow(ctx, `
-INSERT INTO email_imap_accounts (account_id, mailbox_id, host, port, security, username, password_sealed, folder, processed_folder)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id`,
-		accountID, a.MailboxID, a.Host, a.Port, a.Security, a.Username, sealed, a.Folder, a.ProcessedFolder).Scan(&a.ID)
+INSERT INTO email_imap_accounts (account_id, mailbox_id, host, port, security, username, password_sealed, folder, processed_folder, ca_pem)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		accountID, a.MailboxID, a.Host, a.Port, a.Security, a.Username, sealed, a.Folder, a.ProcessedFolder, a.CAPEM).Scan(&a.ID)
 	if err != nil {
 		if strings.Contains(err.Error(), "23503") {
 			return agentdesk.FieldError("mailbox_id", "no such support address")
 		}
 		return fmt.Errorf("add imap account: %w", err)
 	}
+	p.Reload()
 	return nil
 }
 
-// Start begins polling every enabled account, and looks for new ones every
-// Config.IMAPPoll.
+// Reload makes a running poller read its accounts now: added ones start,
+// removed or disabled ones stop, changed ones reconnect. Other processes'
+// pollers see the change within Config.IMAPPoll.
+func (p *Poller) Reload() {
+	select {
+	case p.reload <- struct{}{}:
+	default:
+	}
+}
+
+// Start begins polling every enabled account, and reloads the accounts
+// every Config.IMAPPoll and on Reload.
 func (p *Poller) Start(ctx context.Context) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -127,6 +240,8 @@ func (p *Poller) Start(ctx context.Context) error {
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
+		t := time.NewTicker(p.in.cfg.IMAPPoll)
+		defer t.Stop()
 		for {
 			if err := p.refresh(runCtx); err != nil && runCtx.Err() == nil {
 				p.log.Error("load imap accounts", "err", err)
@@ -134,7 +249,8 @@ func (p *Poller) Start(ctx context.Context) error {
 			select {
 			case <-runCtx.Done():
 				return
-			case <-time.After(p.in.cfg.IMAPPoll):
+			case <-t.C:
+			case <-p.reload:
 			}
 		}
 	}()
@@ -164,7 +280,7 @@ func (p *Poller) Stop(ctx context.Context) error {
 
 func (p *Poller) refresh(ctx context.Context) error {
 	rows, err := p.in.db.Query(ctx, `
-SELECT id, account_id, mailbox_id, host, port, security, username, password_sealed, folder, processed_folder
+SELECT id, account_id, mailbox_id, host, port, security, username, password_sealed, folder, processed_folder, ca_pem
 FROM email_imap_accounts WHERE enabled`)
 	if err != nil {
 		return err
@@ -176,7 +292,7 @@ FROM email_imap_accounts WHERE enabled`)
 	var all []row
 	for rows.Next() {
 		var r row
-		if err := rows.Scan(&r.a.ID, &r.a.AccountID, &r.a.MailboxID, &r.a.Host, &r.a.Port, &r.a.Security, &r.a.Username, &r.sealed, &r.a.Folder, &r.a.ProcessedFolder); err != nil {
+		if err := rows.Scan(&r.a.ID, &r.a.AccountID, &r.a.MailboxID, &r.a.Host, &r.a.Port, &r.a.Security, &r.a.Username, &r.sealed, &r.a.Folder, &r.a.ProcessedFolder, &r.a.CAPEM); err != nil {
 			rows.Close()
 			return err
 		}
@@ -188,14 +304,15 @@ FROM email_imap_accounts WHERE enabled`)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	// Accounts disabled or deleted since the last look stop polling.
-	for id, cancel := range p.running {
-		keep := false
-		for _, r := range all {
-			keep = keep || r.a.ID == id
-		}
-		if !keep {
-			cancel()
+	want := map[int64]string{}
+	for _, r := range all {
+		// The sealed password changes with every new password (fresh nonce).
+		want[r.a.ID] = fmt.Sprintf("%d|%s|%d|%s|%s|%x|%s|%s|%s", r.a.MailboxID, r.a.Host, r.a.Port, r.a.Security, r.a.Username, r.sealed, r.a.Folder, r.a.ProcessedFolder, r.a.CAPEM)
+	}
+	// Accounts disabled, deleted or changed since the last look stop.
+	for id, run := range p.running {
+		if want[id] != run.config {
+			run.cancel()
 			delete(p.running, id)
 		}
 	}
@@ -211,7 +328,7 @@ FROM email_imap_accounts WHERE enabled`)
 		a := r.a
 		a.Password = pw
 		actx, cancel := context.WithCancel(ctx)
-		p.running[a.ID] = cancel
+		p.running[a.ID] = runningAccount{cancel: cancel, config: want[a.ID]}
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
@@ -250,14 +367,24 @@ func (p *Poller) run(ctx context.Context, a IMAPAccount) {
 
 func (p *Poller) dial(a IMAPAccount, opts *imapclient.Options) (*imapclient.Client, error) {
 	addr := net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
-	switch a.Security {
-	case "insecure":
+	if a.Security == "insecure" {
 		return imapclient.DialInsecure(addr, opts)
-	case "starttls":
-		return imapclient.DialStartTLS(addr, opts)
-	default:
-		return imapclient.DialTLS(addr, opts)
 	}
+	// The account's own CA bundle, else the server's (--imap-ca-file), else
+	// the system's roots.
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: p.in.cfg.IMAPRootCAs}
+	if a.CAPEM != "" {
+		pool, err := certPool(a.CAPEM)
+		if err != nil {
+			return nil, fmt.Errorf("ca_pem: %w", err)
+		}
+		cfg.RootCAs = pool
+	}
+	opts.TLSConfig = cfg
+	if a.Security == "starttls" {
+		return imapclient.DialStartTLS(addr, opts)
+	}
+	return imapclient.DialTLS(addr, opts)
 }
 
 // session is one connection: log in, then fetch, store and move whatever is

@@ -279,15 +279,20 @@ ORDER BY e.created_at, e.id`, acct, ticketID, customerID)
 			return r, err
 		}
 	}
-	q := selectMailboxByID
-	args := []any{acct, mailboxID}
-	if mailboxID == 0 {
-		q = `SELECT id, account_id, address, display_name, queue_id, team_id, priority, auto_ack, closed_reply FROM email_mailboxes WHERE account_id = $1 ORDER BY id LIMIT 1`
-		args = args[:1]
+	// The support address the customer wrote to, or (none, or since
+	// removed) the account's first.
+	var mb *Mailbox
+	if mailboxID != 0 {
+		mb, err = scanMailbox(tx.QueryRow(ctx, selectMailboxByID, acct, mailboxID))
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return r, err
+		}
 	}
-	mb, err := scanMailbox(tx.QueryRow(ctx, q, args...))
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return r, err
+	if mb == nil {
+		mb, err = scanMailbox(tx.QueryRow(ctx, `SELECT id, account_id, address, display_name, queue_id, team_id, priority, auto_ack, closed_reply FROM email_mailboxes WHERE account_id = $1 ORDER BY id LIMIT 1`, acct))
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return r, err
+		}
 	}
 	r.mailbox = mb
 	return r, nil

@@ -43,6 +43,7 @@ type channelConfig struct {
 	smtpTLSCert    string
 	smtpTLSKey     string
 	emailSecret    string
+	imapCAFile     string // PEM CA bundle for IMAP servers' certificates
 	relay          relayFlags
 	widgetSecret   string
 	phoneRegion    string
@@ -62,6 +63,7 @@ func (c *channelConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.smtpTLSCert, "smtp-tls-cert", "", "PEM certificate for STARTTLS on inbound SMTP")
 	fs.StringVar(&c.smtpTLSKey, "smtp-tls-key", "", "PEM key for --smtp-tls-cert")
 	fs.StringVar(&c.emailSecret, "email-secret", "", "32+ bytes (or 64 hex digits) keying ticket tokens in outbound mail and sealing IMAP passwords; the same on every process")
+	fs.StringVar(&c.imapCAFile, "imap-ca-file", "", "PEM CA bundle verifying IMAP servers' certificates (default: the system's roots; an IMAP account's own ca_pem wins)")
 	fs.StringVar(&c.relay.addr, "smtp-relay", "", "outbound SMTP relay host:port for agent replies (empty: replies stay queued)")
 	fs.StringVar(&c.relay.user, "smtp-relay-user", "", "relay AUTH user")
 	fs.StringVar(&c.relay.password, "smtp-relay-password", "", "relay AUTH password")

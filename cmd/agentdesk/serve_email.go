@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 
@@ -56,8 +58,14 @@ func wireEmail(c serveConfig, store *postgres.Store, enq enqueuer, log *slog.Log
 	if cfg.Addr != "" {
 		parts.add("smtp", srv)
 	}
+	// Support addresses and IMAP accounts are edited over /api/v1/email/...;
+	// the poller reloads on every change made here, other processes' within
+	// a minute. Without a stable secret IMAP passwords cannot be sealed.
+	adminCfg := email.AdminConfig{}
 	if sealed {
-		parts.add("imap", email.NewPoller(srv.Ingester(), log))
+		poller := email.NewPoller(srv.Ingester(), log)
+		parts.add("imap", poller)
+		adminCfg = email.AdminConfig{Secret: cfg.Secret, Changed: poller.Reload}
 	} else {
 		log.Warn("--email-secret not set: IMAP polling off, ticket tokens change on restart")
 	}
@@ -66,7 +74,7 @@ func wireEmail(c serveConfig, store *postgres.Store, enq enqueuer, log *slog.Log
 	} else {
 		log.Warn("--smtp-relay not set: agent replies are stored and queued, not sent")
 	}
-	return []web.Option{web.WithReplySender(agentdesk.KindEmail, web.ReplySenderFunc(
+	return []web.Option{web.WithEmailAdmin(email.NewAdmin(store.DB(), adminCfg)), web.WithReplySender(agentdesk.KindEmail, web.ReplySenderFunc(
 		func(ctx context.Context, actor agentdesk.Actor, t *agentdesk.Ticket, m *agentdesk.Message) (int64, error) {
 			html, _ := m.Meta["html"].(string)
 			id, err := queueEmailReply(ctx, store, sender, cfg.MaxMessageBytes, actor, t, m, html) // serve_attachments.go
@@ -114,6 +122,16 @@ func emailConfig(c serveConfig) (email.Config, bool, error) {
 			return cfg, false, fmt.Errorf("SMTP TLS certificate: %w", err)
 		}
 		cfg.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	if ch.imapCAFile != "" {
+		b, err := os.ReadFile(ch.imapCAFile)
+		if err != nil {
+			return cfg, false, fmt.Errorf("--imap-ca-file: %w", err)
+		}
+		cfg.IMAPRootCAs = x509.NewCertPool()
+		if !cfg.IMAPRootCAs.AppendCertsFromPEM(b) {
+			return cfg, false, fmt.Errorf("--imap-ca-file: %s holds no PEM certificate", ch.imapCAFile)
+		}
 	}
 	secret := ch.emailSecret
 	if b, err := hex.DecodeString(secret); err == nil && len(b) >= 32 {

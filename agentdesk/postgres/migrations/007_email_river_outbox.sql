@@ -7,3 +7,8 @@
 DROP INDEX IF EXISTS email_deliveries_due;
 ALTER TABLE email_deliveries DROP COLUMN next_attempt_at;
 ALTER TABLE email_deliveries ADD COLUMN river_job_id bigint;
+
+-- An IMAP server with a certificate from a private CA: the PEM bundle its
+-- certificate is verified against ('' = the system's roots, or the server's
+-- --imap-ca-file).
+ALTER TABLE email_imap_accounts ADD COLUMN ca_pem text NOT NULL DEFAULT '' CHECK (length(ca_pem) <= 65536);
