@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 
+	"github.com/jackc/pgx/v5"
+
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/email"
 	"agentdesk/agentdesk/postgres"
@@ -35,4 +37,32 @@ func queueEmailReply(ctx context.Context, store *postgres.Store, sender *email.S
 		atts[i] = email.OutAttachment{Filename: u.Filename, ContentType: u.ContentType, Data: datas[i]}
 	}
 	return sender.QueueReply(postgres.WithAttachments(ctx, m.AttachmentIDs, by), actor, t.ID, m.Body, html, atts...)
+}
+
+// emailEventsWithFiles adds a message's files to the email channel's
+// message events before they are published: the email package builds those
+// messages itself (a customer's mail, a delivery's new state), and a desk
+// replacing its copy on message.updated must not lose the files.
+type emailEventsWithFiles struct{ next email.Publisher }
+
+func (p emailEventsWithFiles) Publish(ctx context.Context, tx pgx.Tx, e email.Event) error {
+	if e.Type == email.MessageCreated || e.Type == email.MessageUpdated {
+		var m *agentdesk.Message
+		switch d := e.Data.(type) {
+		case *agentdesk.Message:
+			m = d
+		case agentdesk.Message:
+			m = &d
+		}
+		if m != nil && len(m.Attachments) == 0 {
+			one := []agentdesk.Message{*m}
+			if err := postgres.FillAttachments(ctx, tx, e.AccountID, one); err != nil {
+				return err
+			}
+			if len(one[0].Attachments) > 0 {
+				e.Data = &one[0]
+			}
+		}
+	}
+	return p.next.Publish(ctx, tx, e)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/emersion/go-message/mail"
 	"github.com/emersion/go-smtp"
+	"github.com/gorilla/websocket"
 
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
@@ -177,6 +178,35 @@ func TestEmailAttachmentsBothWays(t *testing.T) {
 		t.Errorf("inbound content: %d %q", status, body)
 	}
 
+	// A desk with the ticket open sees the files on the email channel's
+	// events too.
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws/supervisor", http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	stream := fmt.Sprintf("ticket:%d", ticketID)
+	ws.WriteJSON(map[string]any{"type": "resume", "id": "r1", "data": map[string]any{"streams": []map[string]any{{"stream": stream}}}}) //nolint:errcheck
+	next := func(want string) []any {
+		t.Helper()
+		ws.SetReadDeadline(time.Now().Add(30 * time.Second)) //nolint:errcheck
+		for {
+			var f struct {
+				Type   string         `json:"type"`
+				Stream string         `json:"stream"`
+				Data   map[string]any `json:"data"`
+			}
+			if err := ws.ReadJSON(&f); err != nil {
+				t.Fatalf("waiting for %s: %v", want, err)
+			}
+			if f.Type == want && (f.Stream == stream || f.Stream == "") {
+				atts, _ := f.Data["attachments"].([]any)
+				return atts
+			}
+		}
+	}
+	next("subscribed")
+
 	// Out: the agent uploads a file and replies with it.
 	label := []byte("return label 0815\n")
 	var form bytes.Buffer
@@ -197,6 +227,12 @@ func TestEmailAttachmentsBothWays(t *testing.T) {
 	}
 	if len(sent.Attachments) != 1 || sent.Attachments[0].ID != up.ID || sent.Attachments[0].Filename != "return label.txt" {
 		t.Errorf("reply attachments %+v", sent.Attachments)
+	}
+	if atts := next("message.created"); len(atts) != 1 {
+		t.Errorf("the reply's message.created carries %v", atts)
+	}
+	if atts := next("message.updated"); len(atts) != 1 {
+		t.Errorf("the reply's message.updated (delivery) carries %v", atts)
 	}
 	select {
 	case <-relay.in:
@@ -230,12 +266,30 @@ func TestEmailAttachmentsBothWays(t *testing.T) {
 	if !found {
 		t.Errorf("the mail does not carry the file:\n%s", raw)
 	}
+	// The customer answers with another file: the desk gets it live.
+	var in2 bytes.Buffer
+	fmt.Fprintf(&in2, "From: Carla <carla@customer.test>\r\nTo: support@mail.test\r\nSubject: Re: Invoice wrong\r\nMessage-ID: <in-2@customer.test>\r\nIn-Reply-To: <in-1@customer.test>\r\nMIME-Version: 1.0\r\n"+
+		"Content-Type: multipart/mixed; boundary=b2\r\n\r\n--b2\r\nContent-Type: text/plain\r\n\r\nPhoto.\r\n--b2\r\n"+
+		"Content-Type: image/png\r\nContent-Disposition: attachment; filename=\"box.png\"\r\nContent-Transfer-Encoding: base64\r\n\r\n%s\r\n--b2--\r\n",
+		b64([]byte("\x89PNG\r\n\x1a\nbox")))
+	sc, err = smtp.Dial(smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.SendMail("carla@customer.test", []string{"support@mail.test"}, bytes.NewReader(in2.Bytes())); err != nil {
+		t.Fatalf("second inbound mail: %v", err)
+	}
+	sc.Quit() //nolint:errcheck
+	if atts := next("message.created"); len(atts) != 1 || atts[0].(map[string]any)["filename"] != "box.png" {
+		t.Errorf("the customer's second mail on the desk: %v", atts)
+	}
+
 	// Listed once (not again as the mail's own attachment), and a second
 	// reply cannot take the same file.
 	status, body, _ = call("GET", fmt.Sprintf("/api/v1/tickets/%d/messages", ticketID), "", nil)
 	l = msgList{}
 	json.Unmarshal(body, &l) //nolint:errcheck
-	if len(l.Items) != 2 || len(l.Items[1].Attachments) != 1 {
+	if len(l.Items) != 3 || len(l.Items[1].Attachments) != 1 || len(l.Items[2].Attachments) != 1 {
 		t.Errorf("after the reply: %d %s", status, body)
 	}
 	status, body, _ = call("POST", fmt.Sprintf("/api/v1/tickets/%d/messages", ticketID), "application/json", reply)
@@ -244,7 +298,7 @@ func TestEmailAttachmentsBothWays(t *testing.T) {
 	}
 	var n int
 	db.QueryRow(ctx, `SELECT count(*) FROM messages WHERE account_id = $1`, acct.ID).Scan(&n) //nolint:errcheck
-	if n != 2 {
+	if n != 3 {
 		t.Errorf("%d messages after a refused reply", n)
 	}
 }

@@ -36,7 +36,7 @@ func wireEmail(c serveConfig, store *postgres.Store, enq enqueuer, log *slog.Log
 		log.Error("email channel disabled", "err", err)
 		return nil
 	}
-	cfg.Events = hubEmailEvents{}
+	cfg.Events = emailEventsWithFiles{hubEmailEvents{}} // serve_attachments.go
 	srv, err := email.NewServer(cfg, store.DB(), enq, log)
 	if err != nil {
 		log.Error("email channel disabled", "err", err)
