@@ -297,7 +297,7 @@ export function Composer(props: { ticket: Ticket; me: Agent; socket: Socket; onS
   );
 }
 
-function Fields({ ticket: t, onChange, onWrapUp }: { ticket: Ticket; onChange: (t: Ticket) => void; onWrapUp: (custom: CustomStatus) => void }) {
+export function Fields({ ticket: t, onChange, onWrapUp }: { ticket: Ticket; onChange: (t: Ticket) => void; onWrapUp: (custom: CustomStatus) => void }) {
   const [tags, setTags] = useState(t.tags.join(", "));
   const [error, setError] = useState("");
   useEffect(() => setTags(t.tags.join(", ")), [t.id, t.tags.join(",")]);
