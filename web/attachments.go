@@ -37,6 +37,7 @@ const (
 type uploadConfig struct {
 	maxBytes        int64 // agents' uploads
 	visitorMaxBytes int64 // chat visitors' uploads
+	files           postgres.BlobFiles
 	perVisitor      *keyedLimiter
 	perIP           *keyedLimiter
 }
@@ -48,6 +49,13 @@ func WithAttachmentLimits(agentMax, visitorMax int64) Option {
 	return func(s *Server) {
 		s.uploads.maxBytes, s.uploads.visitorMaxBytes = agentMax, visitorMax
 	}
+}
+
+// WithBlobDir keeps uploaded files of at least min bytes in files under dir
+// (email_blobs.path) instead of the database; "" keeps them all in the
+// database. Every server process must see the same directory.
+func WithBlobDir(dir string, min int64) Option {
+	return func(s *Server) { s.uploads.files = postgres.BlobFiles{Dir: dir, Min: min} }
 }
 
 func (c *uploadConfig) defaults() {
@@ -86,7 +94,7 @@ func (s *Server) uploadAttachment(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	up.By = agentdesk.UploaderOf(actor)
-	u, err := s.store.CreateUpload(r.Context(), actor.AccountID, *up)
+	u, err := s.store.CreateUpload(r.Context(), actor.AccountID, *up, s.uploads.files)
 	if err != nil {
 		return err
 	}

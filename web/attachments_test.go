@@ -292,3 +292,35 @@ func TestAttachmentLinking(t *testing.T) {
 		t.Errorf("file-only message not listed: %s", res.body)
 	}
 }
+
+// With a blob directory, large files live in files (the row keeps the
+// path, not the bytes) and download the same; small ones stay in the row.
+func TestAttachmentBlobDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	e := newEnv(t, WithBlobDir(dir, 64))
+	agent := e.clients["agent"]
+	large := bytes.Repeat([]byte("0123456789abcdef"), 100)
+	for _, c := range []struct {
+		name   string
+		data   []byte
+		inFile bool
+	}{{"large.bin", large, true}, {"small.txt", []byte("tiny"), false}} {
+		res := agent.upload(t, "/api/v1/attachments", c.name, "", c.data)
+		wantStatus(t, c.name, res, http.StatusCreated)
+		var a agentdesk.Attachment
+		res.json(t, &a)
+		sum, _ := hex.DecodeString(a.SHA256)
+		var path *string
+		var inRow bool
+		if err := e.store.DB().QueryRow(t.Context(), `SELECT path, bytes IS NOT NULL FROM email_blobs WHERE account_id = $1 AND sha256 = $2`, e.account, sum).Scan(&path, &inRow); err != nil {
+			t.Fatal(err)
+		}
+		if inFile := path != nil && strings.HasPrefix(*path, dir); inFile != c.inFile || inRow == c.inFile {
+			t.Errorf("%s: path %v, bytes in row %v", c.name, path, inRow)
+		}
+		if res := agent.do(t, "GET", a.URL, nil); res.status != 200 || !bytes.Equal(res.body, c.data) {
+			t.Errorf("%s download: %d", c.name, res.status)
+		}
+	}
+}

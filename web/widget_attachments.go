@@ -71,7 +71,7 @@ func (s *Server) widgetUpload(w http.ResponseWriter, r *http.Request, cw *agentd
 		return err
 	}
 	up.By = agentdesk.Uploader{VisitorID: v.VisitorID}
-	u, err := s.store.CreateUpload(ctx, v.AccountID, *up)
+	u, err := s.store.CreateUpload(ctx, v.AccountID, *up, s.uploads.files)
 	if err != nil {
 		return err
 	}

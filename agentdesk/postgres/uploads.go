@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 
@@ -39,9 +41,51 @@ type NewUpload struct {
 	Data        []byte
 }
 
+// BlobFiles keeps large files outside the database: a file of at least
+// Min bytes is written under Dir (by account and SHA-256) and its blob row
+// holds the path instead of the bytes. The zero value keeps every file in
+// the database.
+type BlobFiles struct {
+	Dir string
+	Min int64
+}
+
+// write stores data under the directory unless it is there already; the
+// temporary file and rename keep a half-written file from ever having the
+// final name.
+func (b BlobFiles) write(accountID int64, sum [32]byte, data []byte) (string, error) {
+	h := hex.EncodeToString(sum[:])
+	dir := filepath.Join(b.Dir, strconv.FormatInt(accountID, 10), h[:2])
+	path := filepath.Join(dir, h)
+	if _, err := os.Stat(path); err == nil {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", err
+	}
+	f, err := os.CreateTemp(dir, h+".tmp*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(f.Name()) //nolint:errcheck // gone after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return "", err
+	}
+	if err := f.Close(); err != nil {
+		return "", err
+	}
+	return path, os.Rename(f.Name(), path)
+}
+
 // CreateUpload stores a file: its bytes once per account (a file uploaded
-// again reuses the blob), and a new unlinked upload row.
-func (s *Store) CreateUpload(ctx context.Context, accountID int64, u NewUpload) (*Upload, error) {
+// again reuses the blob), in the database or, when files says so, in a
+// file; and a new unlinked upload row.
+func (s *Store) CreateUpload(ctx context.Context, accountID int64, u NewUpload, files BlobFiles) (*Upload, error) {
 	sum := sha256.Sum256(u.Data)
 	out := &Upload{SHA256: sum, By: u.By, AccountID: accountID}
 	err := InTx(ctx, s.db, func(tx pgx.Tx) error {
@@ -51,8 +95,18 @@ func (s *Store) CreateUpload(ctx context.Context, accountID int64, u NewUpload) 
 			return err
 		}
 		if !have {
-			if _, err := tx.Exec(ctx, `INSERT INTO email_blobs (account_id, sha256, size, bytes) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-				accountID, sum[:], len(u.Data), u.Data); err != nil {
+			data, path := u.Data, (*string)(nil)
+			if files.Dir != "" && int64(len(u.Data)) >= files.Min {
+				// Written before the row: a row never names a missing file
+				// (a file whose row rolls back is reused by the next upload).
+				p, err := files.write(accountID, sum, u.Data)
+				if err != nil {
+					return fmt.Errorf("write blob file: %w", err)
+				}
+				data, path = nil, &p
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO email_blobs (account_id, sha256, size, bytes, path) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+				accountID, sum[:], len(u.Data), data, path); err != nil {
 				return fmt.Errorf("store blob: %w", err)
 			}
 		}

@@ -50,6 +50,8 @@ type channelConfig struct {
 	formRate       int
 	attachmentMax  int64 // largest upload of an agent (web.WithAttachmentLimits)
 	widgetFileMax  int64 // largest upload of a chat visitor
+	blobDir        string
+	blobFileMin    int64
 }
 
 type relayFlags struct{ addr, user, password, security string }
@@ -73,6 +75,8 @@ func (c *channelConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.formRate, "form-rate", 0, "contact-form posts per minute per client address (default 10)")
 	fs.Int64Var(&c.attachmentMax, "attachment-max-bytes", 0, "largest file an agent may attach, in bytes (default 25 MB)")
 	fs.Int64Var(&c.widgetFileMax, "widget-attachment-max-bytes", 0, "largest file a chat visitor may send, in bytes (default 10 MB)")
+	fs.StringVar(&c.blobDir, "blob-dir", "", "directory for uploaded files of at least --blob-file-min-bytes, shared by every process (empty: all files in the database)")
+	fs.Int64Var(&c.blobFileMin, "blob-file-min-bytes", 1<<20, "uploaded files this large or larger go to --blob-dir")
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -143,7 +147,7 @@ func wireParts(ctx context.Context, c serveConfig, store *postgres.Store, log *s
 	opts = append(opts, wireHub(c.channels, store, log, parts)...)
 	opts = append(opts, wireEmail(c, store, enq, log, parts)...)
 	opts = append(opts, wireForms(c.channels, enq)...)
-	opts = append(opts, web.WithAttachmentLimits(c.channels.attachmentMax, c.channels.widgetFileMax))
+	opts = append(opts, web.WithAttachmentLimits(c.channels.attachmentMax, c.channels.widgetFileMax), web.WithBlobDir(c.channels.blobDir, c.channels.blobFileMin))
 	opts = append(opts, web.WithChatDemo(demoWidgetID), web.WithUI(ui.Handler()))
 	return opts
 }
