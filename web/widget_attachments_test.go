@@ -132,6 +132,24 @@ func TestWidgetAttachments(t *testing.T) {
 		t.Errorf("no token: %d", res.status)
 	}
 
+	// Too large, or too many: refused, nothing stored.
+	before := ct.deskCount(`SELECT count(*) FROM uploads`)
+	res = v.upload("big.bin", bytes.Repeat([]byte("z"), DefaultVisitorAttachmentMaxBytes+1))
+	if kind, field := res.errorKind(t); res.status != http.StatusRequestEntityTooLarge || field != "file" {
+		t.Errorf("oversize visitor upload: %d %s %s", res.status, kind, field)
+	}
+	if n := ct.deskCount(`SELECT count(*) FROM uploads`); n != before {
+		t.Errorf("uploads %d → %d after an oversize upload", before, n)
+	}
+	limited := false
+	for i := 0; i < 25 && !limited; i++ {
+		res := v.upload(fmt.Sprintf("n%d.txt", i), []byte(fmt.Sprint("note ", i)))
+		limited = res.status == http.StatusTooManyRequests && res.header.Get("Retry-After") != ""
+	}
+	if !limited {
+		t.Error("a visitor's uploads are not rate limited")
+	}
+
 	// After a reload the chat shows the files again.
 	again := ct.visitor(t, v.id)
 	if again.session.Chat == nil {
