@@ -25,6 +25,8 @@ type doc struct {
 	// (default maxBody); BodyField names the field a larger one is about.
 	MaxBody   int64
 	BodyField string
+	// BodyType is the request's media type when it is not JSON.
+	BodyType string
 }
 
 // endpoint is one documented route.

@@ -74,7 +74,7 @@ func (c *uploadConfig) defaults() {
 func mountAttachments(s *Server, a *apiRouter) {
 	s.uploads.defaults()
 	a.route("POST", "/attachments", agentdesk.RoleAgent, "Upload a file to attach to a message (agent+): multipart/form-data with the file in field file (optional field filename); send its id in a message's attachment_ids",
-		s.uploadAttachment, doc{Body: uploadForm{}, Response: agentdesk.Attachment{}, Status: 201, Idempotent: true, MaxBody: s.uploads.maxBytes + multipartSlack, BodyField: "file"})
+		s.uploadAttachment, doc{Body: uploadForm{}, BodyType: "multipart/form-data", Response: agentdesk.Attachment{}, Status: 201, Idempotent: true, MaxBody: s.uploads.maxBytes + multipartSlack, BodyField: "file"})
 	a.route("GET", "/attachments/{id}", agentdesk.RoleAgent, "An attachment's name, type, size and SHA-256 (agent+ who can see its ticket, or its uploader while it is on no message)",
 		s.getAttachment, doc{Response: agentdesk.Attachment{}})
 	a.route("GET", "/attachments/{id}/content", agentdesk.RoleAgent, "An attachment's bytes (same access as its metadata); ETag is its SHA-256",

@@ -41,7 +41,11 @@ func (s *Server) openAPIDocument() map[string]any {
 			op["parameters"] = params
 		}
 		if e.Doc.Body != nil {
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": schemaOf(reflect.TypeOf(e.Doc.Body), schemas)}}}
+			ct := "application/json"
+			if e.Doc.BodyType != "" {
+				ct = e.Doc.BodyType
+			}
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{ct: map[string]any{"schema": schemaOf(reflect.TypeOf(e.Doc.Body), schemas)}}}
 		}
 		status := e.Doc.Status
 		if status == 0 {

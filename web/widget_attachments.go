@@ -24,7 +24,7 @@ func mountWidgetAttachments(s *Server, a *apiRouter) {
 	s.uploads.defaults()
 	const auth = "widget token (Authorization: Bearer wt1.…); the page's Origin must be one the widget allows"
 	a.route("POST", "/widget/{widget}/attachments", "", "A chat visitor uploads a file to send in its open chat (multipart/form-data, field file; rate limited per visitor and address); send the id in chat.send's attachment_ids",
-		s.widgetCall(true, s.widgetUpload), doc{Body: uploadForm{}, Response: agentdesk.Attachment{}, Status: 201, Auth: auth})
+		s.widgetCall(true, s.widgetUpload), doc{Body: uploadForm{}, BodyType: "multipart/form-data", Response: agentdesk.Attachment{}, Status: 201, Auth: auth})
 	a.route("GET", "/widget/{widget}/attachments/{id}/content", "", "A file of the visitor's own chat (or its own upload not sent yet)",
 		s.widgetCall(true, s.widgetAttachmentContent), doc{Auth: auth})
 	for _, p := range []string{"attachments", "attachments/{id}/content"} {
