@@ -509,6 +509,7 @@ export const EV = {
   offerGone: "offer_revoked", // {task_id, state, agent_id, reason}
   assigned: "task_assigned",
   message: "message.created",
+  messageUpdated: "message.updated", // the same message, changed (an email's delivery state)
   typing: "typing",
   ticketUpdated: "ticket.updated",
   presence: "presence",

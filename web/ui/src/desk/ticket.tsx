@@ -412,6 +412,11 @@ export function TicketView(props: {
       setItems((old) => (old.some((x) => x.id === m.id) ? old : [...old, m]));
       if (m.direction === "in") setTypingUntil(0);
     });
+    const offUpdated = props.socket.on(EV.messageUpdated, (d) => {
+      const m: Message = d.message ?? d;
+      if (m.ticket_id !== props.id) return;
+      setItems((old) => old.map((x) => (x.id === m.id ? m : x)));
+    });
     const offTyping = props.socket.on(EV.typing, (d) => {
       if (d?.ticket_id !== props.id || d?.from === "agent") return;
       setTypingUntil(d.typing === false ? 0 : Date.now() + 5000);
@@ -423,6 +428,7 @@ export function TicketView(props: {
     return () => {
       live = false;
       offMsg();
+      offUpdated();
       offTyping();
       offUpd();
       clearInterval(poll);
