@@ -81,8 +81,10 @@
 // # Live updates
 //
 // With Config.Events set, the desks hear about changes in the transaction
-// that makes them: a mail stored on a ticket publishes message.created and
-// ticket.updated to the ticket's stream and its assignee's; a reply queued
+// that makes them: a mail appended to an existing ticket publishes
+// message.created and ticket.updated to the ticket's stream and its
+// assignee's (a mail that opens a ticket has no desk following it yet, and
+// publishes nothing); a reply queued
 // does the same; every recorded delivery attempt (sent, failed, or queued
 // again with the relay's answer) and a bounce publish message.updated (the
 // message, with meta.email.delivery) to the ticket's stream. Publisher is

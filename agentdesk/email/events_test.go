@@ -67,15 +67,24 @@ func TestDesksHearMailAndDeliveryState(t *testing.T) {
 	var amy int64
 	e.db.QueryRow(ctx, `INSERT INTO agents (account_id, email, name, role) VALUES ($1, 'amy@example.com', 'Amy', 'agent') RETURNING id`, e.acct).Scan(&amy)
 
-	// A new mail: the ticket's stream hears the message and the ticket.
+	// A mail that opens a ticket: no desk has it open and nobody is
+	// assigned yet, so nothing is published.
 	e.mustSend(simpleMail("ev-1@example.net", "jane@example.net", "Live", "first"))
 	tkt := e.ticketOf("ev-1@example.net")
 	evs, last := e.events(0)
 	ts := fmt.Sprintf("ticket:%d", tkt)
-	if got := summary(evs); got != "message.created@"+ts+" ticket.updated@"+ts {
-		t.Fatalf("new mail published %q", got)
+	if len(evs) != 0 {
+		t.Fatalf("new ticket published %q", summary(evs))
 	}
-	if evs[0].Data["body"] != "first" || evs[0].Data["direction"] != "in" || evs[1].Data["id"] != float64(tkt) {
+
+	// The customer writes again: the ticket's stream hears the message and
+	// the ticket.
+	e.mustSend(strings.Replace(simpleMail("ev-1b@example.net", "jane@example.net", "Re: Live", "more"), "\n\n", "\nIn-Reply-To: <ev-1@example.net>\n\n", 1))
+	evs, last = e.events(last)
+	if got := summary(evs); got != "message.created@"+ts+" ticket.updated@"+ts {
+		t.Fatalf("reply published %q", got)
+	}
+	if evs[0].Data["body"] != "more" || evs[0].Data["direction"] != "in" || evs[1].Data["id"] != float64(tkt) {
 		t.Errorf("event data %v / %v", evs[0].Data, evs[1].Data)
 	}
 

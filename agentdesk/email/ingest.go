@@ -221,9 +221,13 @@ WHERE account_id = $1 AND id = $2`, acct, t.id)
 			return res, fmt.Errorf("enqueue email task: %w", err)
 		}
 	}
-	// The desks with the ticket open, and its assignee, see the mail at once.
-	if err := publishNewMessage(ctx, tx, in.cfg.Events, msg); err != nil {
-		return res, err
+	// The desks with the ticket open, and its assignee, see the mail at
+	// once. A ticket the mail opened has neither yet (lists learn about new
+	// tickets from routing's offer), so nothing is published for it.
+	if !res.NewTicket {
+		if err := publishNewMessage(ctx, tx, in.cfg.Events, msg); err != nil {
+			return res, err
+		}
 	}
 	if res.NewTicket && mb.AutoAck && !automated && !p.Bulk && d.EnvelopeFrom != "" && sender != "" {
 		if err := in.autoAck(ctx, tx, mb, res.TicketID, customerID, sender, p); err != nil {

@@ -93,7 +93,8 @@ func loadgenEmail(ctx context.Context, args []string) error {
 	if !*withRouting {
 		enq = nil
 	}
-	srv, err := email.NewServer(email.Config{Addr: "127.0.0.1:0", Hostname: "bench.example", Secret: secret}, db, enq, log)
+	// Events as serve publishes them (message.created, ticket.updated per mail).
+	srv, err := email.NewServer(email.Config{Addr: "127.0.0.1:0", Hostname: "bench.example", Secret: secret, Events: hubEmailEvents{}}, db, enq, log)
 	if err != nil {
 		return err
 	}
