@@ -145,17 +145,36 @@ func init() {
 	}
 }
 
-// spareSQL counts the free slots of available agents per capacity channel, so a
-// batch does not search for agents for more tasks than could possibly get one.
-const spareSQL = `
+// roomSQL counts, per capacity channel, the available agents with room for
+// one more contact, stopping at the number asked for ($3 voice, $4 chat,
+// $5 email; 0 skips the channel). It is a lower bound of the free slots (an
+// agent may have several), which is all a batch needs: it never sends more
+// plain tasks than could get an agent, and sends the rest on the next pass.
+// Stopping early keeps it cheap with thousands of agents signed in.
+const roomSQL = `
 SELECT
-	coalesce(sum(greatest(p.cap_voice - p.load_voice, 0)) FILTER (WHERE $2 OR (p.load_chat = 0 AND p.load_email = 0)), 0),
-	coalesce(sum(greatest(p.cap_chat - p.load_chat, 0)) FILTER (WHERE $2 OR p.load_voice = 0), 0),
-	coalesce(sum(greatest(p.cap_email - p.load_email, 0)) FILTER (WHERE $2 OR p.load_voice = 0), 0)
-FROM agent_presence p
-WHERE p.account_id = $1 AND p.state = 'available'
-  -- evaluated once: a wake-up with nothing waiting costs no scan of agents
-  AND EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = $1 AND t.state = 'queued')`
+	(SELECT count(*) FROM (SELECT 1 FROM agent_presence p WHERE p.account_id = $1 AND p.state = 'available'
+		AND p.load_voice < p.cap_voice AND ($2 OR (p.load_chat = 0 AND p.load_email = 0)) LIMIT $3) v),
+	(SELECT count(*) FROM (SELECT 1 FROM agent_presence p WHERE p.account_id = $1 AND p.state = 'available'
+		AND p.load_chat < p.cap_chat AND ($2 OR p.load_voice = 0) LIMIT $4) c),
+	(SELECT count(*) FROM (SELECT 1 FROM agent_presence p WHERE p.account_id = $1 AND p.state = 'available'
+		AND p.load_email < p.cap_email AND ($2 OR p.load_voice = 0) LIMIT $5) e)`
+
+// room returns how many of need's tasks per capacity channel could find an
+// agent now. A single task per channel is simply tried: its own search for
+// an agent costs what counting would.
+func (e *Engine) room(ctx context.Context, tx pgx.Tx, accountID int64, need map[string]int) (map[string]int, error) {
+	count := false
+	for _, n := range need {
+		count = count || n > 1
+	}
+	if !count {
+		return need, nil
+	}
+	var v, c, m int
+	err := tx.QueryRow(ctx, roomSQL, accountID, e.cfg.VoiceAlongside, need["voice"], need["chat"], need["email"]).Scan(&v, &c, &m)
+	return map[string]int{"voice": v, "chat": c, "email": m}, err
+}
 
 // dispatchBatch claims up to BatchSize waiting tasks, best first, and offers
 // each to an agent in one transaction. full reports that the batch was full,
@@ -164,20 +183,12 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 	held := false
 	err = e.inTx(ctx, func(tx pgx.Tx) error {
 		offers, full, held = 0, false, false
-		// The free slots, the head of the line and the queues' rules come
-		// back in one round trip.
+		// The head of the line and the queues' rules come back in one
+		// round trip.
 		reads := &pgx.Batch{}
-		reads.Queue(spareSQL, accountID, e.cfg.VoiceAlongside)
 		reads.Queue(selectWaiting, accountID, e.cfg.BatchSize, e.now())
 		reads.Queue(selectQueueRules, accountID)
 		br := tx.SendBatch(ctx, reads)
-		spare := map[string]int{}
-		var v, c, m int
-		if err := br.QueryRow().Scan(&v, &c, &m); err != nil {
-			br.Close()
-			return err
-		}
-		spare["voice"], spare["chat"], spare["email"] = v, c, m
 		rows, err := br.Query()
 		if err != nil {
 			br.Close()
@@ -213,8 +224,16 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 			return err
 		}
 		full = len(tasks) == e.cfg.BatchSize
-		if len(tasks) == 0 || v+c+m == 0 {
+		if len(tasks) == 0 {
 			return nil
+		}
+		need := map[string]int{}
+		for _, t := range tasks {
+			need[t.capChannel]++
+		}
+		spare, err := e.room(ctx, tx, accountID, need)
+		if err != nil {
+			return err
 		}
 		now := e.now()
 		batch := &pgx.Batch{}
