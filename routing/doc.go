@@ -35,7 +35,9 @@
 // until it is accepted, rejected or times out (15 s voice, 20 s otherwise);
 // rejected and timed-out offers skip that agent for the task while anyone
 // else can take it, and N timeouts in a row set the agent away("missed
-// offers").
+// offers"). When every eligible agent has turned a task down, it waits
+// RefusalBackoff (10 s, doubling each round up to 80 s) before it goes
+// round them again; relaxation or a supervisor's move ends the pause.
 //
 // # Durability and locking
 //
@@ -60,12 +62,19 @@
 //     (load_voice/chat/email) change only in the transaction that changes
 //     the tasks they count, so they never drift from the tasks table.
 //   - Transactions failing on a deadlock or serialization error are retried.
-//   - Across engines, strict ordering is approximate: while one engine holds
-//     the head of the line, another skips it and serves the next tasks.
+//   - Across engines, and between the two dispatchers each engine runs,
+//     strict ordering is approximate: while one pass holds the head of the
+//     line, another skips it and serves the next tasks.
 //
-// LISTEN/NOTIFY (channel agentdesk_routing, payload the account id) only
-// wakes dispatchers early; every SweepInterval each engine also dispatches
-// every account with waiting tasks. Sweep, on its own goroutine, expires
+// Wake-ups: a change that may let a task be offered (a new task, freed
+// capacity, an agent becoming available) wakes this engine's dispatchers
+// directly once its transaction commits, and the other engines through
+// NOTIFY agentdesk_routing (payload "account/engine"), sent after the commit
+// by a goroutine of its own: a NOTIFY inside a transaction would hold
+// PostgreSQL's cluster-wide notify lock through the commit. A channel's own
+// transaction (EnqueueTx) gets the same after-commit wake-up when it runs
+// through postgres.InTx. Wake-ups only speed things up: every SweepInterval
+// each engine also dispatches every account with waiting tasks. Sweep, on its own goroutine, expires
 // offers, ends wrap-ups, applies relaxation, overflow and maximum wait, and
 // is also the crash recovery: Start runs it first, so offers made by a
 // process that died re-queue when they time out. The clock is injected;
