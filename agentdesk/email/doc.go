@@ -75,7 +75,8 @@
 // ({state, answer, attempts}) so the desk shows it; a successful send is
 // recorded and its job completed in one transaction (river.JobCompleteTx).
 // Delivery is at least once: a crash between the relay's 250 and that commit
-// sends the mail again. Only a started Sender runs a River client; the
+// sends the mail again, once River rescues the job it left running (after
+// 10 minutes); a stopped process finishes the deliveries it started. Only a started Sender runs a River client; the
 // ingester and a Sender without relay only insert jobs.
 //
 // # Live updates

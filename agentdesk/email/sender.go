@@ -55,7 +55,11 @@ func NewSender(cfg Config, relay RelayConfig, db *pgxpool.Pool, log *slog.Logger
 		Workers:           workers,
 		FetchPollInterval: s.relay.Poll,
 		FetchCooldown:     min(s.relay.Poll, 100*time.Millisecond),
-		Logger:            log.With("component", "outbox"),
+		// A process killed mid-delivery leaves its job running; another
+		// process's River rescues it (and the mail goes again: at least
+		// once) after this long, well past the worker's 3-minute timeout.
+		RescueStuckJobsAfter: 10 * time.Minute,
+		Logger:               log.With("component", "outbox"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("email outbox: %w", err)
