@@ -168,7 +168,7 @@ describe("widget.js", () => {
       fetched.push({ url, auth: (init.headers as Record<string, string>).Authorization });
       return new Response(new Blob(["png"]), { status: 200 });
     });
-    vi.stubGlobal("URL", Object.assign(URL, { createObjectURL: () => "blob:file" }));
+    const objectURL = vi.spyOn(URL, "createObjectURL").mockReturnValue("blob:file");
     const xhrs: FakeXHR[] = [];
     class FakeXHR {
       method = ""; url = ""; headers: Record<string, string> = {}; body: any; status = 0; responseText = "";
@@ -222,6 +222,7 @@ describe("widget.js", () => {
     link.click();
     await settle();
     expect(fetched.at(-1)).toEqual({ url: "https://desk.test/api/v1/widget/w1/attachments/8/content", auth: "Bearer wt1.t" });
+    objectURL.mockRestore();
   });
 
   it("offers to leave a message when offline", async () => {
