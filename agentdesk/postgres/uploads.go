@@ -162,6 +162,7 @@ WHERE u.account_id = $1 AND u.id = $2`, accountID, id).
 		return nil, err
 	}
 	copy(u.SHA256[:], sum)
+	u.Filename = shownName(u.Filename)
 	u.Attachment.SHA256 = hex.EncodeToString(sum)
 	u.URL = agentdesk.AttachmentURL(u.ID)
 	if agent != nil {
@@ -281,8 +282,16 @@ RETURNING id, filename, content_type, size`,
 func scanAttachment(r pgx.CollectableRow) (agentdesk.Attachment, error) {
 	var a agentdesk.Attachment
 	err := r.Scan(&a.ID, &a.Filename, &a.ContentType, &a.Size)
-	a.URL = agentdesk.AttachmentURL(a.ID)
+	a.URL, a.Filename = agentdesk.AttachmentURL(a.ID), shownName(a.Filename)
 	return a, err
+}
+
+// shownName is a file's name as listed: mail may carry files without one.
+func shownName(s string) string {
+	if s == "" {
+		return "attachment"
+	}
+	return s
 }
 
 // FillAttachments sets the Attachments of messages (one query for all).
@@ -316,7 +325,7 @@ WHERE account_id = $1 AND message_id = ANY($2) ORDER BY message_id, id`, account
 	var msgID int64
 	var a agentdesk.Attachment
 	_, err = pgx.ForEachRow(rows, []any{&msgID, &a.ID, &a.Filename, &a.ContentType, &a.Size}, func() error {
-		a.URL = agentdesk.AttachmentURL(a.ID)
+		a.URL, a.Filename = agentdesk.AttachmentURL(a.ID), shownName(a.Filename)
 		out[msgID] = append(out[msgID], a)
 		return nil
 	})
