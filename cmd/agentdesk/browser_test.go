@@ -611,6 +611,23 @@ func TestBrowserDesk(t *testing.T) {
 	agent.waitJS("the new message", `document.querySelector(".timeline")?.textContent.includes("Anyone there?")`)
 	agent.waitJS("the count cleared", `document.querySelector(".ticket-row .badge") === null && !document.title.startsWith("(")`)
 
+	// New tickets join the lists live, without a reload: one created over
+	// REST for this agent, and a web form's in All open, where the keyboard
+	// cursor stays on its ticket while a row is inserted above it.
+	agent.eval(`window.__sameDocument = true, true`)
+	api("POST", "/api/v1/tickets", fmt.Sprintf(`{"subject": "Invoice copy", "customer_id": %d, "assignee_id": %d}`, cust.ID, creds.AgentID))
+	agent.waitJS("the new ticket in My tickets", subjects+` === "Invoice copy|Chat about a delivery"`)
+	agent.do(chromedp.KeyEvent("3", chromedp.KeyModifiers(chromedp.ModifierAlt)))
+	agent.waitJS("all open", `document.querySelector("section.list-pane")?.getAttribute("aria-label") === "All open" && `+subjects+` === "Invoice copy|Chat about a delivery"`)
+	agent.waitJS("the cursor on the second row", `(r => (r[0].focus(), r[1].focus(), r[1].tabIndex === 0))(document.querySelectorAll(".ticket-row"))`)
+	api("POST", fmt.Sprintf("/api/v1/inbound/form?account=%d", srv.Account), `{"name": "Ola", "email": "ola@example.org", "subject": "Broken lid", "message": "The lid broke."}`)
+	agent.waitJS("the form's ticket in All open", subjects+` === "Broken lid|Invoice copy|Chat about a delivery"`)
+	agent.waitJS("the cursor still on its ticket", `document.activeElement?.textContent.includes("Chat about a delivery") && document.activeElement.tabIndex === 0`)
+	agent.do(chromedp.KeyEvent(kb.ArrowUp))
+	agent.waitJS("the cursor moved to the ticket above", `document.activeElement?.textContent.includes("Invoice copy")`)
+	agent.waitJS("no reload", `window.__sameDocument === true`)
+	agent.screenshot("live-lists")
+
 	var (
 		status, priority, resolution string
 		contactID, cancelID          *int64

@@ -82,7 +82,7 @@ describe("TicketList", () => {
     const key = async (k: string) => {
       await act(() => { list.dispatchEvent(new KeyboardEvent("keydown", { key: k, bubbles: true })); });
     };
-    await key("ArrowDown"); // on #10
+    await act(() => (root.querySelectorAll("li")[1] as HTMLElement).focus()); // on #10
     expect(list.getAttribute("aria-activedescendant")).toBe("t-10");
 
     // Someone else's ticket and a solved one are not "mine".

@@ -78,17 +78,6 @@ export function TicketList(props: {
   const [priority, setPriority] = useState("");
   const [status, setStatus] = useState("");
   const [tag, setTag] = useState("");
-  // The keyboard cursor follows a ticket, not a position: tickets joining
-  // the list live or a reload must not move it to another ticket.
-  const [cursorId, setCursorId] = useState<number | undefined>();
-  const lastIdx = useRef(0);
-  let cursorIdx = items.findIndex((t) => t.id === cursorId);
-  if (cursorIdx < 0) cursorIdx = Math.min(lastIdx.current, Math.max(0, items.length - 1));
-  lastIdx.current = cursorIdx;
-  const setCursorIdx = (i: number) => {
-    lastIdx.current = i;
-    setCursorId(items[i]?.id);
-  };
   const listRef = useRef<HTMLUListElement>(null);
 
   const filter: TicketFilter = {
@@ -100,6 +89,20 @@ export function TicketList(props: {
     limit: 50,
   };
   const key = JSON.stringify(filter);
+
+  // The keyboard cursor follows a ticket, not a position: tickets joining
+  // the list live or a reload must not move it to another ticket. It
+  // belongs to one list and filter (key): another starts at the top.
+  const [cursor, setCursor] = useState<{ key: string; id?: number }>({ key });
+  const lastIdx = useRef({ key, i: 0 });
+  if (lastIdx.current.key !== key) lastIdx.current = { key, i: 0 };
+  let cursorIdx = cursor.key === key ? items.findIndex((t) => t.id === cursor.id) : -1;
+  if (cursorIdx < 0) cursorIdx = Math.min(lastIdx.current.i, Math.max(0, items.length - 1));
+  lastIdx.current.i = cursorIdx;
+  const setCursorIdx = (i: number) => {
+    lastIdx.current = { key, i };
+    setCursor({ key, id: items[i]?.id });
+  };
 
   // Only the newest request may fill the list: a slow answer for the list
   // or filter the agent just left must not overwrite the current one.
@@ -123,11 +126,6 @@ export function TicketList(props: {
       if (n === latest.current) setLoading(false);
     }
   }
-  useEffect(() => {
-    lastIdx.current = 0;
-    setCursorId(undefined);
-  }, [key]);
-
   // A ticket created anywhere (REST, a form, a chat) that this list shows.
   const live = useRef({ filter, next });
   live.current = { filter, next };
