@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"encoding/json"
+	"time"
 )
 
 // Snapshots is implemented by Actions that can describe at once what a
@@ -15,6 +16,8 @@ type Snapshots interface {
 	Snapshot(ctx context.Context, accountID int64, stream string) (typ string, data any, err error)
 }
 
+const snapshotTimeout = 5 * time.Second
+
 // snapshot sends the snapshot of key's stream to the connections that were
 // just told to resync. It runs on the worker serving the stream, after the
 // resync frames were queued and before the stream's next events are read,
@@ -26,6 +29,10 @@ func (h *Hub) snapshot(ctx context.Context, key streamKey, conns []*conn) {
 	if !ok || len(conns) == 0 {
 		return
 	}
+	// The worker waits for it: bounded, so a slow database delays this
+	// stream's snapshot, not every stream for long.
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
 	typ, data, err := sn.Snapshot(ctx, key.account, key.name)
 	if err != nil {
 		// The client still has its resync: it reloads by itself.
