@@ -15,7 +15,9 @@
 // flush, which serialised every publishing transaction.) Events are kept for
 // Config.Retention (24h) so a client that reconnects — to any process —
 // resumes from its last sequence number and receives exactly the missed
-// events, or a "resync" instruction when it is too far behind. Typing
+// events, or a "resync" instruction when it is too far behind — followed,
+// when Actions can describe the stream (Snapshots: a visitor's chat), by a
+// snapshot that rebuilds the client's view at once. Typing
 // indicators are ephemeral: NOTIFY only (LISTEN on a dedicated
 // connection), never stored or resumed.
 //
