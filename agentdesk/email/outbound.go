@@ -142,8 +142,11 @@ const maxReferences = 20
 // customer's email identity), from the support address that mail came to.
 func (s *Sender) QueueReply(ctx context.Context, actor agentdesk.Actor, ticketID int64, body, htmlBody string, attachments ...OutAttachment) (int64, error) {
 	body = strings.TrimSpace(body)
-	if body == "" && strings.TrimSpace(htmlBody) == "" {
+	if body == "" && strings.TrimSpace(htmlBody) == "" && len(attachments) == 0 {
 		return 0, agentdesk.FieldError("body", "must not be empty")
+	}
+	if body == "" && strings.TrimSpace(htmlBody) == "" {
+		body = filesOnlyText(attachments) // files alone: the text names them
 	}
 	if body == "" {
 		body = htmlToText(htmlBody)
@@ -296,4 +299,14 @@ ORDER BY e.created_at, e.id`, acct, ticketID, customerID)
 	}
 	r.mailbox = mb
 	return r, nil
+}
+
+// filesOnlyText is the text part of a reply that carries files and no text,
+// so the customer's client shows more than an empty mail.
+func filesOnlyText(as []OutAttachment) string {
+	names := make([]string, len(as))
+	for i, a := range as {
+		names[i] = a.Filename
+	}
+	return "Attached: " + strings.Join(names, ", ")
 }
