@@ -90,6 +90,7 @@ func TestEmailMailboxesAdmin(t *testing.T) {
 		{"bad address", "POST", "/api/v1/email/mailboxes", map[string]any{"address": "help at example"}, 422, agentdesk.Invalid, "address"},
 		{"unknown queue", "POST", "/api/v1/email/mailboxes", map[string]any{"address": "q@example.com", "queue_id": queue + 100}, 422, agentdesk.Invalid, "queue_id"},
 		{"unknown team", "POST", "/api/v1/email/mailboxes", map[string]any{"address": "t@example.com", "team_id": team + 100}, 422, agentdesk.Invalid, "team_id"},
+		{"display name of two lines", "POST", "/api/v1/email/mailboxes", map[string]any{"address": "d@example.com", "display_name": "Help\r\nBcc: x@evil.test"}, 422, agentdesk.Invalid, "display_name"},
 		{"bad priority", "POST", "/api/v1/email/mailboxes", map[string]any{"address": "p@example.com", "priority": "now"}, 422, agentdesk.Invalid, "priority"},
 		{"duplicate", "POST", "/api/v1/email/mailboxes", map[string]any{"address": "HELP@example.com"}, 409, agentdesk.Conflict, "address"},
 		{"wrong type", "POST", "/api/v1/email/mailboxes", `{"address": 5}`, 400, agentdesk.Invalid, "address"},

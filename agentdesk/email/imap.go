@@ -418,12 +418,14 @@ func (p *Poller) session(ctx context.Context, a IMAPAccount) error {
 	if _, err := c.Select(a.Folder, nil).Wait(); err != nil {
 		return fmt.Errorf("select %s: %w", a.Folder, err)
 	}
-	mb, err := scanMailbox(p.in.db.QueryRow(ctx, selectMailboxByID, a.AccountID, a.MailboxID))
-	if err != nil {
-		return fmt.Errorf("load support address of imap account: %w", err)
-	}
 	p.recordError(ctx, a, nil)
 	for ctx.Err() == nil {
+		// Read the support address each round: an admin may have changed
+		// its queue or team since the session began.
+		mb, err := scanMailbox(p.in.db.QueryRow(ctx, selectMailboxByID, a.AccountID, a.MailboxID))
+		if err != nil {
+			return fmt.Errorf("load support address of imap account: %w", err)
+		}
 		if err := p.drain(ctx, c, a, mb); err != nil {
 			return err
 		}

@@ -45,6 +45,9 @@ func (m *Mailbox) Validate() error {
 	}
 	m.Address = addr
 	m.DisplayName = strings.TrimSpace(m.DisplayName)
+	if len(m.DisplayName) > 200 || strings.ContainsAny(m.DisplayName, "\r\n") {
+		return agentdesk.FieldError("display_name", "must be one line of at most 200 bytes")
+	}
 	if m.Priority == "" {
 		m.Priority = agentdesk.PriorityNormal
 	}
