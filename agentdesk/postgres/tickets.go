@@ -238,6 +238,9 @@ func CreateTicketTx(ctx context.Context, tx pgx.Tx, actor agentdesk.Actor, t *ag
 		if err := insertMessage(ctx, tx, acct, first); err != nil {
 			return err
 		}
+		if err := linkAttachments(ctx, tx, actor, first); err != nil { // uploads.go
+			return prefixField(err, "message.")
+		}
 		after, err := afterMessage(ctx, tx, acct, t.ID, first)
 		if err != nil {
 			return err
