@@ -121,6 +121,12 @@ export function CustomerPanel({ customerId, refresh, onOpenTicket, onLoaded }: {
               <li><span class="muted">{label(i.kind)}{i.network ? ` (${i.network})` : ""}:</span> {i.value}</li>
             ))}
           </ul>
+          {c.attributes?.unverified_email && (
+            <p role="note" data-testid="unverified-email" style={{ color: "var(--warn)" }}>
+              Typed {c.attributes.unverified_email} in a chat, not verified
+              {c.attributes.suggested_customer_id ? ` (held by customer #${c.attributes.suggested_customer_id})` : ""}: verify who this is before sharing details or merging.
+            </p>
+          )}
           <h3>Open tickets</h3>
           <ul class="open-tickets">
             {open.map((t) => (
