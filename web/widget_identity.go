@@ -61,9 +61,10 @@ func emailLinkFor(ctx context.Context, tx pgx.Tx, accountID int64, visitorID, em
 
 // markUnverifiedEmail records on the visitor's customer the address it
 // typed and the customer who holds it, for the agent to verify and merge.
+// Customer attributes are strings (agentdesk.Customer.Attributes).
 func markUnverifiedEmail(ctx context.Context, tx pgx.Tx, accountID, customerID int64, email string, suggested int64) error {
 	_, err := tx.Exec(ctx, `UPDATE customers SET attributes = attributes || jsonb_build_object(
-		'unverified_email', $3::text, 'email_verified', false, 'suggested_customer_id', $4::bigint), updated_at = now()
+		'unverified_email', $3::text, 'email_verified', 'false', 'suggested_customer_id', $4::bigint::text), updated_at = now()
 		WHERE account_id = $1 AND id = $2`, accountID, customerID, email, suggested)
 	return err
 }

@@ -166,8 +166,16 @@ func TestVisitorCannotReachAnotherCustomersChat(t *testing.T) {
 	if malloryCustomer == carlaCustomer || m.TicketID == a.TicketID {
 		t.Fatalf("the second visitor's chat is on the first customer (customer %d, ticket %d)", malloryCustomer, m.TicketID)
 	}
-	if attrs["unverified_email"] != "carla@example.org" || attrs["email_verified"] != false || attrs["suggested_customer_id"] != float64(carlaCustomer) {
+	if attrs["unverified_email"] != "carla@example.org" || attrs["email_verified"] != "false" || attrs["suggested_customer_id"] != fmt.Sprint(carlaCustomer) {
 		t.Errorf("the agent's suggestion on the new customer: %v", attrs)
+	}
+	// The agent's desk reads it with the customer.
+	res = agent.do(t, "GET", fmt.Sprintf("/api/v1/customers/%d", malloryCustomer), nil)
+	wantStatus(t, "the new customer", res, http.StatusOK)
+	var shown agentdesk.Customer
+	res.json(t, &shown)
+	if shown.Attributes["unverified_email"] != "carla@example.org" || shown.Attributes["suggested_customer_id"] != fmt.Sprint(carlaCustomer) || len(shown.Identities) != 1 || shown.Identities[0].Kind != agentdesk.IdentityVisitor {
+		t.Errorf("the new customer as the desk sees it: %+v", shown)
 	}
 	var firstMeta map[string]any
 	db.QueryRow(ctx, `SELECT meta FROM messages WHERE ticket_id = $1 ORDER BY id LIMIT 1`, m.TicketID).Scan(&firstMeta) //nolint:errcheck
