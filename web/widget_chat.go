@@ -555,6 +555,15 @@ func (s *Server) chatTranscript(w http.ResponseWriter, r *http.Request, cw *agen
 	if err != nil {
 		return err
 	}
+	// Files by name only: a link would need the widget's token to open.
+	ids := make([]int64, len(msgs))
+	for i := range msgs {
+		ids[i] = msgs[i].ID
+	}
+	files, err := s.store.MessageAttachments(ctx, acct, ids)
+	if err != nil {
+		return err
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "Transcript of your chat (%s)\n\n", t.Subject)
 	for _, m := range msgs {
@@ -566,6 +575,9 @@ func (s *Server) chatTranscript(w http.ResponseWriter, r *http.Request, cw *agen
 			}
 		}
 		fmt.Fprintf(&b, "[%s] %s: %s\n", m.CreatedAt.UTC().Format("2006-01-02 15:04"), who, m.Body)
+		for _, f := range files[m.ID] {
+			fmt.Fprintf(&b, "    Attached: %s\n", f.Filename)
+		}
 	}
 	body := b.String()
 	if len(body) > agentdesk.MaxMessageBody {
