@@ -178,7 +178,8 @@ func (e *env) snapshot() string {
  (SELECT string_agg(status, ',' ORDER BY id) FROM tickets),
  (SELECT count(*) FROM messages), (SELECT count(*) FROM customers), (SELECT count(*) FROM identities),
  (SELECT count(*) FROM email_messages), (SELECT count(*) FROM email_blobs), (SELECT count(*) FROM email_attachments),
- (SELECT count(*) FROM test_tasks), (SELECT count(*) FROM email_deliveries))`).Scan(&s)
+ (SELECT count(*) FROM test_tasks), (SELECT count(*) FROM email_deliveries), (SELECT count(*) FROM river_job),
+ (SELECT count(*) FROM stream_events))`).Scan(&s)
 	if err != nil {
 		e.t.Fatal(err)
 	}
