@@ -90,8 +90,10 @@ func (s *Store) CreateUpload(ctx context.Context, accountID int64, u NewUpload, 
 	out := &Upload{SHA256: sum, By: u.By, AccountID: accountID}
 	err := InTx(ctx, s.db, func(tx pgx.Tx) error {
 		// Look first so a file we have is not sent to the database again.
+		// The key-share lock keeps the cleanup from deleting it meanwhile
+		// (uploads_cleanup.go), and waits out a cleanup deleting it now.
 		var have bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM email_blobs WHERE account_id = $1 AND sha256 = $2)`, accountID, sum[:]).Scan(&have); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM email_blobs WHERE account_id = $1 AND sha256 = $2 FOR KEY SHARE)`, accountID, sum[:]).Scan(&have); err != nil {
 			return err
 		}
 		if !have {
