@@ -114,7 +114,9 @@ RETURNING 1`, mb.AccountID, to, fmt.Sprintf("%d seconds", int64(in.cfg.AutoAckIn
 	_, err = queueOutbound(ctx, tx, outbound{
 		actor: agentdesk.Actor{AccountID: mb.AccountID, Role: agentdesk.RoleAdmin},
 		acct:  mb.AccountID, ticketID: ticketID, customerID: customerID, kind: "auto_ack", mailbox: mb,
-		jobs: in.jobs, pub: in.cfg.Events,
+		// No events: the ticket was opened by the mail being acknowledged,
+		// and nobody follows it yet (its delivery state is published).
+		jobs: in.jobs,
 		mail: outMail{
 			From: Address{Name: mb.DisplayName, Address: mb.Address}, To: Address{Name: p.From.Name, Address: to},
 			ReplyTo: plusAddress(mb.Address, token), Subject: fmt.Sprintf("[#%d] Re: %s", ticketID, subject),
