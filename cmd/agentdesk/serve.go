@@ -52,6 +52,7 @@ type channelConfig struct {
 	widgetFileMax  int64 // largest upload of a chat visitor
 	blobDir        string
 	blobFileMin    int64
+	uploadTTL      uploadRetention // --upload-retention (serve_upload_cleanup.go)
 }
 
 type relayFlags struct{ addr, user, password, security string }
@@ -77,6 +78,7 @@ func (c *channelConfig) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.widgetFileMax, "widget-attachment-max-bytes", 0, "largest file a chat visitor may send, in bytes (default 10 MB)")
 	fs.StringVar(&c.blobDir, "blob-dir", "", "directory for uploaded files of at least --blob-file-min-bytes, shared by every process (empty: all files in the database)")
 	fs.Int64Var(&c.blobFileMin, "blob-file-min-bytes", 1<<20, "uploaded files this large or larger go to --blob-dir")
+	fs.Var(&c.uploadTTL, "upload-retention", "delete uploaded files still on no message after this `duration` (at least 1m), and stored files nothing references (default 24h)")
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -148,6 +150,7 @@ func wireParts(ctx context.Context, c serveConfig, store *postgres.Store, log *s
 	opts = append(opts, wireEmail(c, store, enq, log, parts)...)
 	opts = append(opts, wireForms(c.channels, enq)...)
 	opts = append(opts, web.WithAttachmentLimits(c.channels.attachmentMax, c.channels.widgetFileMax), web.WithBlobDir(c.channels.blobDir, c.channels.blobFileMin))
+	wireUploadCleanup(c.channels, store, log, parts)
 	opts = append(opts, web.WithChatDemo(demoWidgetID), web.WithUI(ui.Handler()))
 	return opts
 }
