@@ -56,6 +56,11 @@ type Config struct {
 	// mail on a ticket, a reply queued, a delivery sent or failed) in the
 	// transaction of each change.
 	Events Publisher
+	// TicketCreated, when set, is called in the transaction of a mail that
+	// opens a ticket, so the lists that show new tickets (all open, the
+	// team's queue, supervisors) insert it at once. Which lists those are is
+	// the desk's rule, so the caller supplies it (cmd/agentdesk wires web's).
+	TicketCreated func(ctx context.Context, tx pgx.Tx, t *agentdesk.Ticket) error
 }
 
 func (c Config) withDefaults() (Config, error) {

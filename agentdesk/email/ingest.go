@@ -222,11 +222,19 @@ WHERE account_id = $1 AND id = $2`, acct, t.id)
 		}
 	}
 	// The desks with the ticket open, and its assignee, see the mail at
-	// once. A ticket the mail opened has neither yet (lists learn about new
-	// tickets from routing's offer), so nothing is published for it.
+	// once. A ticket the mail opened has neither yet: the lists of new
+	// tickets learn about it instead.
 	if !res.NewTicket {
 		if err := publishNewMessage(ctx, tx, in.cfg.Events, msg); err != nil {
 			return res, err
+		}
+	} else if in.cfg.TicketCreated != nil {
+		t, err := postgres.TicketTx(ctx, tx, agentdesk.Actor{AccountID: acct, Role: agentdesk.RoleAdmin}, res.TicketID)
+		if err != nil {
+			return res, fmt.Errorf("load new ticket: %w", err)
+		}
+		if err := in.cfg.TicketCreated(ctx, tx, t); err != nil {
+			return res, fmt.Errorf("publish new ticket: %w", err)
 		}
 	}
 	if res.NewTicket && mb.AutoAck && !automated && !p.Bulk && d.EnvelopeFrom != "" && sender != "" {

@@ -34,6 +34,7 @@ import (
 	"agentdesk/agentdesk/email"
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/routing"
+	"agentdesk/web"
 )
 
 func init() {
@@ -93,8 +94,10 @@ func loadgenEmail(ctx context.Context, args []string) error {
 	if !*withRouting {
 		enq = nil
 	}
-	// Events as serve publishes them (message.created, ticket.updated per mail).
-	srv, err := email.NewServer(email.Config{Addr: "127.0.0.1:0", Hostname: "bench.example", Secret: secret, Events: hubEmailEvents{}}, db, enq, log)
+	// Events as serve publishes them (ticket.created for a new ticket,
+	// message.created and ticket.updated for mail on an open one).
+	srv, err := email.NewServer(email.Config{Addr: "127.0.0.1:0", Hostname: "bench.example", Secret: secret, Events: hubEmailEvents{},
+		TicketCreated: web.PublishTicketCreated}, db, enq, log)
 	if err != nil {
 		return err
 	}

@@ -37,6 +37,7 @@ func wireEmail(c serveConfig, store *postgres.Store, enq enqueuer, log *slog.Log
 		return nil
 	}
 	cfg.Events = emailEventsWithFiles{hubEmailEvents{}} // serve_attachments.go
+	cfg.TicketCreated = web.PublishTicketCreated
 	srv, err := email.NewServer(cfg, store.DB(), enq, log)
 	if err != nil {
 		log.Error("email channel disabled", "err", err)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +114,23 @@ func TestEmailLiveOnTheDesk(t *testing.T) {
 	var ticketID int64
 	if err := db.QueryRow(ctx, `SELECT ticket_id FROM messages WHERE account_id = $1`, acct.ID).Scan(&ticketID); err != nil {
 		t.Fatal(err)
+	}
+	// The ticket the mail opened is announced to the lists of new tickets
+	// (the supervisors' among them), in the mail's own transaction.
+	var created []string
+	rows, err := db.Query(ctx, `SELECT stream FROM stream_events WHERE account_id = $1 AND type = 'ticket.created' AND (data->>'id')::bigint = $2 ORDER BY stream`, acct.ID, ticketID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		created = append(created, s)
+	}
+	if rows.Err() != nil || !slices.Contains(created, fmt.Sprintf("supervisor:%d", acct.ID)) {
+		t.Fatalf("ticket.created of the mail's ticket went to %v (%v), want the supervisors' stream among them", created, rows.Err())
 	}
 
 	// A desk with the ticket open.
