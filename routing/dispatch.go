@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -279,11 +280,19 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 		for i, t := range sent {
 			if agents[i] == 0 {
 				if len(t.excluded) > 0 {
-					// Everyone eligible has turned it down. The customer is
-					// still waiting, so they will see it again, but after a
-					// pause that grows each round, not on every pass.
-					if err := e.refused(ctx, tx, accountID, t, now); err != nil {
+					// Nobody took it: if that is because everyone who could
+					// has turned it down (not merely because the others are
+					// busy), the customer is still waiting, so they will see
+					// it again, but after a pause that grows each round, not
+					// on every pass.
+					others, err := e.othersEligible(ctx, tx, accountID, t, queues[t.queueID])
+					if err != nil {
 						return err
+					}
+					if !others {
+						if err := e.refused(ctx, tx, accountID, t, now); err != nil {
+							return err
+						}
 					}
 				}
 				continue
@@ -304,6 +313,20 @@ func (e *Engine) dispatchBatch(ctx context.Context, accountID int64) (offers int
 		full = true
 	}
 	return offers, full, err
+}
+
+// othersEligibleSQL asks whether an agent who has not turned the task down
+// could take it once they have room: signed in and working (available or in
+// wrap-up), in the team, with the skills — whatever their load now.
+var othersEligibleSQL = `SELECT EXISTS (SELECT 1 FROM agent_presence p JOIN agents a ON a.id = p.agent_id WHERE ` +
+	strings.Replace(fmt.Sprintf(matchWhere, `$2::text IS NOT NULL AND $3::boolean IS NOT NULL`),
+		"p.state = 'available'", "p.state IN ('available', 'wrap_up')", 1) + `)`
+
+func (e *Engine) othersEligible(ctx context.Context, tx pgx.Tx, accountID int64, t *waitingTask, q queueRules) (bool, error) {
+	names, levels, team := requirements(t, q)
+	var ok bool
+	err := tx.QueryRow(ctx, othersEligibleSQL, accountID, t.capChannel, e.cfg.VoiceAlongside, t.excluded, team, names, levels).Scan(&ok)
+	return ok, err
 }
 
 // refused starts another round for a task every eligible agent turned

@@ -27,7 +27,11 @@ func translate(err error, what string) error {
 	if errors.As(err, &pg) {
 		switch pg.Code {
 		case "23505":
-			return &agentdesk.Error{Kind: agentdesk.Conflict, Message: what + " already exists", Err: err}
+			field := ""
+			if strings.HasSuffix(pg.ConstraintName, "_name_key") {
+				field = "name"
+			}
+			return &agentdesk.Error{Kind: agentdesk.Conflict, Message: what + " already exists", Field: field, Err: err}
 		case "23503":
 			return &agentdesk.Error{Kind: agentdesk.Invalid, Message: "refers to something that does not exist", Field: fkField(pg.ConstraintName), Err: err}
 		case "23514", "22001", "22P02", "22003", "22007", "22008":

@@ -174,6 +174,18 @@ VALUES ($1, $2, $3, $4, $5, $6, $7)`, accountID, agentID, string(from), string(t
 		}
 	}
 	if to == Available {
+		if from != WrapUp {
+			// Someone joined who has not turned anything down yet: tasks
+			// pausing after every other agent refused may go to them now.
+			// SKIP LOCKED: a task another transaction holds keeps its pause
+			// rather than make this one wait (out of the task-then-agent
+			// lock order).
+			if _, err := tx.Exec(ctx, `
+UPDATE tasks SET retry_at = NULL WHERE id IN (
+	SELECT id FROM tasks WHERE account_id = $1 AND state = 'queued' AND retry_at IS NOT NULL FOR UPDATE SKIP LOCKED)`, accountID); err != nil {
+				return err
+			}
+		}
 		return e.wake(ctx, tx, accountID)
 	}
 	return nil

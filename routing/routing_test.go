@@ -700,3 +700,46 @@ func TestAlsoInTxCommitsWithTheChange(t *testing.T) {
 		t.Fatalf("hook ran %d times, want once", runs)
 	}
 }
+
+// A rejection while the other eligible agents are merely busy is not
+// "refused by everyone": the task waits without a pause and goes to the
+// first agent with room; an agent who signs in ends a pause at once.
+func TestRejectionWhileOthersAreBusyDoesNotPause(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	first := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.offeredTo(first, a)
+	f.must(f.e.Accept(f.ctx, f.account, a, first)) // a is now full
+	b := f.agent(map[string]int{"chat": 1}, nil)
+	second := f.enqueue(agentdesk.TaskRequest{})
+	f.dispatch()
+	f.offeredTo(second, b)
+	f.must(f.e.Reject(f.ctx, f.account, b, second, "not mine"))
+	f.dispatch() // nobody with room: a is busy, b refused
+	if tk := f.task(second); tk.State != StateQueued || tk.RefusedRounds != 0 || tk.Times.RetryAt != nil {
+		t.Fatalf("task paused although a could still take it: %+v", tk)
+	}
+	c := f.agent(map[string]int{"chat": 1}, nil)
+	f.dispatch()
+	f.offeredTo(second, c)
+
+	// Everyone refuses a third task: it pauses; a newcomer ends the pause.
+	f.must(f.e.Accept(f.ctx, f.account, c, second))
+	third := f.enqueue(agentdesk.TaskRequest{})
+	// a and c sign out; b, who has room, is the only one left.
+	f.must(f.e.SetPresence(f.ctx, f.account, a, Offline, ""))
+	f.must(f.e.SetPresence(f.ctx, f.account, c, Offline, ""))
+	f.dispatch()
+	f.offeredTo(third, b)
+	f.must(f.e.Reject(f.ctx, f.account, b, third, "no"))
+	f.dispatch()
+	if tk := f.task(third); tk.RefusedRounds != 1 || tk.Times.RetryAt == nil {
+		t.Fatalf("task not paused after everyone refused: %+v", tk)
+	}
+	d := f.agent(map[string]int{"chat": 1}, nil)
+	f.dispatch()
+	f.offeredTo(third, d)
+	checkConsistency(t, f.ctx, f.db)
+}

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 
 	"agentdesk/agentdesk"
@@ -96,16 +98,20 @@ func (s *Server) endTask(w http.ResponseWriter, r *http.Request, end func(e *rou
 	})
 }
 
+// auditedEnd is an endTask action recorded in the audit log with the change.
+func (s *Server) auditedEnd(r *http.Request, action string, end func(e *routing.Engine, ctx context.Context, accountID, taskID int64, reason string) error) func(e *routing.Engine, accountID, taskID int64, reason string) error {
+	return func(e *routing.Engine, acct, id int64, reason string) error {
+		ctx := s.audited(r, action, func() (string, any) { return fmt.Sprintf("task:%d", id), map[string]string{"reason": reason} })
+		return end(e, ctx, acct, id, reason)
+	}
+}
+
 func (s *Server) abandonTask(w http.ResponseWriter, r *http.Request) error {
-	return s.endTask(w, r, func(e *routing.Engine, acct, id int64, reason string) error {
-		return e.Abandon(r.Context(), acct, id, reason)
-	})
+	return s.endTask(w, r, s.auditedEnd(r, "task.abandon", (*routing.Engine).Abandon))
 }
 
 func (s *Server) cancelTask(w http.ResponseWriter, r *http.Request) error {
-	return s.endTask(w, r, func(e *routing.Engine, acct, id int64, reason string) error {
-		return e.Cancel(r.Context(), acct, id, reason)
-	})
+	return s.endTask(w, r, s.auditedEnd(r, "task.cancel", (*routing.Engine).Cancel))
 }
 
 func (s *Server) callbackTask(w http.ResponseWriter, r *http.Request) error {
@@ -117,7 +123,8 @@ func (s *Server) callbackTask(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &req, 4<<10); err != nil {
 		return err
 	}
-	callID, err := e.RequestCallback(r.Context(), actor.AccountID, id, req.Number)
+	ctx := s.audited(r, "task.callback", func() (string, any) { return fmt.Sprintf("task:%d", id), req })
+	callID, err := e.RequestCallback(ctx, actor.AccountID, id, req.Number)
 	if err != nil {
 		return err
 	}

@@ -136,3 +136,31 @@ func taskState(t *testing.T, e *testEnv, id int64) string {
 	}
 	return s
 }
+
+// Abandon, cancel and callback by an integration are in the audit log,
+// written with the change; a refused one leaves no entry.
+func TestRoutingTasksAPIAudited(t *testing.T) {
+	t.Parallel()
+	e, _ := routingEnv(t)
+	token := e.clients["token"]
+	ids := make([]int64, 3)
+	for i := range ids {
+		var tk routing.Task
+		res := token.do(t, "POST", "/api/v1/tasks", map[string]any{"channel": "voice"})
+		wantStatus(t, "create", res, 201)
+		res.json(t, &tk)
+		ids[i] = tk.ID
+	}
+	wantStatus(t, "abandon", token.do(t, "POST", fmt.Sprintf("/api/v1/tasks/%d/abandon", ids[0]), map[string]string{"reason": "hung up"}), 200)
+	wantStatus(t, "cancel", token.do(t, "POST", fmt.Sprintf("/api/v1/tasks/%d/cancel", ids[1]), nil), 200)
+	wantStatus(t, "callback", token.do(t, "POST", fmt.Sprintf("/api/v1/tasks/%d/callback", ids[2]), map[string]string{"number": "+4930123456"}), 201)
+	wantStatus(t, "abandon again", token.do(t, "POST", fmt.Sprintf("/api/v1/tasks/%d/abandon", ids[0]), nil), 409)
+	for _, want := range []struct {
+		action string
+		id     int64
+	}{{"task.abandon", ids[0]}, {"task.cancel", ids[1]}, {"task.callback", ids[2]}} {
+		if n := e.deskCount(`SELECT count(*) FROM audit_log WHERE action = $1 AND target = $2`, want.action, fmt.Sprintf("task:%d", want.id)); n != 1 {
+			t.Errorf("%s of task %d: %d audit entries, want 1", want.action, want.id, n)
+		}
+	}
+}
