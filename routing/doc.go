@@ -37,7 +37,9 @@
 // else can take it, and N timeouts in a row set the agent away("missed
 // offers"). When every eligible agent has turned a task down, it waits
 // RefusalBackoff (10 s, doubling each round up to 80 s) before it goes
-// round them again; relaxation or a supervisor's move ends the pause.
+// round them again; relaxation, a supervisor's move or an agent signing in
+// ends the pause. Agents who are merely busy have not refused: the task
+// waits for them without a pause.
 //
 // # Durability and locking
 //
