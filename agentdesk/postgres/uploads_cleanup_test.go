@@ -203,3 +203,63 @@ SELECT $1, sha256, 'f.bin', 'application/octet-stream', 8, $3, now() - interval 
 		t.Errorf("the sent file: %v", err)
 	}
 }
+
+// What a writer holds is skipped, not waited for: a file a message is
+// linking right now stays, and a blob an upload is reusing right now
+// stays with the new upload on it.
+func TestCleanUploadsSkipsWhatWritersHold(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newDeskFixture(t)
+	db := f.store.DB()
+	by := agentdesk.UploaderOf(f.inside)
+	mk := func(name, data string) *postgres.Upload {
+		t.Helper()
+		u, err := f.store.CreateUpload(ctx, f.acct, postgres.NewUpload{By: by, Filename: name, ContentType: "text/plain", Data: []byte(data)}, postgres.BlobFiles{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	linking, reused := mk("linking.txt", "linking"), mk("reused.txt", "reused")
+	if _, err := db.Exec(ctx, `UPDATE uploads SET created_at = now() - interval '2 days'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(ctx, `UPDATE email_blobs SET created_at = now() - interval '2 days'`); err != nil {
+		t.Fatal(err)
+	}
+	// The reused file's upload is gone already; its blob is waiting for
+	// the cleanup when a new upload of the same bytes starts.
+	if _, err := db.Exec(ctx, `DELETE FROM uploads WHERE id = $1`, reused.ID); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	// As linkAttachments and CreateUpload lock them.
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM uploads WHERE account_id = $1 AND id = $2 FOR UPDATE`, f.acct, linking.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT EXISTS (SELECT 1 FROM email_blobs WHERE account_id = $1 AND sha256 = $2 FOR KEY SHARE)`, f.acct, reused.SHA256[:]); err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.store.CleanUploads(ctx, time.Now().Add(-24*time.Hour))
+	if err != nil || got != (postgres.UploadCleanup{}) {
+		t.Fatalf("cleanup while writers hold the rows removed %+v (%v)", got, err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO uploads (account_id, sha256, filename, content_type, size) VALUES ($1, $2, 'again.txt', 'text/plain', 6)`, f.acct, reused.SHA256[:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.BlobBytes(ctx, f.acct, reused.SHA256); err != nil {
+		t.Errorf("the reused blob: %v", err)
+	}
+	// Released, the unsent file goes on the next pass.
+	if got, err := f.store.CleanUploads(ctx, time.Now().Add(-24*time.Hour)); err != nil || got != (postgres.UploadCleanup{Uploads: 1, Blobs: 1}) {
+		t.Errorf("next pass removed %+v (%v), want the linking file and its blob", got, err)
+	}
+}
