@@ -41,6 +41,11 @@ type resumeData struct {
 	} `json:"streams"`
 }
 
+// resumeAck is the ack of a resume.
+type resumeAck struct {
+	AccountID int64 `json:"account_id"`
+}
+
 type unsubscribeData struct {
 	Stream string `json:"stream"`
 }
@@ -312,7 +317,15 @@ func (c *conn) do(ctx context.Context, req request) (any, error) {
 	case nil:
 		return nil, nil
 	case *resumeData:
-		return nil, c.resume(d)
+		if err := c.resume(d); err != nil {
+			return nil, err
+		}
+		if p.IsCustomer() {
+			return nil, nil
+		}
+		// Stream names carry the account ("account:7"); the desk learns it
+		// here to follow its lists' streams on demand.
+		return resumeAck{AccountID: p.AccountID()}, nil
 	case *unsubscribeData:
 		k := streamKey{p.AccountID(), d.Stream}
 		if i := c.subIndex(k); i >= 0 {

@@ -40,17 +40,11 @@ func (p Principal) defaultStreams() []string {
 	case p.Actor.Role.AtLeast(agentdesk.RoleSupervisor):
 		return []string{AgentStream(p.Actor.AgentID), SupervisorStream(p.Actor.AccountID)}
 	}
-	// An agent's lists: its own tickets, the account's new tickets ("all
-	// open") and its teams' (the team queue, private teams included).
-	// Supervisors hear all of those on the supervisor stream.
-	streams := []string{AgentStream(p.Actor.AgentID), AccountStream(p.Actor.AccountID)}
-	for _, t := range p.Actor.TeamIDs {
-		if len(streams) == maxSubscriptions {
-			break
-		}
-		streams = append(streams, TeamStream(t))
-	}
-	return streams
+	// An agent's own tickets only. The lists of new tickets ("all open" on
+	// account:<id>, the team queue on team:<id>) are followed by the desk
+	// while such a list is on screen: every new ticket is a frame to every
+	// follower, and most agents look at their own tickets.
+	return []string{AgentStream(p.Actor.AgentID)}
 }
 
 // ServeAgent upgrades r to the agent desk's websocket. actor comes from the

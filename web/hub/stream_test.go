@@ -359,8 +359,9 @@ END $$`); err != nil {
 	}
 }
 
-// An agent's default streams carry its lists: its own, the account's new
-// tickets and its teams'; a supervisor's its own and the supervisors'.
+// An agent's default stream is its own (the desk follows account:<id> and
+// team:<id> while a list of new tickets is on screen); a supervisor's its
+// own and the supervisors'. The ack names the account for those names.
 func TestDefaultStreams(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -371,12 +372,12 @@ func TestDefaultStreams(t *testing.T) {
 		role  agentdesk.Role
 		want  []string
 	}{
-		{10, agentdesk.RoleAgent, []string{"account:" + acct, "agent:10"}},
-		{11, agentdesk.RoleAgent, []string{"account:" + acct, "agent:11", "team:5"}}, // member of team 5
+		{10, agentdesk.RoleAgent, []string{"agent:10"}},
+		{11, agentdesk.RoleAgent, []string{"agent:11"}}, // member of team 5
 		{12, agentdesk.RoleSupervisor, []string{"agent:12", "supervisor:" + acct}},
 	} {
 		c := srv.dialAgent(t, tc.agent, tc.role)
-		if f := c.request("resume", nil); f.Type != "ack" {
+		if f := c.request("resume", nil); f.Type != "ack" || string(f.Data) != `{"account_id":`+acct+`}` {
 			t.Fatalf("agent %d: resume %+v", tc.agent, f)
 		}
 		var got []string
