@@ -24,6 +24,8 @@ fi
 set -a; . "$secrets"; set +a
 # The demo's support addresses take mail on a local SMTP port.
 export AGENTDESK_SMTP_ADDR=${AGENTDESK_SMTP_ADDR:-127.0.0.1:2525}
+# A local IMAP server (dovecot on 127.0.0.1) may be polled in development.
+export AGENTDESK_IMAP_ALLOW_PRIVATE=${AGENTDESK_IMAP_ALLOW_PRIVATE:-true}
 stop_pg() { [ -n "$own_pg" ] && scripts/pg.sh stop "$data/pg" && echo "run: PostgreSQL stopped" >&2 || true; }
 trap stop_pg EXIT
 "$bin" migrate up

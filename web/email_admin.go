@@ -18,7 +18,7 @@ func init() { registerAPI(mountEmailAdmin) }
 func mountEmailAdmin(s *Server, a *apiRouter) {
 	a.route("GET", "/email/mailboxes", agentdesk.RoleSupervisor, "List the account's support addresses (supervisor+)",
 		s.listMailboxes, doc{Response: List[email.Mailbox]{}})
-	a.route("POST", "/email/mailboxes", agentdesk.RoleAdmin, "Add a support address, routed to a queue (0: the email default) and optionally a team (admin); mail for it is accepted at once; 409 when the address is taken",
+	a.route("POST", "/email/mailboxes", agentdesk.RoleAdmin, "Add a support address, routed to a queue (0: the email default) and optionally a team (admin); mail for it is accepted at once; 409 on address when this account has it already, or when it is not available (addresses are unique across the install; whose it is is never said)",
 		s.createMailbox, doc{Body: mailboxRequest{}, Response: email.Mailbox{}, Status: 201, Idempotent: true})
 	a.route("GET", "/email/mailboxes/{id}", agentdesk.RoleSupervisor, "One support address (supervisor+)",
 		s.getMailbox, doc{Response: email.Mailbox{}})
@@ -33,7 +33,7 @@ func mountEmailAdmin(s *Server, a *apiRouter) {
 		s.createIMAPAccount, doc{Body: imapRequest{}, Response: email.IMAPAccountView{}, Status: 201, Idempotent: true})
 	a.route("GET", "/email/imap-accounts/{id}", agentdesk.RoleSupervisor, "One IMAP account (supervisor+); never its password",
 		s.getIMAPAccount, doc{Response: email.IMAPAccountView{}})
-	a.route("PATCH", "/email/imap-accounts/{id}", agentdesk.RoleAdmin, "Change an IMAP account (admin); only the fields given change; a password given replaces the stored one; the poller reconnects with the new settings",
+	a.route("PATCH", "/email/imap-accounts/{id}", agentdesk.RoleAdmin, "Change an IMAP account (admin); only the fields given change; a password given replaces the stored one, and is required (422 on password) when host, port, security or username change, so the stored one never goes to another server; the poller reconnects with the new settings",
 		s.patchIMAPAccount, doc{Body: imapPatch{}, Response: email.IMAPAccountView{}})
 	a.route("DELETE", "/email/imap-accounts/{id}", agentdesk.RoleAdmin, "Stop polling an IMAP account and forget it (admin)",
 		s.deleteIMAPAccount, doc{Status: 204})
@@ -196,7 +196,8 @@ type imapRequest struct {
 }
 
 // imapPatch changes only the fields present; a password replaces the
-// stored one.
+// stored one and must come with a change of host, port, security or
+// username (email.Admin checks it).
 type imapPatch struct {
 	MailboxID       *int64  `json:"mailbox_id"`
 	Host            *string `json:"host"`

@@ -188,13 +188,15 @@ func TestEmailIMAPAccountsAdmin(t *testing.T) {
 		t.Errorf("supervisor patch: %d", r.status)
 	}
 
-	// Patching other fields keeps the password; a new password is sealed anew.
-	r = admin.do(t, "PATCH", path, map[string]any{"host": "mail.example.com:1993", "enabled": false})
+	// Patching other fields keeps the password; moving the account to
+	// another server needs a new one (TestEmailIMAPMoveNeedsPassword); a new
+	// password is sealed anew.
+	r = admin.do(t, "PATCH", path, map[string]any{"folder": "Support", "enabled": false})
 	if r.status != 200 {
 		t.Fatalf("patch: %d %s", r.status, r.body)
 	}
 	r.json(t, &acc)
-	if acc.Host != "mail.example.com" || acc.Port != 1993 || acc.Enabled || string(sealed()) != string(before) {
+	if acc.Folder != "Support" || acc.Enabled || string(sealed()) != string(before) {
 		t.Errorf("patched %+v (password kept: %v)", acc, string(sealed()) == string(before))
 	}
 	if r := admin.do(t, "PATCH", path, map[string]any{"password": "another-one"}); r.status != 200 || string(sealed()) == string(before) {
@@ -242,6 +244,115 @@ func TestEmailIMAPAccountsAdmin(t *testing.T) {
 	e.store.DB().QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE account_id = $1 AND action LIKE 'email_imap_account.%' AND details::text NOT LIKE '%' || $2 || '%'`, e.account, secretPW).Scan(&audits)
 	if audits != 5 { // create, 3 updates, delete; never with the password
 		t.Errorf("%d audit entries without the password, want 5", audits)
+	}
+}
+
+// A PATCH that points an IMAP account at another host, port, security or
+// user must bring a new password: the stored one is only ever sent where it
+// was given for. Without it: 422 on password and nothing stored changes.
+func TestEmailIMAPMoveNeedsPassword(t *testing.T) {
+	t.Parallel()
+	e := newEmailEnv(t, emailTestSecret)
+	admin := e.clients["admin"]
+	var mb email.Mailbox
+	admin.do(t, "POST", "/api/v1/email/mailboxes", map[string]any{"address": "support@example.com"}).json(t, &mb)
+	var acc email.IMAPAccountView
+	r := admin.do(t, "POST", "/api/v1/email/imap-accounts", map[string]any{"mailbox_id": mb.ID, "host": "imap.example.com", "username": "support", "password": "the-real-one"})
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	r.json(t, &acc)
+	path := "/api/v1/email/imap-accounts/" + itoa(acc.ID)
+	row := func() string {
+		var s string
+		e.store.DB().QueryRow(context.Background(), `SELECT row_to_json(a)::text FROM email_imap_accounts a WHERE id = $1`, acc.ID).Scan(&s)
+		return s
+	}
+	audits := func() int64 {
+		var n int64
+		e.store.DB().QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE account_id = $1`, e.account).Scan(&n)
+		return n
+	}
+	for _, tc := range []map[string]any{
+		{"host": "attacker.example.net"},
+		{"host": "attacker.example.net:993"},
+		{"port": 1993},
+		{"security": "insecure"},
+		{"security": "starttls", "port": 993},
+		{"username": "other"},
+		{"host": "attacker.example.net", "enabled": true, "folder": "X"},
+	} {
+		before, auditsBefore := row(), audits()
+		r := admin.do(t, "PATCH", path, tc)
+		kind, field := r.errorKind(t)
+		if r.status != 422 || kind != agentdesk.Invalid || field != "password" || !strings.Contains(string(r.body), "a new password is required when the server or user changes") {
+			t.Errorf("%v without password: %d %s", tc, r.status, r.body)
+		}
+		if row() != before || audits() != auditsBefore {
+			t.Errorf("%v without password changed the account or the audit log", tc)
+		}
+		with := map[string]any{"password": "a-new-one"}
+		for k, v := range tc {
+			with[k] = v
+		}
+		if r := admin.do(t, "PATCH", path, with); r.status != 200 {
+			t.Errorf("%v with password: %d %s", tc, r.status, r.body)
+		}
+		if row() == before {
+			t.Errorf("%v with password stored nothing", tc)
+		}
+		// Back to the original server for the next case.
+		if r := admin.do(t, "PATCH", path, map[string]any{"host": "imap.example.com", "port": 993, "security": "tls", "username": "support", "password": "the-real-one"}); r.status != 200 {
+			t.Fatalf("reset: %d %s", r.status, r.body)
+		}
+	}
+	// Naming the current server again is no move: no password needed.
+	if r := admin.do(t, "PATCH", path, map[string]any{"host": "IMAP.example.com", "port": 993, "security": "tls", "username": "support"}); r.status != 200 {
+		t.Errorf("same server: %d %s", r.status, r.body)
+	}
+}
+
+// A support address is unique across accounts, but the conflict with
+// another account's says only that it is not available; one of the same
+// account's says so plainly.
+func TestEmailMailboxConflictsDoNotDisclose(t *testing.T) {
+	t.Parallel()
+	e := newEmailEnv(t, emailTestSecret)
+	other := e.exec(`INSERT INTO accounts (name) VALUES ('Globex Secret Tenant') RETURNING id`)
+	e.exec(`INSERT INTO email_mailboxes (account_id, address, display_name) VALUES ($1, 'theirs@example.com', 'Globex Support') RETURNING id`, other)
+	admin := e.clients["admin"]
+	var mb email.Mailbox
+	if r := admin.do(t, "POST", "/api/v1/email/mailboxes", map[string]any{"address": "ours@example.com"}); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	} else {
+		r.json(t, &mb)
+	}
+	admin.do(t, "POST", "/api/v1/email/mailboxes", map[string]any{"address": "ours2@example.com"})
+	path := "/api/v1/email/mailboxes/" + itoa(mb.ID)
+	for _, tc := range []struct {
+		name, method, path, address, message string
+	}{
+		{"create, other account", "POST", "/api/v1/email/mailboxes", "Theirs@example.com", "address is not available"},
+		{"patch, other account", "PATCH", path, "theirs@example.com", "address is not available"},
+		{"create, same account", "POST", "/api/v1/email/mailboxes", "ours@example.com", "already a support address of this account"},
+		{"patch, same account", "PATCH", path, "ours2@example.com", "already a support address of this account"},
+	} {
+		r := admin.do(t, tc.method, tc.path, map[string]any{"address": tc.address})
+		kind, field := r.errorKind(t)
+		if r.status != 409 || kind != agentdesk.Conflict || field != "address" || !strings.Contains(string(r.body), tc.message) {
+			t.Errorf("%s: %d %s", tc.name, r.status, r.body)
+		}
+		for _, leak := range []string{"Globex", "theirs", "already exists", "Key ("} {
+			if strings.Contains(string(r.body), leak) {
+				t.Errorf("%s: the answer discloses %q: %s", tc.name, leak, r.body)
+			}
+		}
+	}
+	// The address stays the other account's.
+	var owner int64
+	e.store.DB().QueryRow(context.Background(), `SELECT account_id FROM email_mailboxes WHERE address = 'theirs@example.com'`).Scan(&owner)
+	if owner != other {
+		t.Errorf("address now belongs to account %d", owner)
 	}
 }
 

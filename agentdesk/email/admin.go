@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,10 +100,41 @@ func checkMailboxRefs(ctx context.Context, tx pgx.Tx, acct int64, m *Mailbox) er
 	return nil
 }
 
+// errAddressUnavailable answers an address another account uses. Support
+// addresses are unique across accounts (the SMTP server learns the account
+// from the recipient), so the address cannot be given, but the answer must
+// not tell one account about another's: it says no more than that the
+// address is not available.
+func errAddressUnavailable() error {
+	return &agentdesk.Error{Kind: agentdesk.Conflict, Field: "address", Message: "address is not available"}
+}
+
+// checkAddressFree refuses an address already in use: by another support
+// address of this account (said plainly) or by any other account (said
+// neutrally). self is the mailbox being changed (0 on create). The unique
+// index still decides a race; addressTaken answers that one neutrally.
+func checkAddressFree(ctx context.Context, tx pgx.Tx, acct, self int64, address string) error {
+	var owner int64
+	err := tx.QueryRow(ctx, `SELECT account_id FROM email_mailboxes WHERE address = $1 AND id <> $2`, address, self).Scan(&owner)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check address: %w", err)
+	}
+	if owner == acct {
+		return &agentdesk.Error{Kind: agentdesk.Conflict, Field: "address", Message: "already a support address of this account"}
+	}
+	return errAddressUnavailable()
+}
+
+// addressTaken maps a unique violation on the address (a concurrent create
+// checkAddressFree could not see) to the neutral conflict: it may be
+// another account's.
 func addressTaken(err error) error {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) && pg.Code == "23505" {
-		return &agentdesk.Error{Kind: agentdesk.Conflict, Field: "address", Message: "this address is already a support address", Err: err}
+		return errAddressUnavailable()
 	}
 	return nil
 }
@@ -117,6 +149,9 @@ func (a *Admin) CreateMailbox(ctx context.Context, actor agentdesk.Actor, m *Mai
 	m.AccountID = acct
 	err := pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
 		if err := checkMailboxRefs(ctx, tx, acct, m); err != nil {
+			return err
+		}
+		if err := checkAddressFree(ctx, tx, acct, 0, m.Address); err != nil {
 			return err
 		}
 		err := tx.QueryRow(ctx, insertMailbox, acct, m.Address, m.DisplayName, m.QueueID, m.TeamID, m.Priority, m.AutoAck, m.ClosedReply).Scan(&m.ID)
@@ -154,6 +189,9 @@ func (a *Admin) UpdateMailbox(ctx context.Context, actor agentdesk.Actor, id int
 			return err
 		}
 		if err := checkMailboxRefs(ctx, tx, acct, m); err != nil {
+			return err
+		}
+		if err := checkAddressFree(ctx, tx, acct, id, m.Address); err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `
@@ -303,7 +341,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING `+imapColumns,
 }
 
 // UpdateIMAPAccount changes an IMAP account: change edits the stored one
-// (its Password empty; set it to change the password). A running poller
+// (its Password empty; set it to change the password). A change of host,
+// port, security or username must set a new password. A running poller
 // reconnects with the new settings.
 func (a *Admin) UpdateIMAPAccount(ctx context.Context, actor agentdesk.Actor, id int64, change func(*IMAPAccount, *bool) error) (*IMAPAccountView, error) {
 	acct := actor.AccountID
@@ -323,6 +362,13 @@ func (a *Admin) UpdateIMAPAccount(ctx context.Context, actor agentdesk.Actor, id
 		}
 		if err := acc.validateSettings(); err != nil {
 			return err
+		}
+		// The stored password is only ever sent to the server and user it
+		// was given for: otherwise an admin who cannot read it could point
+		// the account at a host of theirs (or drop TLS) and have the poller
+		// log in there with it.
+		if acc.Password == "" && credentialsMoved(&v.IMAPAccount, &acc) {
+			return agentdesk.FieldError("password", "a new password is required when the server or user changes")
 		}
 		var sealed []byte
 		if acc.Password != "" {
@@ -353,6 +399,13 @@ WHERE account_id = $1 AND id = $2 RETURNING `+imapColumns,
 	}
 	a.done()
 	return out, nil
+}
+
+// credentialsMoved reports whether an account's password would go to
+// another place than it was given for: another host, port, transport
+// security or user name. (Host names compare case-insensitively.)
+func credentialsMoved(old, cur *IMAPAccount) bool {
+	return !strings.EqualFold(old.Host, cur.Host) || old.Port != cur.Port || old.Security != cur.Security || old.Username != cur.Username
 }
 
 // DeleteIMAPAccount stops polling an account and forgets it.

@@ -50,6 +50,13 @@ type Config struct {
 	// IMAPRootCAs verifies IMAP servers' certificates when an account has
 	// no CA bundle of its own (--imap-ca-file); nil means the system's roots.
 	IMAPRootCAs *x509.CertPool
+	// IMAPAllowPrivate lets the poller connect to IMAP servers on loopback,
+	// private (RFC 1918, fc00::/7), shared (100.64/10) and link-local
+	// addresses (--imap-allow-private). Off by default: an admin could
+	// otherwise probe the server's own network through the poller and read
+	// the answers in last_error. Installs whose IMAP server is on their own
+	// network, and tests against a local server, turn it on.
+	IMAPAllowPrivate bool
 	// ReadTimeout bounds how long an SMTP client may stay silent.
 	ReadTimeout time.Duration
 	// Events, when set, receives the live updates of the desks (a customer's

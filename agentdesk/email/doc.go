@@ -77,7 +77,11 @@
 // Delivery is at least once: a crash between the relay's 250 and that commit
 // sends the mail again, once River rescues the job it left running (after
 // 10 minutes); a stopped process finishes the deliveries it started. Only a started Sender runs a River client; the
-// ingester and a Sender without relay only insert jobs.
+// ingester and a Sender without relay only insert jobs. A database upgraded
+// to migration 007 may hold deliveries the earlier outbox left queued
+// without a River job: Sender.Start gives each one a job in one
+// transaction (only rows whose river_job_id is NULL, which it then sets, so
+// a second start adopts nothing) and logs how many it adopted.
 //
 // # Live updates
 //
@@ -104,7 +108,29 @@
 // in its transaction; web/email_admin.go serves it as /api/v1/email/....
 // IMAP passwords are write-only: sealed with AES-256-GCM under a key derived
 // from the server's secret, never returned or audited; without a secret they
-// are refused. Nothing needs a restart: the SMTP server looks every RCPT up
+// are refused. A stored password is only ever sent to the server and user it
+// was given for: a change of host, port, security or username without a new
+// password is refused (Invalid on password) and changes nothing, so an admin
+// cannot redirect it to a host of theirs or into plain text. (A new CA
+// bundle alone keeps it: trusting another CA for the same host is the
+// admin's choice and needs a position on the network path to abuse.)
+//
+// Support addresses are unique across all accounts, because the SMTP server
+// learns the account from the recipient. An address of another account is
+// refused with a Conflict that says only "address is not available", never
+// whose it is; one of the same account says it is already one of its
+// support addresses. Ownership of an address's domain is not verified: on
+// an install shared by several organisations, the first account to claim
+// an address receives its mail. That is a known limit; such installs must
+// vet the addresses their accounts add.
+//
+// The poller connects only to public addresses unless
+// Config.IMAPAllowPrivate (--imap-allow-private) is set: loopback, private,
+// shared and link-local addresses are refused when the connection is made,
+// after name resolution, so an admin cannot probe the server's own network
+// through an IMAP account and read the answers in last_error. Installs with
+// their IMAP server on their own network set the flag (make run and the
+// tests do). Nothing needs a restart: the SMTP server looks every RCPT up
 // in email_mailboxes, and the poller reloads its accounts every
 // Config.IMAPPoll and at once on Poller.Reload (Admin's change signal),
 // starting added accounts, stopping removed or disabled ones and
@@ -115,7 +141,8 @@
 // # Wiring
 //
 // cmd/agentdesk (serve_email.go) builds NewServer, NewPoller, NewSender and
-// NewAdmin from the smtp-*, imap-ca-file and email-secret flags, passes the
+// NewAdmin from the smtp-*, imap-ca-file, imap-allow-private and
+// email-secret flags, passes the
 // routing engine as the Enqueuer and the hub as the Publisher, and hands
 // agent replies of kind email to Sender.QueueReply. Blob serves attachments
 // and raw mail by sha256. `agentdesk loadgen email` measures ingest

@@ -61,7 +61,8 @@ func newEnv(t *testing.T, mutate ...func(*Config, *Mailbox)) *env {
 	if err := db.QueryRow(ctx, `INSERT INTO accounts (name) VALUES ('Acme') RETURNING id`).Scan(&e.acct); err != nil {
 		t.Fatal(err)
 	}
-	e.cfg = Config{Addr: "127.0.0.1:0", Hostname: "desk.example.com", Secret: testSecret}
+	// The IMAP test servers listen on 127.0.0.1.
+	e.cfg = Config{Addr: "127.0.0.1:0", Hostname: "desk.example.com", Secret: testSecret, IMAPAllowPrivate: true}
 	e.mailbox = &Mailbox{Address: "support@example.com", DisplayName: "Acme Support", QueueID: 7}
 	for _, m := range mutate {
 		m(&e.cfg, e.mailbox)

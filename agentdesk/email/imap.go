@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -365,8 +367,57 @@ func (p *Poller) run(ctx context.Context, a IMAPAccount) {
 	}
 }
 
+// errPrivateIMAPHost is the last_error of an account whose host is on a
+// network the poller may not reach. It does not say which address the name
+// resolved to.
+var errPrivateIMAPHost = errors.New("the IMAP host is a loopback, private or link-local address, which this server does not connect to (--imap-allow-private)")
+
+// blockedNets are the networks besides loopback, private, link-local,
+// multicast and unspecified that the poller does not reach without
+// Config.IMAPAllowPrivate.
+var blockedNets = []netip.Prefix{
+	netip.MustParsePrefix("0.0.0.0/8"),     // "this network"
+	netip.MustParsePrefix("100.64.0.0/10"), // shared address space (carrier NAT)
+	netip.MustParsePrefix("64:ff9b::/96"),  // NAT64 of any IPv4 address
+	netip.MustParsePrefix("64:ff9b:1::/48"),
+}
+
+// publicAddr reports whether ip is an address on the public internet.
+func publicAddr(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	if !ip.IsValid() || ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
+		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
+		return false
+	}
+	for _, n := range blockedNets {
+		if n.Contains(ip) {
+			return false
+		}
+	}
+	return true
+}
+
+// publicOnly is a net.Dialer Control refusing to connect to addresses that
+// are not public. It sees the address after name resolution, so a host name
+// resolving (or rebinding) to 127.0.0.1 is refused like the literal.
+func publicOnly(_, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil || !publicAddr(ap.Addr()) {
+		return errPrivateIMAPHost
+	}
+	return nil
+}
+
 func (p *Poller) dial(a IMAPAccount, opts *imapclient.Options) (*imapclient.Client, error) {
 	addr := net.JoinHostPort(a.Host, strconv.Itoa(a.Port))
+	if !p.in.cfg.IMAPAllowPrivate {
+		d := net.Dialer{Timeout: 30 * time.Second}
+		if opts.Dialer != nil {
+			d = *opts.Dialer
+		}
+		d.Control = publicOnly
+		opts.Dialer = &d
+	}
 	if a.Security == "insecure" {
 		return imapclient.DialInsecure(addr, opts)
 	}
@@ -404,6 +455,9 @@ func (p *Poller) session(ctx context.Context, a IMAPAccount) error {
 			},
 		},
 	})
+	if errors.Is(err, errPrivateIMAPHost) {
+		return errPrivateIMAPHost // without the address the name resolved to
+	}
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
 	}

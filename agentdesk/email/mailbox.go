@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"agentdesk/agentdesk"
@@ -74,9 +73,8 @@ func CreateMailbox(ctx context.Context, db *pgxpool.Pool, accountID int64, m *Ma
 	}
 	m.AccountID = accountID
 	err := db.QueryRow(ctx, insertMailbox, accountID, m.Address, m.DisplayName, m.QueueID, m.TeamID, m.Priority, m.AutoAck, m.ClosedReply).Scan(&m.ID)
-	var pg *pgconn.PgError
-	if errors.As(err, &pg) && pg.Code == "23505" {
-		return &agentdesk.Error{Kind: agentdesk.Conflict, Field: "address", Message: "this address is already a support address", Err: err}
+	if c := addressTaken(err); c != nil {
+		return c
 	}
 	if err != nil {
 		return fmt.Errorf("create mailbox: %w", err)

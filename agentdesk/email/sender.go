@@ -3,6 +3,7 @@ package email
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,6 +77,9 @@ func (s *Sender) Start(ctx context.Context) error {
 	}
 	if s.relay.Addr == "" {
 		return errors.New("email sender: no relay address configured")
+	}
+	if err := s.adoptStranded(ctx); err != nil {
+		return err
 	}
 	// River stops when Start's context ends; serve stops it with Stop.
 	if err := s.jobs.Start(context.WithoutCancel(ctx)); err != nil {
@@ -157,4 +161,77 @@ func (s *Sender) send(ctx context.Context, from string, rcpt []string, raw []byt
 	}
 	c.Quit() //nolint:errcheck
 	return "250 " + resp.StatusText, nil
+}
+
+// adoptBatch bounds one InsertManyTx of adoptStranded.
+const adoptBatch = 1000
+
+// adoptStranded gives a River job to every delivery the outbox before
+// migration 007 left queued: that outbox claimed rows by their due time,
+// River only works jobs, so such a row (state queued, no river_job_id) would
+// never be sent. One transaction inserts the jobs and records their ids, so
+// a row is adopted once: a second start finds none, and a process starting
+// at the same time skips the rows this one holds (SKIP LOCKED). Every
+// delivery queued since has its job from the transaction that recorded it.
+// The scan reads email_deliveries without an index, once per start.
+func (s *Sender) adoptStranded(ctx context.Context) error {
+	n := 0
+	err := pgx.BeginFunc(ctx, s.db, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+SELECT account_id, id FROM email_deliveries WHERE state = 'queued' AND river_job_id IS NULL
+ORDER BY id FOR UPDATE SKIP LOCKED`)
+		if err != nil {
+			return err
+		}
+		var all []deliverArgs
+		for rows.Next() {
+			var a deliverArgs
+			if err := rows.Scan(&a.AccountID, &a.DeliveryID); err != nil {
+				rows.Close()
+				return err
+			}
+			all = append(all, a)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for len(all) > 0 {
+			batch := all[:min(len(all), adoptBatch)]
+			all = all[len(batch):]
+			params := make([]river.InsertManyParams, len(batch))
+			for i, a := range batch {
+				params[i] = river.InsertManyParams{Args: a}
+			}
+			res, err := s.jobs.InsertManyTx(ctx, tx, params)
+			if err != nil {
+				return err
+			}
+			// Each job names its delivery in its args; River does not
+			// promise the results in the order of the params.
+			accts, ids, jobs := make([]int64, len(res)), make([]int64, len(res)), make([]int64, len(res))
+			for i, r := range res {
+				var a deliverArgs
+				if err := json.Unmarshal(r.Job.EncodedArgs, &a); err != nil {
+					return fmt.Errorf("job %d args: %w", r.Job.ID, err)
+				}
+				accts[i], ids[i], jobs[i] = a.AccountID, a.DeliveryID, r.Job.ID
+			}
+			if _, err := tx.Exec(ctx, `
+UPDATE email_deliveries d SET river_job_id = j.job
+FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS j(acct, id, job)
+WHERE d.account_id = j.acct AND d.id = j.id`, accts, ids, jobs); err != nil {
+				return err
+			}
+			n += len(batch)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("email outbox: adopt deliveries queued before River: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("email outbox: adopted deliveries queued by the outbox before River", "deliveries", n)
+	}
+	return nil
 }

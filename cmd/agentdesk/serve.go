@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ type channelConfig struct {
 	smtpTLSKey     string
 	emailSecret    string
 	imapCAFile     string // PEM CA bundle for IMAP servers' certificates
+	imapPrivate    bool   // --imap-allow-private
 	relay          relayFlags
 	widgetSecret   string
 	phoneRegion    string
@@ -67,6 +69,7 @@ func (c *channelConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.smtpTLSKey, "smtp-tls-key", "", "PEM key for --smtp-tls-cert")
 	fs.StringVar(&c.emailSecret, "email-secret", "", "32+ bytes (or 64 hex digits) keying ticket tokens in outbound mail and sealing IMAP passwords; the same on every process")
 	fs.StringVar(&c.imapCAFile, "imap-ca-file", "", "PEM CA bundle verifying IMAP servers' certificates (default: the system's roots; an IMAP account's own ca_pem wins)")
+	fs.BoolVar(&c.imapPrivate, "imap-allow-private", false, "let IMAP accounts poll servers on loopback, private or link-local addresses (off: an admin could probe this server's network)")
 	fs.StringVar(&c.relay.addr, "smtp-relay", "", "outbound SMTP relay host:port for agent replies (empty: replies stay queued)")
 	fs.StringVar(&c.relay.user, "smtp-relay-user", "", "relay AUTH user")
 	fs.StringVar(&c.relay.password, "smtp-relay-password", "", "relay AUTH password")
@@ -79,6 +82,20 @@ func (c *channelConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.blobDir, "blob-dir", "", "directory for uploaded files of at least --blob-file-min-bytes, shared by every process (empty: all files in the database)")
 	fs.Int64Var(&c.blobFileMin, "blob-file-min-bytes", 1<<20, "uploaded files this large or larger go to --blob-dir")
 	fs.Var(&c.uploadTTL, "upload-retention", "delete uploaded files still on no message after this `duration` (at least 1m), and stored files nothing references (default 24h)")
+}
+
+// absBlobDir makes --blob-dir absolute: the rows keep each file's path,
+// and a process started from another directory must find the files.
+func (c *channelConfig) absBlobDir() error {
+	if c.blobDir == "" {
+		return nil
+	}
+	abs, err := filepath.Abs(c.blobDir)
+	if err != nil {
+		return fmt.Errorf("serve: --blob-dir: %w", err)
+	}
+	c.blobDir = abs
+	return nil
 }
 
 func runServe(ctx context.Context, args []string) error {
@@ -95,6 +112,9 @@ func runServe(ctx context.Context, args []string) error {
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	c.channels.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := c.channels.absBlobDir(); err != nil {
 		return err
 	}
 	c.databaseURL = *dbURL

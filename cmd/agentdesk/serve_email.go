@@ -108,7 +108,7 @@ func (hubEmailEvents) Publish(ctx context.Context, tx pgx.Tx, e email.Event) err
 // secret was configured.
 func emailConfig(c serveConfig) (email.Config, bool, error) {
 	ch := c.channels
-	cfg := email.Config{Addr: ch.smtpAddr, Hostname: ch.smtpHostname, MaxMessageBytes: ch.smtpMaxBytes}
+	cfg := email.Config{Addr: ch.smtpAddr, Hostname: ch.smtpHostname, MaxMessageBytes: ch.smtpMaxBytes, IMAPAllowPrivate: ch.imapPrivate}
 	if cfg.Hostname == "" && c.publicURL != "" {
 		if u, err := url.Parse(c.publicURL); err == nil {
 			cfg.Hostname = u.Hostname()
