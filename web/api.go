@@ -27,6 +27,9 @@ type doc struct {
 	BodyField string
 	// BodyType is the request's media type when it is not JSON.
 	BodyType string
+	// Gate admits a request before its body is read (before an
+	// Idempotency-Key buffers it); release is called when it is done.
+	Gate func(w http.ResponseWriter, r *http.Request) (release func(), err error)
 }
 
 // endpoint is one documented route.
@@ -50,6 +53,9 @@ func (a *apiRouter) route(method, path string, role agentdesk.Role, summary stri
 	var handler http.Handler = a.s.handle(h)
 	if d.Idempotent {
 		handler = a.s.idempotent(handler, d)
+	}
+	if d.Gate != nil {
+		handler = a.s.gated(handler, d.Gate)
 	}
 	if role != "" {
 		handler = requireRole(role)(handler)

@@ -1,15 +1,17 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"agentdesk/agentdesk"
@@ -31,7 +33,22 @@ const (
 	// multipartSlack is what a multipart envelope around one file may add
 	// (boundaries, part headers, a filename field).
 	multipartSlack = 16 << 10
+	// DefaultUploadsInFlight is how many uploads one agent (or API token)
+	// and one chat visitor may have in progress at once on a process.
+	DefaultUploadsInFlight = 4
 )
+
+// Memory: an upload is held in memory whole while it is stored — the file
+// (at most --attachment-max-bytes, 25 MB by default; 10 MB for a visitor),
+// plus the raw body before it when the request has an Idempotency-Key (the
+// key's fingerprint needs it all before the upload runs), plus what the
+// database driver's copy costs when the file goes into a bytea row instead
+// of --blob-dir. The in-flight limit (DefaultUploadsInFlight per uploader)
+// bounds how many of those one client can pile up; the total over every
+// client is bounded only by the number of clients (BENCHMARKS.md,
+// "Attachments", has the figures). Downloads of files under --blob-dir are
+// served from the open file (ranges included) and cost a few KB; a file in
+// the database is read from its row into memory once.
 
 // uploadConfig is the attachments' settings on this server.
 type uploadConfig struct {
@@ -40,6 +57,7 @@ type uploadConfig struct {
 	files           postgres.BlobFiles
 	perVisitor      *keyedLimiter
 	perIP           *keyedLimiter
+	inFlight        *inFlight // uploads in progress per uploader
 }
 
 // WithAttachmentLimits sets the largest file agents (agentMax) and chat
@@ -53,8 +71,15 @@ func WithAttachmentLimits(agentMax, visitorMax int64) Option {
 
 // WithBlobDir keeps uploaded files of at least min bytes in files under dir
 // (email_blobs.path) instead of the database; "" keeps them all in the
-// database. Every server process must see the same directory.
+// database. Every server process must see the same directory. A relative
+// dir is made absolute here, against the working directory: the rows name
+// the files by path, and a process started elsewhere must find them.
 func WithBlobDir(dir string, min int64) Option {
+	if dir != "" {
+		if abs, err := filepath.Abs(dir); err == nil {
+			dir = abs
+		}
+	}
 	return func(s *Server) { s.uploads.files = postgres.BlobFiles{Dir: dir, Min: min} }
 }
 
@@ -65,6 +90,9 @@ func (c *uploadConfig) defaults() {
 	if c.visitorMaxBytes <= 0 {
 		c.visitorMaxBytes = DefaultVisitorAttachmentMaxBytes
 	}
+	if c.inFlight == nil {
+		c.inFlight = &inFlight{max: DefaultUploadsInFlight, n: map[string]int{}}
+	}
 	if c.perVisitor == nil {
 		c.perVisitor = newKeyedLimiter(20, 10*time.Minute)
 		c.perIP = newKeyedLimiter(60, 10*time.Minute)
@@ -74,7 +102,8 @@ func (c *uploadConfig) defaults() {
 func mountAttachments(s *Server, a *apiRouter) {
 	s.uploads.defaults()
 	a.route("POST", "/attachments", agentdesk.RoleAgent, "Upload a file to attach to a message (agent+): multipart/form-data with the file in field file (optional field filename); send its id in a message's attachment_ids",
-		s.uploadAttachment, doc{Body: uploadForm{}, BodyType: "multipart/form-data", Response: agentdesk.Attachment{}, Status: 201, Idempotent: true, MaxBody: s.uploads.maxBytes + multipartSlack, BodyField: "file"})
+		s.uploadAttachment, doc{Body: uploadForm{}, BodyType: "multipart/form-data", Response: agentdesk.Attachment{}, Status: 201, Idempotent: true, MaxBody: s.uploads.maxBytes + multipartSlack, BodyField: "file",
+			Gate: s.agentUploadGate})
 	a.route("GET", "/attachments/{id}", agentdesk.RoleAgent, "An attachment's name, type, size and SHA-256 (agent+ who can see its ticket, or its uploader while it is on no message)",
 		s.getAttachment, doc{Response: agentdesk.Attachment{}})
 	a.route("GET", "/attachments/{id}/content", agentdesk.RoleAgent, "An attachment's bytes (same access as its metadata); ETag is its SHA-256",
@@ -85,6 +114,77 @@ func mountAttachments(s *Server, a *apiRouter) {
 type uploadForm struct {
 	File     string `json:"file"`               // the file's bytes (a multipart file part)
 	Filename string `json:"filename,omitempty"` // the name to keep, if not the part's
+}
+
+// inFlight counts uploads in progress by key (an uploader), so one client
+// cannot hold many files in memory at once.
+type inFlight struct {
+	mu  sync.Mutex
+	max int
+	n   map[string]int
+}
+
+// acquire takes one of key's places, or reports there is none left; the
+// release gives it back (call it once).
+func (l *inFlight) acquire(key string) (release func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.n[key] >= l.max {
+		return nil, false
+	}
+	l.n[key]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			if l.n[key]--; l.n[key] <= 0 {
+				delete(l.n, key)
+			}
+		})
+	}, true
+}
+
+// count is how many uploads of key are in progress.
+func (l *inFlight) count(key string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[key]
+}
+
+func tooManyUploads(w http.ResponseWriter) error {
+	w.Header().Set("Retry-After", "5")
+	return &agentdesk.Error{Kind: agentdesk.RateLimited, Field: "file",
+		Message: fmt.Sprintf("at most %d uploads at once; wait for one to finish", DefaultUploadsInFlight)}
+}
+
+// agentUploadGate admits an agent's (or token's) upload before its body
+// is read — the Idempotency-Key buffering included — while the uploader
+// has fewer than the limit in progress.
+func (s *Server) agentUploadGate(w http.ResponseWriter, r *http.Request) (func(), error) {
+	actor, _ := actorOf(r.Context())
+	release, ok := s.uploads.inFlight.acquire(uploaderKey(actor.AccountID, agentdesk.UploaderOf(actor)))
+	if !ok {
+		return nil, tooManyUploads(w)
+	}
+	return release, nil
+}
+
+func uploaderKey(accountID int64, by agentdesk.Uploader) string {
+	return fmt.Sprintf("%d:%d:%d:%s", accountID, by.AgentID, by.TokenID, by.VisitorID)
+}
+
+// gated runs next once gate admits the request, and releases it after.
+func (s *Server) gated(next http.Handler, gate func(http.ResponseWriter, *http.Request) (func(), error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		release, err := gate(w, r)
+		if err != nil {
+			writeError(w, r, s.log, err)
+			return
+		}
+		defer release()
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (s *Server) uploadAttachment(w http.ResponseWriter, r *http.Request) error {
@@ -110,8 +210,9 @@ func readUpload(w http.ResponseWriter, r *http.Request, max int64) (*postgres.Ne
 	if r.ContentLength > max+multipartSlack {
 		return nil, tooLarge
 	}
+	// The form is the file's envelope: a broken one is about the file.
 	badForm := func(msg string) error {
-		return &agentdesk.Error{Kind: agentdesk.Invalid, Message: msg, Err: errBadRequest}
+		return &agentdesk.Error{Kind: agentdesk.Invalid, Field: "file", Message: msg, Err: errBadRequest}
 	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
@@ -145,7 +246,7 @@ func readUpload(w http.ResponseWriter, r *http.Request, max int64) (*postgres.Ne
 			haveFile = true
 			// One byte more than allowed tells a file that is too large
 			// without reading the rest of it.
-			data, err = io.ReadAll(io.LimitReader(p, max+1))
+			data, err = readAllHint(io.LimitReader(p, max+1), r.ContentLength, max+multipartSlack)
 			if err != nil {
 				return nil, partErr(err)
 			}
@@ -270,10 +371,11 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, u *postgres
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	data, err := s.store.BlobBytes(r.Context(), u.AccountID, u.SHA256)
+	blob, err := s.store.OpenBlob(r.Context(), u.AccountID, u.SHA256)
 	if err != nil {
 		return err
 	}
+	defer blob.Close()
 	mt, _, _ := mime.ParseMediaType(u.ContentType)
 	disp := "attachment"
 	if inlineTypes[mt] {
@@ -285,7 +387,9 @@ func (s *Server) serveUpload(w http.ResponseWriter, r *http.Request, u *postgres
 	}
 	h.Set("Content-Type", u.ContentType)
 	h.Set("Content-Disposition", disp+"; filename*=UTF-8''"+rfc5987(name))
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	// ServeContent answers ranges (If-Range against the ETag) and copies in
+	// small pieces from the open file.
+	http.ServeContent(w, r, "", time.Time{}, blob)
 	return nil
 }
 

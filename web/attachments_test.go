@@ -158,9 +158,10 @@ func TestAttachmentBadInput(t *testing.T) {
 		{"oversize", ctBig, bigBody, 413, "file", false},
 		{"oversize with Idempotency-Key", ctBig, bigBody, 413, "file", true},
 		{"huge", ctHuge, hugeBody, 413, "file", false},
-		{"malformed multipart", "multipart/form-data; boundary=zzz", []byte("--zzz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc"), 400, "", false},
-		{"not multipart", "application/json", []byte(`{"file":"x"}`), 400, "", false},
-		{"no boundary", "multipart/form-data", []byte("x"), 400, "", false},
+		{"malformed multipart", "multipart/form-data; boundary=zzz", []byte("--zzz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc"), 400, "file", false},
+		{"malformed multipart with Idempotency-Key", "multipart/form-data; boundary=zzz", []byte("--zzz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc"), 400, "file", true},
+		{"not multipart", "application/json", []byte(`{"file":"x"}`), 400, "file", false},
+		{"no boundary", "multipart/form-data", []byte("x"), 400, "file", false},
 		{"missing file", ctFilenameOnly, filenameOnly, 422, "file", false},
 		{"empty file", ctEmpty, empty, 422, "file", false},
 		{"unknown field", ctUnknown, unknown, 400, "color", false},
@@ -192,7 +193,12 @@ func TestAttachmentIdempotencyKey(t *testing.T) {
 	ct, body := multipartFile(t, "a.pdf", "", pdfBytes)
 	first := agent.do(t, "POST", "/api/v1/attachments", body, "Content-Type", ct, IdempotencyHeader, "k1")
 	wantStatus(t, "first", first, http.StatusCreated)
-	second := agent.do(t, "POST", "/api/v1/attachments", body, "Content-Type", ct, IdempotencyHeader, "k1")
+	// A real client's retry: the same file under a new random boundary.
+	ctRetry, retry := multipartFile(t, "a.pdf", "", pdfBytes)
+	if ctRetry == ct {
+		t.Fatal("the multipart writer chose the same boundary twice")
+	}
+	second := agent.do(t, "POST", "/api/v1/attachments", retry, "Content-Type", ctRetry, IdempotencyHeader, "k1")
 	wantStatus(t, "retry", second, http.StatusCreated)
 	if !bytes.Equal(first.body, second.body) || second.header.Get("Idempotent-Replayed") != "true" {
 		t.Errorf("retry answered %s, first %s", second.body, first.body)
@@ -202,8 +208,16 @@ func TestAttachmentIdempotencyKey(t *testing.T) {
 	}
 	// The key with another file is refused.
 	ct2, body2 := multipartFile(t, "b.pdf", "", pngBytes)
-	if res := agent.do(t, "POST", "/api/v1/attachments", body2, "Content-Type", ct2, IdempotencyHeader, "k1"); res.status < 400 {
-		t.Errorf("same key, other file: %d", res.status)
+	if res := agent.do(t, "POST", "/api/v1/attachments", body2, "Content-Type", ct2, IdempotencyHeader, "k1"); res.status != http.StatusConflict {
+		t.Errorf("same key, other file: %d %s", res.status, res.body)
+	}
+	// The same file under another name is another request too.
+	ct3, body3 := multipartFile(t, "renamed.pdf", "", pdfBytes)
+	if res := agent.do(t, "POST", "/api/v1/attachments", body3, "Content-Type", ct3, IdempotencyHeader, "k1"); res.status != http.StatusConflict {
+		t.Errorf("same key, same bytes, other name: %d %s", res.status, res.body)
+	}
+	if n := e.deskCount(`SELECT count(*) FROM uploads`); n != 1 {
+		t.Errorf("%d uploads after refused reuses of a key", n)
 	}
 }
 

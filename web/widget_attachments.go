@@ -53,6 +53,12 @@ func WidgetAttachmentURL(widget string, id int64) string {
 }
 
 func (s *Server) widgetUpload(w http.ResponseWriter, r *http.Request, cw *agentdesk.ChatWidget, v *hub.WidgetToken) error {
+	by := agentdesk.Uploader{VisitorID: v.VisitorID}
+	release, ok := s.uploads.inFlight.acquire(uploaderKey(v.AccountID, by))
+	if !ok {
+		return tooManyUploads(w)
+	}
+	defer release()
 	if !s.uploads.perIP.Allow("ip:"+clientIP(r)) || !s.uploads.perVisitor.Allow("v:"+v.VisitorID) {
 		return rateLimited(w, "too many files; try again in a minute")
 	}
@@ -70,7 +76,7 @@ func (s *Server) widgetUpload(w http.ResponseWriter, r *http.Request, cw *agentd
 	if err != nil {
 		return err
 	}
-	up.By = agentdesk.Uploader{VisitorID: v.VisitorID}
+	up.By = by
 	u, err := s.store.CreateUpload(ctx, v.AccountID, *up, s.uploads.files)
 	if err != nil {
 		return err

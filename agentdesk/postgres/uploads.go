@@ -1,11 +1,13 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -60,6 +62,15 @@ func (b BlobFiles) write(accountID int64, sum [32]byte, data []byte) (string, er
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	}
+	// Directories made here must reach the disk too, or a crash could lose
+	// the file's whole path while its row has committed.
+	var made []string
+	for d := dir; d != b.Dir && d != filepath.Dir(d); d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		made = append(made, filepath.Dir(d))
+	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
@@ -79,7 +90,26 @@ func (b BlobFiles) write(accountID int64, sum [32]byte, data []byte) (string, er
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	return path, os.Rename(f.Name(), path)
+	if err := os.Rename(f.Name(), path); err != nil {
+		return "", err
+	}
+	// The rename is durable only once the directory is: synced before the
+	// row that names the file commits.
+	for _, d := range append([]string{dir}, made...) {
+		if err := syncDir(d); err != nil {
+			return "", fmt.Errorf("sync %s: %w", d, err)
+		}
+	}
+	return path, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // CreateUpload stores a file: its bytes once per account (a file uploaded
@@ -197,6 +227,47 @@ func (s *Store) BlobBytes(ctx context.Context, accountID int64, sum [32]byte) ([
 		}
 	}
 	return data, nil
+}
+
+// Blob is a stored file opened for reading: from its file when it is kept
+// in one (the open *os.File), else from the row's bytes. Close it.
+type Blob struct {
+	io.ReadSeeker
+	Size int64
+	File *os.File // set when the blob is a file under the blob directory
+}
+
+// Close closes the blob's file, if any.
+func (b *Blob) Close() error {
+	if b.File != nil {
+		return b.File.Close()
+	}
+	return nil
+}
+
+// OpenBlob opens a stored file's bytes for serving without reading a file
+// kept under the blob directory into memory; a blob in the database is
+// read from its row once (no further copy).
+func (s *Store) OpenBlob(ctx context.Context, accountID int64, sum [32]byte) (*Blob, error) {
+	var data []byte
+	var path *string
+	err := s.db.QueryRow(ctx, `SELECT bytes, path FROM email_blobs WHERE account_id = $1 AND sha256 = $2`, accountID, sum[:]).Scan(&data, &path)
+	if err != nil {
+		return nil, translate(err, "file")
+	}
+	if data != nil || path == nil {
+		return &Blob{ReadSeeker: bytes.NewReader(data), Size: int64(len(data))}, nil
+	}
+	f, err := os.Open(*path)
+	if err != nil {
+		return nil, fmt.Errorf("open blob file: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("open blob file: %w", err)
+	}
+	return &Blob{ReadSeeker: f, Size: st.Size(), File: f}, nil
 }
 
 // ChatVisitorOf reports whether visitor started the chat of ticketID (the
