@@ -3,7 +3,7 @@ import { render } from "preact";
 import { act } from "preact/test-utils";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Agent, Ticket } from "./api";
-import { TICKET_CREATED, TicketList, insertTicket, matches } from "./lists";
+import { TICKET_CREATED, TicketList, insertTicket, listStream, matches } from "./lists";
 import type { Socket } from "./socket";
 
 const me: Agent = { id: 7, email: "a@x.test", name: "Ann", role: "agent", team_ids: [3] };
@@ -101,5 +101,101 @@ describe("TicketList", () => {
     await key("Home");
     await key("Enter");
     expect(opened).toEqual([20, 40]);
+  });
+});
+
+/** A socket whose follows the test answers, as the server would with
+ * "subscribed" (resolve) or an error frame (reject). */
+class FollowSocket extends FakeSocket {
+  accountId = 7;
+  state = "open";
+  log: string[] = [];
+  answers = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+  follow(stream: string) {
+    this.log.push(`follow ${stream}`);
+    return new Promise<void>((resolve, reject) => this.answers.set(stream, { resolve, reject }));
+  }
+  unfollow(stream: string) {
+    this.log.push(`unfollow ${stream}`);
+  }
+}
+
+describe("TicketList streams", () => {
+  it("follows account:/team: only while All open / Team queue is shown, and loads once the follow is answered", async () => {
+    let fetches: string[] = [];
+    let items = [tk(10, "2026-01-01T00:00:00Z")];
+    vi.stubGlobal("fetch", async (url: string) => {
+      fetches.push(String(url));
+      return new Response(JSON.stringify({ items }), { status: 200, headers: { "Content-Type": "application/json" } });
+    });
+    const socket = new FollowSocket();
+    const root = document.createElement("div");
+    document.body.append(root);
+    const show = async (list: "mine" | "queue" | "open", who: Agent = me) => {
+      await act(() => {
+        render(<TicketList list={list} me={who} unread={{}} refresh={0} onOpen={() => {}} socket={socket as unknown as Socket} />, root);
+      });
+      await settle();
+    };
+    const ids = () => [...root.querySelectorAll("li")].map((li) => li.id);
+
+    await show("mine");
+    expect(socket.log).toEqual([]); // My tickets: the agent's own stream, followed by default
+    expect(fetches).toHaveLength(1);
+
+    // All open: follow the account's stream; the list waits for the answer
+    // (the stream's head), then reloads, so a ticket created just before
+    // the follow is in the REST answer.
+    fetches = [];
+    await show("open");
+    expect(socket.log).toEqual(["follow account:7"]);
+    expect(fetches).toEqual([]);
+    items = [tk(11, "2026-01-02T00:00:00Z"), tk(10, "2026-01-01T00:00:00Z")];
+    await act(() => socket.answers.get("account:7")!.resolve());
+    await settle();
+    expect(fetches).toHaveLength(1);
+    expect(ids()).toEqual(["t-11", "t-10"]);
+    await act(() => socket.emit(TICKET_CREATED, tk(12, "2026-01-03T00:00:00Z")));
+    expect(ids()).toEqual(["t-12", "t-11", "t-10"]);
+
+    // Team queue: the team's stream instead.
+    fetches = [];
+    await show("queue");
+    expect(socket.log).toEqual(["follow account:7", "unfollow account:7", "follow team:3"]);
+    expect(fetches).toEqual([]);
+    await act(() => socket.answers.get("team:3")!.resolve());
+    await settle();
+    expect(fetches).toHaveLength(1);
+    expect(fetches[0]).toContain("team=3");
+
+    // Back to My tickets: nothing followed any more.
+    fetches = [];
+    await show("mine");
+    expect(socket.log.slice(3)).toEqual(["unfollow team:3"]);
+    expect(fetches).toHaveLength(1);
+
+    // A refused follow still shows the list (without live updates).
+    socket.log = [];
+    fetches = [];
+    await show("open");
+    await act(() => socket.answers.get("account:7")!.reject(new Error("forbidden")));
+    await settle();
+    expect(fetches).toHaveLength(1);
+
+    // Supervisors hear new tickets on the supervisor stream: no follow.
+    socket.log = [];
+    await show("mine");
+    await show("open", { ...me, role: "supervisor" });
+    expect(socket.log).toEqual(["unfollow account:7"]);
+    render(null, root);
+  });
+
+  it("names the list streams", () => {
+    expect(listStream("open", me, 7)).toBe("account:7");
+    expect(listStream("queue", me, 7)).toBe("team:3");
+    expect(listStream("queue", { ...me, team_ids: [] }, 7)).toBe("account:7");
+    expect(listStream("mine", me, 7)).toBeUndefined();
+    expect(listStream("open", me, undefined)).toBeUndefined();
+    expect(listStream("open", { ...me, role: "admin" }, 7)).toBeUndefined();
   });
 });

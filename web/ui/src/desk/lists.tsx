@@ -25,6 +25,17 @@ function baseFilter(list: ListName, me: Agent): TicketFilter {
   }
 }
 
+/** The stream that carries a list's new tickets beyond the agent's own
+ * (web/PROTOCOL.md): All open → account:<id>, Team queue → team:<id> (the
+ * account's when the agent has no team). The desk follows it only while
+ * the list is on screen: each new ticket is a frame to every follower.
+ * Supervisors hear every new ticket on the supervisor stream anyway. */
+export function listStream(list: ListName, me: Agent, accountId?: number): string | undefined {
+  if (me.role !== "agent" || list === "mine") return undefined;
+  if (list === "queue" && me.team_ids?.[0] !== undefined) return `team:${me.team_ids[0]}`;
+  return accountId !== undefined ? `account:${accountId}` : undefined;
+}
+
 /** Whether a ticket belongs in a list shown with filter f (as the server
  * would answer GET /tickets with it). */
 export function matches(t: Ticket, f: TicketFilter, me: Agent): boolean {
@@ -140,9 +151,34 @@ export function TicketList(props: {
       });
     });
   }, [props.socket, me.id]);
+
+  // The list's stream, followed while the list is shown. Following starts
+  // at the stream's head; the list is (re)loaded once the server has
+  // answered, so a ticket created just before is in the REST answer and
+  // every later one arrives as ticket.created (kept once, by id).
+  const socket = props.socket;
+  const [accountId, setAccountId] = useState(socket?.accountId);
+  useEffect(() => socket?.on("account", (d) => setAccountId(d.account_id)), [socket]);
+  const stream = socket ? listStream(list, me, accountId) : undefined;
+  const [followed, setFollowed] = useState<{ stream?: string; n: number }>({ n: 0 });
   useEffect(() => {
-    load();
-  }, [key, props.refresh]);
+    if (!stream || !socket) return;
+    let current = true;
+    // Refused (or left): load anyway, without live updates.
+    const done = () => current && setFollowed((f) => ({ stream, n: f.n + 1 }));
+    socket.follow(stream).then(done, done);
+    return () => {
+      current = false;
+      socket.unfollow(stream);
+      setFollowed((f) => ({ n: f.n })); // shown again: wait for the new follow
+    };
+  }, [stream, socket]);
+  // Connected and the follow not answered yet: its answer loads the list.
+  // Offline: load now, and again when the follow lands on reconnect.
+  const waiting = !!stream && socket?.state === "open" && followed.stream !== stream;
+  useEffect(() => {
+    if (!waiting) load();
+  }, [key, props.refresh, followed.n, waiting]);
 
   function onKey(e: KeyboardEvent) {
     if (!items.length) return;

@@ -3,6 +3,13 @@
 // each, and after a reconnect resumes every stream from there, so missed
 // events arrive exactly once. A "resync" for a stream makes the app reload
 // what it shows. Client requests get an ack or an error, matched by id.
+//
+// Streams the app follows for a while (the ticket on screen, the stream of
+// the list on screen) start "from now": follow() resolves once the server
+// has answered with the stream's head ("subscribed"), and the app then
+// reloads what it shows over REST. Every change up to the head is
+// committed, so the reload holds it; later ones arrive as events. A follow
+// made while offline resolves when it lands on connect.
 
 export interface Envelope {
   type: string;
@@ -30,6 +37,13 @@ export class Socket {
   /** Streams the app asked for; the others are the server's defaults. */
   private followed = new Set<string>();
   private refs = new Map<string, number>();
+  /** Followed from now, waiting for the server's "subscribed". */
+  private fresh = new Map<string, { resolve: () => void; reject: (e: Error) => void }[]>();
+  /** Unfollowed by the app: frames still in flight for them are dropped. */
+  private left = new Set<string>();
+  /** The account of the signed-in user (from the resume ack), for stream
+   * names such as "account:7"; undefined until the first connect. */
+  accountId?: number;
   private pending = new Map<string, { resolve: (v: any) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private attempt = 0;
@@ -63,15 +77,26 @@ export class Socket {
     return () => this.stateHandlers.delete(h);
   }
 
-  /** Follows a stream from now on (e.g. the ticket on screen). Counted:
-   * every follow needs its own unfollow. */
-  follow(stream: string) {
+  /** Follows a stream from now on (e.g. the ticket or list on screen).
+   * Counted: every follow needs its own unfollow. Resolves when the server
+   * has subscribed it (events after that follow); rejects when the server
+   * refuses it (not allowed, unknown). */
+  follow(stream: string): Promise<void> {
     const n = this.refs.get(stream) ?? 0;
     this.refs.set(stream, n + 1);
-    if (n > 0 || this.streams.has(stream)) return;
+    const p = new Promise<void>((resolve, reject) => {
+      if ((this.streams.get(stream) ?? -1) >= 0) return resolve();
+      const w = this.fresh.get(stream) ?? [];
+      w.push({ resolve, reject });
+      this.fresh.set(stream, w);
+    });
+    p.catch(() => {}); // callers that do not wait are not told
+    if (n > 0 || this.streams.has(stream)) return p;
+    this.left.delete(stream);
     this.followed.add(stream);
     this.streams.set(stream, -1);
-    this.request("resume", { streams: [{ stream }] }).catch(() => {});
+    if (this.ws?.readyState === WebSocket.OPEN) this.resume([{ stream }]);
+    return p; // not connected: the resume on connect follows it
   }
 
   unfollow(stream: string) {
@@ -83,7 +108,33 @@ export class Socket {
     this.refs.delete(stream);
     if (!this.followed.delete(stream)) return;
     this.streams.delete(stream);
+    this.left.add(stream);
+    this.fresh.get(stream)?.forEach((w) => w.reject(new SocketError("cancelled", "No longer followed")));
+    this.fresh.delete(stream);
     this.request("unsubscribe", { stream }).catch(() => {});
+  }
+
+  /** Resumes streams; a stream the server refuses is dropped (its
+   * followers told) and the others are resumed without it. */
+  private resume(streams: { stream: string; last_seq?: number }[]) {
+    this.request("resume", { streams }).then((d) => this.setAccount(d), (e: SocketError) => {
+      const m = /^streams\[(\d+)\]/.exec(e.field ?? "");
+      const bad = m ? streams[Number(m[1])]?.stream : streams.length === 1 ? streams[0].stream : undefined;
+      if (e.code === "unavailable" || !bad) return; // reconnecting resumes them
+      this.refs.delete(bad);
+      this.followed.delete(bad);
+      this.streams.delete(bad);
+      this.fresh.get(bad)?.forEach((w) => w.reject(e));
+      this.fresh.delete(bad);
+      const rest = streams.filter((s) => s.stream !== bad);
+      if (rest.length) this.resume(rest);
+    });
+  }
+
+  private setAccount(d: any) {
+    if (typeof d?.account_id !== "number" || d.account_id === this.accountId) return;
+    this.accountId = d.account_id;
+    this.emit("account", { type: "account", data: d });
   }
 
   /** Sends a client message and resolves with its ack's data. */
@@ -122,13 +173,14 @@ export class Socket {
     this.ws = ws;
     ws.onopen = () => {
       this.attempt = 0;
+      this.left.clear(); // a new connection has nothing in flight
       this.setState("open");
       // First connect: the server's default streams for this user, from now.
       // Reconnect: every stream we follow, from the last event we handled.
       const streams = [...this.streams].map(([stream, seq]) => (seq >= 0 ? { stream, last_seq: seq } : { stream }));
       const haveDefaults = [...this.streams.keys()].some((k) => !this.followed.has(k));
-      if (!haveDefaults) this.send("resume", { streams: [] });
-      if (streams.length) this.send("resume", { streams });
+      if (!haveDefaults) this.request("resume", { streams: [] }).then((d) => this.setAccount(d), () => {});
+      if (streams.length) this.resume(streams);
     };
     ws.onmessage = (ev) => {
       let env: Envelope;
@@ -146,13 +198,13 @@ export class Socket {
         return;
       }
       const s = env.stream;
-      if (env.type === "subscribed" && s) {
+      if (s && this.left.has(s)) return; // in flight when the app unfollowed it
+      if ((env.type === "subscribed" || env.type === "resync") && s) {
         this.streams.set(s, env.seq ?? 0);
-        return;
-      }
-      if (env.type === "resync" && s) {
-        this.streams.set(s, env.seq ?? 0);
-        this.emit("resync", env);
+        const waiting = this.fresh.get(s);
+        this.fresh.delete(s);
+        if (env.type === "resync") this.emit("resync", env);
+        waiting?.forEach((w) => w.resolve());
         return;
       }
       if (s && typeof env.seq === "number" && env.seq > 0) {
