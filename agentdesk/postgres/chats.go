@@ -368,11 +368,3 @@ FROM tickets t LEFT JOIN agents a ON a.account_id = t.account_id AND a.id = t.as
 WHERE t.account_id = $1 AND t.id = $2`, accountID, c.TicketID, c.TaskID).Scan(&st.TicketDone, &st.Rated, &st.AgentName, &st.TaskState)
 	return st, translate(err, "ticket")
 }
-
-// CustomerHasEmail reports whether the customer holds email (normalised).
-func CustomerHasEmail(ctx context.Context, q querier, accountID, customerID int64, email string) (bool, error) {
-	var ok bool
-	err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM identities WHERE account_id = $1 AND customer_id = $2 AND kind = 'email' AND value = $3)`,
-		accountID, customerID, email).Scan(&ok)
-	return ok, err
-}
