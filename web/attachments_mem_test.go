@@ -10,6 +10,7 @@ import (
 	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"agentdesk/agentdesk"
 )
@@ -65,6 +66,7 @@ func TestAttachmentMemory(t *testing.T) {
 				}
 			})
 			var n int64
+			start := time.Now()
 			down := allocated(t, func() {
 				res, err := agent.http.Get(agent.base + a.URL)
 				if err != nil {
@@ -75,7 +77,7 @@ func TestAttachmentMemory(t *testing.T) {
 					t.Fatalf("download: %d bytes, %v", n, err)
 				}
 			})
-			t.Logf("20 MB %s: upload allocates %s, download %s", c.name, mb(up), mb(down))
+			t.Logf("20 MB %s: upload allocates %s, download %s (download took %v)", c.name, mb(up), mb(down), time.Since(start).Round(time.Millisecond))
 		})
 	}
 }

@@ -230,7 +230,8 @@ func (s *Store) BlobBytes(ctx context.Context, accountID int64, sum [32]byte) ([
 }
 
 // Blob is a stored file opened for reading: from its file when it is kept
-// in one (the open *os.File), else from the row's bytes. Close it.
+// in one (the open *os.File), else from the row's bytes — a large row in
+// pieces of blobChunk bytes, read as they are needed. Close it.
 type Blob struct {
 	io.ReadSeeker
 	Size int64
@@ -245,15 +246,28 @@ func (b *Blob) Close() error {
 	return nil
 }
 
-// OpenBlob opens a stored file's bytes for serving without reading a file
-// kept under the blob directory into memory; a blob in the database is
-// read from its row once (no further copy).
+// blobChunk is how much of a blob in the database one read fetches: a
+// download holds about this much of it in memory, not the whole file.
+const blobChunk = 1 << 20
+
+// OpenBlob opens a stored file's bytes for serving without holding the
+// whole file in memory: a file under the blob directory is opened, a large
+// row is read blobChunk bytes at a time (substring of the bytea, which
+// PostgreSQL takes from the TOAST chunks it needs), a small one at once.
+// ctx bounds the reads.
 func (s *Store) OpenBlob(ctx context.Context, accountID int64, sum [32]byte) (*Blob, error) {
 	var data []byte
+	var size *int64
 	var path *string
-	err := s.db.QueryRow(ctx, `SELECT bytes, path FROM email_blobs WHERE account_id = $1 AND sha256 = $2`, accountID, sum[:]).Scan(&data, &path)
+	err := s.db.QueryRow(ctx, `
+SELECT path, octet_length(bytes), CASE WHEN octet_length(bytes) <= $3 THEN bytes END
+FROM email_blobs WHERE account_id = $1 AND sha256 = $2`, accountID, sum[:], blobChunk).Scan(&path, &size, &data)
 	if err != nil {
 		return nil, translate(err, "file")
+	}
+	if size != nil && data == nil {
+		r := &rowBlob{ctx: ctx, db: s.db, accountID: accountID, sum: sum, size: *size}
+		return &Blob{ReadSeeker: r, Size: *size}, nil
 	}
 	if data != nil || path == nil {
 		return &Blob{ReadSeeker: bytes.NewReader(data), Size: int64(len(data))}, nil
@@ -268,6 +282,76 @@ func (s *Store) OpenBlob(ctx context.Context, accountID int64, sum [32]byte) (*B
 		return nil, fmt.Errorf("open blob file: %w", err)
 	}
 	return &Blob{ReadSeeker: f, Size: st.Size(), File: f}, nil
+}
+
+// rowBlob reads a blob's row in pieces. A blob is never changed (its key
+// is its SHA-256); one deleted meanwhile (the cleanup, once nothing
+// references it) ends the read with an error.
+type rowBlob struct {
+	ctx       context.Context
+	db        querier
+	accountID int64
+	sum       [32]byte
+	size, off int64
+	buf       []byte // the piece at bufOff, reused
+	bufOff    int64
+}
+
+func (b *rowBlob) Read(p []byte) (int, error) {
+	if b.off >= b.size {
+		return 0, io.EOF
+	}
+	if b.off < b.bufOff || b.off >= b.bufOff+int64(len(b.buf)) {
+		if err := b.fetch(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, b.buf[b.off-b.bufOff:])
+	b.off += int64(n)
+	return n, nil
+}
+
+// fetch reads the piece at off into buf, copied from the driver's buffer
+// into the one this reader keeps.
+func (b *rowBlob) fetch() error {
+	n := min(int64(blobChunk), b.size-b.off)
+	rows, err := b.db.Query(b.ctx, `SELECT substring(bytes FROM $3 FOR $4) FROM email_blobs WHERE account_id = $1 AND sha256 = $2`,
+		b.accountID, b.sum[:], b.off+1, n)
+	if err != nil {
+		return fmt.Errorf("read blob: %w", err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read blob: %w", err)
+		}
+		return errors.New("read blob: deleted while read")
+	}
+	raw := rows.RawValues()[0]
+	if int64(len(raw)) != n {
+		return fmt.Errorf("read blob: %d bytes at %d, want %d", len(raw), b.off, n)
+	}
+	b.buf = append(b.buf[:0], raw...)
+	b.bufOff = b.off
+	rows.Close()
+	return rows.Err()
+}
+
+func (b *rowBlob) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += b.off
+	case io.SeekEnd:
+		offset += b.size
+	default:
+		return 0, errors.New("seek: invalid whence")
+	}
+	if offset < 0 {
+		return 0, errors.New("seek: negative position")
+	}
+	b.off = offset
+	return offset, nil
 }
 
 // ChatVisitorOf reports whether visitor started the chat of ticketID (the
