@@ -1,7 +1,9 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,15 +42,17 @@ const (
 
 // Memory: an upload is held in memory whole while it is stored — the file
 // (at most --attachment-max-bytes, 25 MB by default; 10 MB for a visitor),
-// plus the raw body before it when the request has an Idempotency-Key (the
-// key's fingerprint needs it all before the upload runs), plus what the
-// database driver's copy costs when the file goes into a bytea row instead
-// of --blob-dir. The in-flight limit (DefaultUploadsInFlight per uploader)
-// bounds how many of those one client can pile up; the total over every
-// client is bounded only by the number of clients (BENCHMARKS.md,
-// "Attachments", has the figures). Downloads of files under --blob-dir are
-// served from the open file (ranges included) and cost a few KB; a file in
-// the database is read from its row into memory once.
+// read into one buffer sized by the Content-Length. With an
+// Idempotency-Key the whole body is read first (its fingerprint is needed
+// before the upload runs) and the file is then a slice of it, not a second
+// copy. A file going into a bytea row (no --blob-dir, or smaller than
+// --blob-file-min-bytes) costs about twice its size again in the database
+// driver while it is sent. The in-flight limit (DefaultUploadsInFlight per
+// agent, token or visitor, per process) bounds what one client can pile up;
+// the total over every client is bounded only by the number of clients
+// (BENCHMARKS.md, "Attachments", has the figures). Downloads never hold a
+// whole file: one under --blob-dir is served from the open file (ranges
+// included), one in the database is read 1 MB at a time.
 
 // uploadConfig is the attachments' settings on this server.
 type uploadConfig struct {
@@ -246,12 +250,12 @@ func readUpload(w http.ResponseWriter, r *http.Request, max int64) (*postgres.Ne
 			haveFile = true
 			// One byte more than allowed tells a file that is too large
 			// without reading the rest of it.
-			data, err = readAllHint(io.LimitReader(p, max+1), r.ContentLength, max+multipartSlack)
+			data, err = readFilePart(p, max, r, params["boundary"])
+			if errors.Is(err, errFileTooLarge) {
+				return nil, tooLarge
+			}
 			if err != nil {
 				return nil, partErr(err)
-			}
-			if int64(len(data)) > max {
-				return nil, tooLarge
 			}
 			if name == "" {
 				name = p.FileName()
@@ -280,6 +284,60 @@ func readUpload(w http.ResponseWriter, r *http.Request, max int64) (*postgres.Ne
 	up.ContentType = contentTypeOf(claimed, data)
 	up.Data = data
 	return up, nil
+}
+
+var errFileTooLarge = errors.New("file too large")
+
+// readFilePart reads the file part p, at most max bytes (errFileTooLarge
+// beyond). When the whole body is in memory already (an Idempotency-Key
+// request, rawBody), the file is the slice of it the part came from rather
+// than a second copy: the part's content ends just before a newline and the
+// delimiter, and the slice ending there with the part's length and SHA-256
+// is it. Should no slice match, the part is read again from the body.
+func readFilePart(p io.Reader, max int64, r *http.Request, boundary string) ([]byte, error) {
+	raw := rawBody(r)
+	if raw == nil {
+		data, err := readAllHint(io.LimitReader(p, max+1), r.ContentLength, max+multipartSlack)
+		if err == nil && int64(len(data)) > max {
+			err = errFileTooLarge
+		}
+		return data, err
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(p, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > max {
+		return nil, errFileTooLarge
+	}
+	sum := h.Sum(nil)
+	delim := []byte("--" + boundary)
+	for off := 0; ; {
+		i := bytes.Index(raw[off:], delim)
+		if i < 0 {
+			break
+		}
+		end := off + i
+		off = end + len(delim)
+		for _, nl := range []string{"\r\n", "\n"} {
+			if e := end - len(nl); e-int(n) >= 0 && string(raw[e:end]) == nl {
+				if got := sha256.Sum256(raw[e-int(n) : e]); bytes.Equal(got[:], sum) {
+					return raw[e-int(n) : e : e], nil
+				}
+			}
+		}
+	}
+	mr := multipart.NewReader(bytes.NewReader(raw), boundary)
+	for {
+		again, err := mr.NextPart()
+		if err != nil {
+			return nil, err
+		}
+		if again.FormName() == "file" {
+			return readAllHint(io.LimitReader(again, max+1), n, max+1)
+		}
+	}
 }
 
 func sizeText(n int64) string {

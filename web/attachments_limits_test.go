@@ -289,3 +289,29 @@ func checkRanges(t *testing.T, agent *client, a agentdesk.Attachment, data []byt
 		}
 	}
 }
+
+// An upload with an Idempotency-Key takes its file from the body already
+// in memory: whatever the body's shape, the stored bytes are the file's.
+func TestAttachmentIdempotentBodies(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	agent := e.clients["agent"]
+	tricky := []byte("line one\r\n--not-the-boundary\r\n\r\n--b0undaryX almost\r\n")
+	for i, c := range []struct {
+		name, body string
+		want       []byte
+	}{
+		{"CRLF", "--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\n" + string(tricky) + "\r\n--b0undary--\r\n", tricky},
+		{"LF only", "--b0undary\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\n\nplain\nlines\n--b0undary--\n", []byte("plain\nlines")},
+		{"name after the file", "--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\r\nsame\r\n--b0undary\r\nContent-Disposition: form-data; name=\"filename\"\r\n\r\nsame\r\n--b0undary--\r\n", []byte("same")},
+		{"quoted-printable", "--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"q.txt\"\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 =3D ok\r\n--b0undary--\r\n", []byte("café = ok")},
+	} {
+		res := agent.do(t, "POST", "/api/v1/attachments", c.body, "Content-Type", "multipart/form-data; boundary=b0undary", IdempotencyHeader, fmt.Sprint("shape-", i))
+		wantStatus(t, c.name, res, http.StatusCreated)
+		var a agentdesk.Attachment
+		res.json(t, &a)
+		if got := agent.do(t, "GET", a.URL, nil); !bytes.Equal(got.body, c.want) {
+			t.Errorf("%s: stored %q, want %q", c.name, got.body, c.want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"io"
 	"mime"
@@ -54,6 +55,7 @@ func (s *Server) idempotent(next http.Handler, d doc) http.Handler {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		r = r.WithContext(context.WithValue(r.Context(), rawBodyKey{}, body))
 		sum := fingerprint(r, body)
 		actor, _ := actorOf(r.Context())
 		principal := "agent:" + itoa(actor.AgentID)
@@ -86,6 +88,16 @@ func (s *Server) idempotent(next http.Handler, d doc) http.Handler {
 			s.log.Error("store idempotent response", "request_id", middleware.GetReqID(r.Context()), "err", err, "status", strconv.Itoa(status))
 		}
 	})
+}
+
+type rawBodyKey struct{}
+
+// rawBody is the request's whole body when an Idempotency-Key made it be
+// read into memory before the handler (r.Body reads the same bytes), so a
+// handler can use it in place instead of copying it; nil otherwise.
+func rawBody(r *http.Request) []byte {
+	b, _ := r.Context().Value(rawBodyKey{}).([]byte)
+	return b
 }
 
 // fingerprint identifies a request for its Idempotency-Key: method, path

@@ -62,9 +62,13 @@ func loadgenFiles(ctx context.Context, args []string) error {
 	if err := store.CreateAgent(ctx, acct.ID, admin, ""); err != nil {
 		return err
 	}
-	_, token, err := web.CreateAPIToken(ctx, store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin}, "loadgen files", agentdesk.RoleAdmin, nil)
-	if err != nil {
-		return fmt.Errorf("loadgen files: token: %w", err)
+	// A token per client: the server lets one uploader have only
+	// web.DefaultUploadsInFlight uploads in progress.
+	tokens := make([]string, *clients)
+	for i := range tokens {
+		if _, tokens[i], err = web.CreateAPIToken(ctx, store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin}, fmt.Sprint("loadgen files ", i), agentdesk.RoleAdmin, nil); err != nil {
+			return fmt.Errorf("loadgen files: token: %w", err)
+		}
 	}
 	if !*keep {
 		defer func() {
@@ -74,7 +78,7 @@ func loadgenFiles(ctx context.Context, args []string) error {
 		}()
 	}
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients, DisableCompression: true}}
-	f := filesLoad{ctx: ctx, hc: hc, base: *base, token: token}
+	f := filesLoad{ctx: ctx, hc: hc, base: *base}
 
 	fmt.Printf("loadgen files: %s, %d clients, account %d\n", *base, *clients, acct.ID)
 	fmt.Printf("%-28s %6s %9s %9s %10s %10s %10s\n", "", "files", "seconds", "files/s", "MB/s", "p50", "p99")
@@ -92,6 +96,7 @@ func loadgenFiles(ctx context.Context, args []string) error {
 			r := rand.NewChaCha8([32]byte{byte(i), byte(i >> 8), byte(set.size), byte(set.size >> 8), byte(set.size >> 16)})
 			r.Read(files[i].data) //nolint:errcheck // never fails
 			files[i].sum = sha256.Sum256(files[i].data)
+			files[i].token = tokens[i%len(tokens)]
 		}
 		for _, op := range []struct {
 			name string
@@ -110,15 +115,16 @@ func loadgenFiles(ctx context.Context, args []string) error {
 }
 
 type loadFile struct {
-	data []byte
-	sum  [32]byte
-	url  string
+	data  []byte
+	sum   [32]byte
+	url   string
+	token string // its uploader's, which may read it while it is on no message
 }
 
 type filesLoad struct {
-	ctx         context.Context
-	hc          *http.Client
-	base, token string
+	ctx  context.Context
+	hc   *http.Client
+	base string
 }
 
 // upload streams one multipart upload (no copy of the file into a body
@@ -134,7 +140,7 @@ func (f filesLoad) upload(lf *loadFile) error {
 	}
 	req.ContentLength = int64(len(head) + len(lf.data) + len(tail))
 	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
-	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("Authorization", "Bearer "+lf.token)
 	res, err := f.hc.Do(req)
 	if err != nil {
 		return err
@@ -158,7 +164,7 @@ func (f filesLoad) download(lf *loadFile) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("Authorization", "Bearer "+lf.token)
 	res, err := f.hc.Do(req)
 	if err != nil {
 		return err
