@@ -11,6 +11,15 @@ package main
 //     the message event. Latency p50/p99 at 1 message/s per chat, then the
 //     messages/s of a closed loop.
 //
+// With --lists it measures instead the fan-out of new tickets to the desk's
+// lists: N idle agents of which a fraction (--viewers) show All open and so
+// follow account:<id>; tickets are created at --ticket-rate (ticket.created
+// on account:<id> and supervisor:<id>, as web publishes an unassigned
+// ticket); reported: ticket.created latency p50/p99 to the viewers, the
+// server's event frames/s and CPU. --all-follow makes every agent follow
+// account:<id>, as every desk did by default before the lists followed it
+// on demand.
+//
 // The server is a child process (this binary, "loadgen ws --serve") so the
 // clients' memory is not counted. It runs the hub behind a plain mux: agents
 // are identified by a header instead of a session, and chat.send publishes
@@ -62,6 +71,12 @@ type wsLoadConfig struct {
 	readBuf     int
 	writers     int
 	godebug     string
+
+	lists      bool
+	viewers    float64
+	ticketRate float64
+	listsFor   time.Duration
+	allFollow  bool
 }
 
 func init() {
@@ -80,6 +95,11 @@ func loadgenWS(ctx context.Context, args []string) error {
 	fs.IntVar(&c.writers, "writers", 16, "concurrent publishing transactions in the contention phase (0 skips it)")
 	fs.StringVar(&c.godebug, "server-godebug", "", "GODEBUG for the server process, e.g. adaptivestackstart=0")
 	fs.IntVar(&c.readBuf, "read-buffer", 0, "server read buffer per connection (0 = the hub's default)")
+	fs.BoolVar(&c.lists, "lists", false, "measure the fan-out of new tickets to the lists instead (--conns agents, --viewers, --ticket-rate)")
+	fs.Float64Var(&c.viewers, "viewers", 0.05, "with --lists: fraction of the agents showing All open (following account:<id>)")
+	fs.Float64Var(&c.ticketRate, "ticket-rate", 50, "with --lists: new tickets per second")
+	fs.DurationVar(&c.listsFor, "lists-duration", 20*time.Second, "with --lists: how long tickets are created")
+	fs.BoolVar(&c.allFollow, "all-follow", false, "with --lists: every agent follows account:<id> (the default streams before on-demand lists)")
 	fs.BoolVar(&c.serve, "serve", false, "internal: run the measured server process")
 	fs.StringVar(&c.addr, "addr", "", "internal: server address")
 	fs.Int64Var(&c.account, "account", 0, "internal: account id")
@@ -143,15 +163,19 @@ func (wsLoadActions) WidgetOrigins(context.Context, int64, string) ([]string, er
 }
 
 type wsServerStats struct {
-	HeapInuse  uint64 `json:"heap_inuse"`
-	StackInuse uint64 `json:"stack_inuse"`
-	Sys        uint64 `json:"sys"`
-	RSS        uint64 `json:"rss"`
-	Goroutines int    `json:"goroutines"`
-	Conns      int64  `json:"conns"`
-	FeedWakes  int64  `json:"feed_wakes"`
-	PollWakes  int64  `json:"poll_wakes"`
-	Fetches    int64  `json:"fetches"`
+	HeapInuse  uint64  `json:"heap_inuse"`
+	StackInuse uint64  `json:"stack_inuse"`
+	Sys        uint64  `json:"sys"`
+	RSS        uint64  `json:"rss"`
+	Goroutines int     `json:"goroutines"`
+	Conns      int64   `json:"conns"`
+	FeedWakes  int64   `json:"feed_wakes"`
+	PollWakes  int64   `json:"poll_wakes"`
+	Fetches    int64   `json:"fetches"`
+	EventsSent int64   `json:"events_sent"`
+	SlowClosed int64   `json:"slow_closed"`
+	CPUSeconds float64 `json:"cpu_seconds"` // user + system, read before the stats' own GCs
+	CPUAfter   float64 `json:"cpu_after"`   // and after them
 }
 
 func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
@@ -181,6 +205,7 @@ func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
 		}
 	})
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
+		cpu := cpuSeconds()
 		for range 3 { // each GC halves idle goroutine stacks that allow it
 			runtime.GC()
 		}
@@ -191,6 +216,7 @@ func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
 			HeapInuse: m.HeapInuse, StackInuse: m.StackInuse, Sys: m.Sys, RSS: readRSS(),
 			Goroutines: runtime.NumGoroutine(), Conns: h.Stats().Connections.Load(),
 			FeedWakes: h.Stats().FeedWakes.Load(), PollWakes: h.Stats().PollWakes.Load(), Fetches: h.Stats().Fetches.Load(),
+			EventsSent: h.Stats().EventsSent.Load(), SlowClosed: h.Stats().SlowClosed.Load(), CPUSeconds: cpu, CPUAfter: cpuSeconds(),
 		})
 	})
 	mux.HandleFunc("/debug/pprof/heap", pprof.Index)
@@ -207,6 +233,15 @@ func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
 	defer cancel()
 	srv.Shutdown(stopCtx) //nolint:errcheck
 	return h.Stop(stopCtx)
+}
+
+// cpuSeconds is the process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func readRSS() uint64 {
@@ -386,6 +421,9 @@ func wsLoadRun(ctx context.Context, c wsLoadConfig) error {
 	addr := ln.Addr().String()
 	ln.Close()
 
+	if c.lists {
+		return wsLists(ctx, db, c, addr)
+	}
 	fmt.Printf("loadgen ws: %d idle agents, %d chats; %d CPUs, %s\n", c.conns, c.chats, runtime.NumCPU(), runtime.Version())
 	if c.writers > 0 {
 		if err := wsPublishContention(ctx, db, c); err != nil {
@@ -731,5 +769,170 @@ func wsPublishContention(ctx context.Context, db *pgxpool.Pool, c wsLoadConfig) 
 		fmt.Printf("publish (%d writers, %s): %.0f commits/s; commit latency p50 %s p99 %s\n",
 			c.writers, mode, float64(n.Load())/each.Seconds(), p(0.5), p(0.99))
 	}
+	return nil
+}
+
+// ---- --lists: new tickets to the lists that show them ----
+
+// wsLists connects c.conns agents (a c.viewers fraction following
+// account:<id>, or all of them with c.allFollow), creates tickets at
+// c.ticketRate for c.listsFor and reports what the viewers saw and what
+// the server spent.
+func wsLists(ctx context.Context, db *pgxpool.Pool, c wsLoadConfig, addr string) error {
+	child, err := startWSChild(ctx, c, addr)
+	if err != nil {
+		return err
+	}
+	defer child.stop() //nolint:errcheck
+	viewers := int(float64(c.conns) * c.viewers)
+	followers := viewers
+	if c.allFollow {
+		followers = c.conns
+	}
+	fmt.Printf("loadgen ws --lists: %d idle agents, %d view All open, %d follow account:<id>; %.0f tickets/s for %s; %d CPUs, %s\n",
+		c.conns, viewers, followers, c.ticketRate, c.listsFor, runtime.NumCPU(), runtime.Version())
+	account := hub.AccountStream(c.account)
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex
+		lat      []time.Duration
+		received atomic.Int64 // ticket.created frames, all clients
+		up       sync.WaitGroup
+		done     sync.WaitGroup
+	)
+	conns := make([]*websocket.Conn, c.conns)
+	start := time.Now()
+	for i := range conns {
+		id := int64(i + 1)
+		ws, _, err := wsDialer(i).DialContext(ctx, "ws://"+addr+"/ws/agent", http.Header{"X-Agent": {strconv.FormatInt(id, 10)}})
+		if err != nil {
+			return fmt.Errorf("connect agent %d: %w", id, err)
+		}
+		conns[i] = ws
+		viewer := i < viewers
+		streams := []any{map[string]any{"stream": hub.AgentStream(id)}}
+		if i < followers {
+			streams = append(streams, map[string]any{"stream": account})
+		}
+		if err := ws.WriteJSON(map[string]any{"type": "resume", "data": map[string]any{"streams": streams}}); err != nil {
+			return err
+		}
+		up.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			want := len(streams)
+			for {
+				_, r, err := ws.NextReader()
+				if err != nil {
+					if want > 0 {
+						up.Done()
+					}
+					return
+				}
+				b, err := io.ReadAll(r)
+				if err != nil {
+					return
+				}
+				if want > 0 {
+					if strings.Contains(string(b), `"type":"subscribed"`) {
+						if want--; want == 0 {
+							up.Done()
+						}
+					}
+					continue
+				}
+				if !strings.Contains(string(b), `"type":"ticket.created"`) {
+					continue
+				}
+				received.Add(1)
+				if !viewer { // an agent not looking: the frame is only work
+					continue
+				}
+				var f struct {
+					Data struct {
+						SentNS int64 `json:"sent_ns"`
+					} `json:"data"`
+				}
+				if json.Unmarshal(b, &f) == nil && f.Data.SentNS > 0 {
+					l := time.Since(time.Unix(0, f.Data.SentNS))
+					mu.Lock()
+					lat = append(lat, l)
+					mu.Unlock()
+				}
+			}
+		}()
+		if i%200 == 199 { // do not flood the listen backlog
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	up.Wait()
+	fmt.Printf("lists: %d agents connected and following in %s\n", c.conns, time.Since(start).Round(time.Millisecond))
+	time.Sleep(2 * time.Second) // let the connection burst settle
+	before, err := child.stats()
+	if err != nil {
+		return err
+	}
+	selfBefore := cpuSeconds()
+
+	// Create tickets: what web publishes for an unassigned ticket without a
+	// team, in one transaction per ticket.
+	var created int64
+	tick := time.NewTicker(time.Duration(float64(time.Second) / c.ticketRate))
+	pubStart := time.Now()
+	for time.Since(pubStart) < c.listsFor && runCtx.Err() == nil {
+		<-tick.C
+		created++
+		data := map[string]any{"id": created, "subject": "Load ticket", "status": "new", "channel": "email", "sent_ns": time.Now().UnixNano()}
+		err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
+			for _, s := range []string{hub.SupervisorStream(c.account), account} {
+				if err := hub.Publish(ctx, tx, hub.Event{AccountID: c.account, Stream: s, Type: "ticket.created", Data: data}); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	tick.Stop()
+	pubFor := time.Since(pubStart)
+	// Wait for the frames still queued (at most 30 s), then read the server.
+	expect := created * int64(followers)
+	for wait := time.Now(); received.Load() < expect && time.Since(wait) < 30*time.Second; {
+		time.Sleep(50 * time.Millisecond)
+	}
+	drainFor := time.Since(pubStart) - pubFor
+	after, err := child.stats()
+	if err != nil {
+		return err
+	}
+	selfCPU := cpuSeconds() - selfBefore
+	cancel()
+	for _, ws := range conns {
+		ws.Close()
+	}
+	done.Wait()
+
+	mu.Lock()
+	slices.Sort(lat)
+	n := len(lat)
+	mu.Unlock()
+	pct := func(q float64) time.Duration {
+		if n == 0 {
+			return 0
+		}
+		return lat[min(n-1, int(q*float64(n)))].Round(10 * time.Microsecond)
+	}
+	frames := after.EventsSent - before.EventsSent
+	wall := pubFor + drainFor
+	cpu := after.CPUSeconds - before.CPUAfter // not the stats' own GCs
+	fmt.Printf("lists: %d tickets in %s (%.1f/s); ticket.created to the %d viewers: %d of %d, latency p50 %s p99 %s max %s\n",
+		created, pubFor.Round(time.Millisecond), float64(created)/pubFor.Seconds(), viewers, n, created*int64(viewers), pct(0.5), pct(0.99), pct(1))
+	fmt.Printf("lists: server sent %d event frames (%d received by all clients) in %s = %.0f frames/s; server CPU %.1f s = %.0f%% of one core; slow consumers closed %d; load generator CPU %.1f s\n",
+		frames, received.Load(), wall.Round(time.Millisecond), float64(frames)/wall.Seconds(), cpu, 100*cpu/wall.Seconds(), after.SlowClosed-before.SlowClosed, selfCPU)
 	return nil
 }
