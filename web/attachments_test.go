@@ -158,6 +158,7 @@ func TestAttachmentBadInput(t *testing.T) {
 		{"oversize", ctBig, bigBody, 413, "file", false},
 		{"oversize with Idempotency-Key", ctBig, bigBody, 413, "file", true},
 		{"huge", ctHuge, hugeBody, 413, "file", false},
+		{"huge with Idempotency-Key", ctHuge, hugeBody, 413, "file", true},
 		{"malformed multipart", "multipart/form-data; boundary=zzz", []byte("--zzz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc"), 400, "file", false},
 		{"malformed multipart with Idempotency-Key", "multipart/form-data; boundary=zzz", []byte("--zzz\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\nabc"), 400, "file", true},
 		{"not multipart", "application/json", []byte(`{"file":"x"}`), 400, "file", false},
