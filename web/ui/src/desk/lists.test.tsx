@@ -190,6 +190,28 @@ describe("TicketList streams", () => {
     render(null, root);
   });
 
+  it("keeps a ticket announced while the reload after the follow runs", async () => {
+    let answer!: () => void;
+    vi.stubGlobal("fetch", () => new Promise<Response>((resolve) => {
+      answer = () => resolve(new Response(JSON.stringify({ items: [tk(10, "2026-01-01T00:00:00Z")] }),
+        { status: 200, headers: { "Content-Type": "application/json" } }));
+    }));
+    const socket = new FollowSocket();
+    const root = document.createElement("div");
+    document.body.append(root);
+    await act(() => {
+      render(<TicketList list="open" me={me} unread={{}} refresh={0} onOpen={() => {}} socket={socket as unknown as Socket} />, root);
+    });
+    await act(() => socket.answers.get("account:7")!.resolve());
+    await settle();
+    // Committed after the list's query read the database, announced before its answer.
+    await act(() => socket.emit(TICKET_CREATED, tk(11, "2026-01-02T00:00:00Z")));
+    await act(() => answer());
+    await settle();
+    expect([...root.querySelectorAll("li")].map((li) => li.id)).toEqual(["t-11", "t-10"]);
+    render(null, root);
+  });
+
   it("names the list streams", () => {
     expect(listStream("open", me, 7)).toBe("account:7");
     expect(listStream("queue", me, 7)).toBe("team:3");

@@ -118,15 +118,21 @@ export function TicketList(props: {
   // Only the newest request may fill the list: a slow answer for the list
   // or filter the agent just left must not overwrite the current one.
   const latest = useRef(0);
+  // Tickets announced while a reload runs: the answer may have been read
+  // before they were committed, and must not drop them.
+  const arrived = useRef<Ticket[]>([]);
   async function load(cursor?: string) {
     const n = ++latest.current;
+    if (!cursor) arrived.current = [];
     setLoading(true);
     setError("");
     try {
       const page = await tickets({ ...filter, cursor });
       if (n !== latest.current) return;
+      let fresh = page.items;
+      if (!cursor) for (const t of arrived.current) fresh = insertTicket(fresh, t, !!page.next_cursor);
       setItems((old) => {
-        const all = cursor ? [...old, ...page.items] : page.items;
+        const all = cursor ? [...old, ...fresh] : fresh;
         props.onItems?.(all);
         return all;
       });
@@ -144,6 +150,7 @@ export function TicketList(props: {
     if (!props.socket) return;
     return props.socket.on(TICKET_CREATED, (t: Ticket) => {
       if (!t?.id || !matches(t, live.current.filter, me)) return;
+      arrived.current.push(t);
       setItems((old) => {
         const all = insertTicket(old, t, !!live.current.next);
         if (all !== old) props.onItems?.(all);
@@ -158,7 +165,10 @@ export function TicketList(props: {
   // every later one arrives as ticket.created (kept once, by id).
   const socket = props.socket;
   const [accountId, setAccountId] = useState(socket?.accountId);
-  useEffect(() => socket?.on("account", (d) => setAccountId(d.account_id)), [socket]);
+  useEffect(() => {
+    setAccountId(socket?.accountId); // learned between render and this effect
+    return socket?.on("account", (d) => setAccountId(d.account_id));
+  }, [socket]);
   const stream = socket ? listStream(list, me, accountId) : undefined;
   const [followed, setFollowed] = useState<{ stream?: string; n: number }>({ n: 0 });
   useEffect(() => {
