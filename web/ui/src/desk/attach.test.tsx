@@ -2,8 +2,8 @@
 import { render } from "preact";
 import { act } from "preact/test-utils";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { ApiError, messageAttachments, uploadAttachment, type Message } from "./api";
-import { AttachmentList } from "./attach";
+import { ApiError, messageAttachments, uploadAttachment, type Attachment, type Message } from "./api";
+import { AttachmentList, PARALLEL_UPLOADS, useUploads } from "./attach";
 import { statusGroups, statusValue } from "./status";
 
 /** XMLHttpRequest as the upload uses it; the test plays the server. */
@@ -137,5 +137,31 @@ describe("status picker", () => {
   it("names the custom status in the select's value", () => {
     expect(statusValue({ status: "pending", custom_status: "waiting for parts" })).toBe("custom:waiting for parts");
     expect(statusValue({ status: "open" })).toBe("open");
+  });
+});
+
+describe("useUploads", () => {
+  it("runs at most PARALLEL_UPLOADS uploads at once; the rest wait, and one removed while waiting never starts", async () => {
+    const started: Array<{ name: string; resolve: (a: Attachment) => void }> = [];
+    const fake: typeof uploadAttachment = (f) => new Promise<Attachment>((resolve) => started.push({ name: f.name, resolve }));
+    let u!: ReturnType<typeof useUploads>;
+    function Probe() {
+      u = useUploads(fake);
+      return null;
+    }
+    const root = document.createElement("div");
+    await act(() => render(<Probe />, root));
+    const files = Array.from({ length: PARALLEL_UPLOADS + 2 }, (_, i) => new File(["x"], `f${i}.txt`));
+    await act(() => u.add(files));
+    expect(started.map((s) => s.name)).toEqual(["f0.txt", "f1.txt", "f2.txt", "f3.txt"]);
+    expect(u.busy).toBe(true);
+    await act(() => u.remove(u.items[4].key));
+    await act(async () => {
+      started[0].resolve({ id: 1, filename: "f0.txt", content_type: "text/plain", size: 1, url: "/api/v1/attachments/1/content" });
+      await new Promise((r) => setTimeout(r, 0));
+    });
+    expect(started.map((s) => s.name)).toEqual(["f0.txt", "f1.txt", "f2.txt", "f3.txt", "f5.txt"]);
+    expect(u.ids).toEqual([1]);
+    render(null, root);
   });
 });

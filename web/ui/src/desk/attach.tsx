@@ -26,12 +26,28 @@ type Uploader = typeof uploadAttachment;
 
 let seq = 0;
 
-/** The composer's uploads: add starts one upload per file at once, remove
- * cancels one still running. */
+/** Uploads running at once: the server takes 4 in progress per agent and
+ * refuses more (429); the rest wait their turn. */
+export const PARALLEL_UPLOADS = 4;
+
+/** The composer's uploads: add starts an upload per file (PARALLEL_UPLOADS
+ * at once, the others queued), remove cancels one running or queued. */
 export function useUploads(upload: Uploader = uploadAttachment) {
   const [items, setItems] = useState<Upload[]>([]);
   const aborts = useRef(new Map<string, AbortController>());
   const live = useRef(true);
+  const queue = useRef<Array<() => Promise<unknown>>>([]);
+  const running = useRef(0);
+
+  const pump = () => {
+    while (running.current < PARALLEL_UPLOADS && queue.current.length > 0) {
+      running.current++;
+      queue.current.shift()!().finally(() => {
+        running.current--;
+        pump();
+      });
+    }
+  };
 
   useEffect(() => () => {
     live.current = false;
@@ -51,14 +67,18 @@ export function useUploads(upload: Uploader = uploadAttachment) {
     added.forEach((u, i) => {
       const ctl = new AbortController();
       aborts.current.set(u.key, ctl);
-      upload(files[i], { signal: ctl.signal, onProgress: (p) => patch(u.key, { progress: p }) })
-        .then((a) => patch(u.key, { attachment: a, progress: 1 }))
-        .catch((err) => {
-          if ((err as Error).name === "AbortError") return;
-          patch(u.key, { error: err instanceof ApiError || err instanceof Error ? err.message : String(err) });
-        })
-        .finally(() => aborts.current.delete(u.key));
+      queue.current.push(() => {
+        if (ctl.signal.aborted) return Promise.resolve(); // removed while queued
+        return upload(files[i], { signal: ctl.signal, onProgress: (p) => patch(u.key, { progress: p }) })
+          .then((a) => patch(u.key, { attachment: a, progress: 1 }))
+          .catch((err) => {
+            if ((err as Error).name === "AbortError") return;
+            patch(u.key, { error: err instanceof ApiError || err instanceof Error ? err.message : String(err) });
+          })
+          .finally(() => aborts.current.delete(u.key));
+      });
     });
+    pump();
   }
 
   function remove(key: string) {
