@@ -396,8 +396,17 @@ VALUES ($1, $2, $3, 'email', 'in', $4, $5, $6) RETURNING `+messageColumns,
 	return m, nil
 }
 
+// insertBlob stores a blob once per content. On an existing row it takes
+// the row's lock with a no-op update rather than doing nothing: the upload
+// cleanup deletes unreferenced blobs with SKIP LOCKED, so it now passes over
+// this one, and if the cleanup got there first PostgreSQL waits for its
+// delete and inserts the row afresh. Doing nothing would leave a window in
+// which the blob vanishes before the reference to it is written.
+const insertBlob = `INSERT INTO email_blobs (account_id, sha256, size, bytes) VALUES ($1, $2, $3, $4)
+ON CONFLICT (account_id, sha256) DO UPDATE SET size = email_blobs.size`
+
 func putBlob(ctx context.Context, tx pgx.Tx, acct int64, sum [32]byte, data []byte) error {
-	_, err := tx.Exec(ctx, `INSERT INTO email_blobs (account_id, sha256, size, bytes) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, acct, sum[:], len(data), data)
+	_, err := tx.Exec(ctx, insertBlob, acct, sum[:], len(data), data)
 	if err != nil {
 		return fmt.Errorf("store blob: %w", err)
 	}
@@ -410,7 +419,7 @@ func putAttachments(ctx context.Context, tx pgx.Tx, acct, messageID int64, as []
 	}
 	b := &pgx.Batch{}
 	for _, a := range as {
-		b.Queue(`INSERT INTO email_blobs (account_id, sha256, size, bytes) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, acct, a.SHA256[:], len(a.Data), a.Data)
+		b.Queue(insertBlob, acct, a.SHA256[:], len(a.Data), a.Data)
 		b.Queue(`INSERT INTO email_attachments (account_id, message_id, sha256, filename, content_type, content_id, inline, size)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, acct, messageID, a.SHA256[:], truncate(a.Filename, 255), a.ContentType, a.ContentID, a.Inline, len(a.Data))
 	}
