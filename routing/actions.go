@@ -30,6 +30,7 @@ UPDATE tasks SET state = 'assigned', agent_id = $3, assigned_at = $4, wait_secon
 	offer_expires_at = NULL, excluded_agents = '{}', updated_at = $4
 WHERE account_id = $1 AND id = $2`, accountID, taskID, agentID, now, wait)
 		b.Queue(`UPDATE agent_presence SET missed_offers = 0, last_assigned_at = $2 WHERE agent_id = $1`, agentID, now)
+		b.Queue(countSQL, accountID, t.queueID, now, taskID, 1, wait, 0)
 		if t.ticketID != 0 {
 			b.Queue(`UPDATE tickets SET assignee_id = $3, updated_at = $4 WHERE account_id = $1 AND id = $2`,
 				accountID, t.ticketID, agentID, now)

@@ -82,6 +82,11 @@
 // process that died re-queue when they time out. The clock is injected;
 // every business time comes from it.
 //
+// Live queue stats read today's answered, within-service-level and abandoned
+// counts from queue_day_counts (migration 012), kept by the accept and
+// abandon transactions on 16 shards per queue and day, so publishing them
+// every second costs the same at 9:00 and at 17:00.
+//
 // Events go through the Publisher inside the transaction of the change, so a
 // Publisher that writes them to a table delivers exactly what committed. One
 // engine at a time (advisory lock) publishes the periodic queue stats and

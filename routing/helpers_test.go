@@ -247,4 +247,19 @@ GROUP BY p.agent_id, a.capacity`)
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
+	// The day counts the live stats read agree with the tasks, per queue.
+	var off int
+	if err := db.QueryRow(ctx, `
+SELECT count(*) FROM (
+	SELECT queue_id, count(*) FILTER (WHERE assigned_at IS NOT NULL) AS answered,
+		count(*) FILTER (WHERE state = 'abandoned') AS abandoned FROM tasks GROUP BY queue_id) t
+FULL JOIN (
+	SELECT queue_id, sum(answered) AS answered, sum(abandoned) AS abandoned FROM queue_day_counts GROUP BY queue_id) c
+USING (queue_id)
+WHERE coalesce(t.answered, 0) <> coalesce(c.answered, 0) OR coalesce(t.abandoned, 0) <> coalesce(c.abandoned, 0)`).Scan(&off); err != nil {
+		t.Fatal(err)
+	}
+	if off > 0 {
+		t.Errorf("%d queues whose day counts disagree with their tasks", off)
+	}
 }

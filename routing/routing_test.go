@@ -565,6 +565,7 @@ func TestQueueStatsAndPosition(t *testing.T) {
 		s.ServiceLevelToday != 50 || s.AgentsBusy != 1 || s.AgentsAvailable != 0 {
 		t.Fatalf("stats = %+v", s)
 	}
+	checkConsistency(t, f.ctx, f.db)
 	f.must(f.e.PublishStats(f.ctx))
 	if got := f.pub.find(SupervisorStream(f.account), "queue_stats"); len(got) != 1 {
 		t.Fatalf("queue_stats events: %d", len(got))
@@ -741,5 +742,43 @@ func TestRejectionWhileOthersAreBusyDoesNotPause(t *testing.T) {
 	d := f.agent(map[string]int{"chat": 1}, nil)
 	f.dispatch()
 	f.offeredTo(third, d)
+	checkConsistency(t, f.ctx, f.db)
+}
+
+// "Today" is the queue's own calendar day: the counts start afresh at its
+// local midnight, not at UTC's.
+func TestQueueStatsTodayIsTheQueuesDay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	// 10:00 UTC is 23:00 in Auckland (UTC+13 in November): one hour to midnight.
+	q := f.queue(Queue{Name: "Kiwi", Hours: BusinessHours{Timezone: "Pacific/Auckland"}})
+	a := f.agent(map[string]int{"chat": 2}, nil)
+	first := f.enqueue(agentdesk.TaskRequest{QueueID: q})
+	f.dispatch()
+	f.must(f.e.Accept(f.ctx, f.account, a, first))
+	today := func() QueueStats {
+		t.Helper()
+		stats, err := f.e.QueueStats(f.ctx, f.account)
+		f.must(err)
+		for _, s := range stats {
+			if s.QueueID == q {
+				return s
+			}
+		}
+		t.Fatal("queue missing from the stats")
+		return QueueStats{}
+	}
+	if s := today(); s.AnsweredToday != 1 {
+		t.Fatalf("before midnight: %+v", s)
+	}
+	f.clock.Advance(time.Hour) // 00:00 in Auckland, 11:00 UTC
+	if s := today(); s.AnsweredToday != 0 || s.AbandonedToday != 0 || s.ServiceLevelToday != 100 {
+		t.Fatalf("after the queue's midnight: %+v", s)
+	}
+	second := f.enqueue(agentdesk.TaskRequest{QueueID: q})
+	f.must(f.e.Abandon(f.ctx, f.account, second, "hung up"))
+	if s := today(); s.AnsweredToday != 0 || s.AbandonedToday != 1 {
+		t.Fatalf("abandoned after midnight: %+v", s)
+	}
 	checkConsistency(t, f.ctx, f.db)
 }

@@ -43,12 +43,10 @@ SELECT q.id, q.name, q.sl_target_seconds, q.sl_target_percent, coalesce(q.channe
 	a.available, a.busy, a.slots, h.aht
 FROM queues q
 CROSS JOIN LATERAL (
-	SELECT count(*) FILTER (WHERE t.assigned_at IS NOT NULL) AS answered,
-	       count(*) FILTER (WHERE t.assigned_at IS NOT NULL AND t.wait_seconds <= q.sl_target_seconds) AS within,
-	       count(*) FILTER (WHERE t.state = 'abandoned') AS abandoned
-	FROM tasks t
-	WHERE t.account_id = q.account_id AND t.queue_id = q.id
-	  AND t.enqueued_at >= (date_trunc('day', $2::timestamptz AT TIME ZONE q.timezone) AT TIME ZONE q.timezone)
+	SELECT coalesce(sum(c.answered), 0) AS answered, coalesce(sum(c.within_sl), 0) AS within,
+	       coalesce(sum(c.abandoned), 0) AS abandoned
+	FROM queue_day_counts c
+	WHERE c.account_id = q.account_id AND c.queue_id = q.id AND c.day = ($2::timestamptz AT TIME ZONE q.timezone)::date
 ) d
 CROSS JOIN LATERAL (
 	SELECT count(*) FILTER (WHERE p.state = 'available' AND p.load_voice + p.load_chat + p.load_email = 0) AS available,
@@ -67,6 +65,19 @@ CROSS JOIN LATERAL (
 ) h
 WHERE q.account_id = $1
 ORDER BY q.name`
+
+// countSQL adds one answered (within the service level or not) or
+// abandoned contact to its queue's count for the day, in the queue's time
+// zone, on the task's shard ($3 the time, $4 the task id, $5 answered, $6
+// the wait in seconds, $7 abandoned).
+const countSQL = `
+INSERT INTO queue_day_counts AS c (account_id, queue_id, day, shard, answered, within_sl, abandoned)
+SELECT $1, q.id, ($3::timestamptz AT TIME ZONE q.timezone)::date, $4::bigint % 16,
+	$5::int, CASE WHEN $5::int = 1 AND $6::int <= q.sl_target_seconds THEN 1 ELSE 0 END, $7::int
+FROM queues q WHERE q.account_id = $1 AND q.id = $2
+ON CONFLICT (account_id, queue_id, day, shard) DO UPDATE
+SET answered = c.answered + EXCLUDED.answered, within_sl = c.within_sl + EXCLUDED.within_sl,
+	abandoned = c.abandoned + EXCLUDED.abandoned`
 
 type queueLoad struct {
 	aht   time.Duration

@@ -364,6 +364,11 @@ WHERE account_id = $1 AND id = $2`, accountID, taskID, string(to), reason, now, 
 	if err := logTransition(ctx, tx, accountID, taskID, t.state, to, t.offeredTo, t.queueID, reason, now); err != nil {
 		return err
 	}
+	if to == StateAbandoned {
+		if _, err := tx.Exec(ctx, countSQL, accountID, t.queueID, now, taskID, 0, wait, 1); err != nil {
+			return fmt.Errorf("count abandoned: %w", err)
+		}
+	}
 	return e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: TaskStream(taskID), Type: "task_state",
 		Data: TaskChange{TaskID: taskID, State: to, Reason: reason}})
 }
