@@ -9,16 +9,10 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 
 	"agentdesk/agentdesk"
-	"agentdesk/agentdesk/postgres"
-	"agentdesk/agentdesk/postgres/pgtest"
-	"agentdesk/web"
 )
 
 // A relative --blob-dir is made absolute at start: the file's row names it
@@ -30,51 +24,12 @@ func TestServeRelativeBlobDir(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	url := pgtest.NewURL(t)
-	db, err := postgres.Open(ctx, url, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store := postgres.NewStore(db)
-	acct, err := store.CreateAccount(ctx, "Blob Co")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &agentdesk.Agent{Email: "admin@blob.test", Name: "Admin", Role: agentdesk.RoleAdmin}
-	if err := store.CreateAgent(ctx, acct.ID, admin, ""); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := web.CreateAPIToken(ctx, store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin}, "files", agentdesk.RoleAgent, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin, err := filepath.Abs(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := newAccountDB(t, "Blob Co", "blob.test", 2)
+	db, url, acct := fx.db, fx.url, fx.acct
+	token := fx.token(t, "files", agentdesk.RoleAgent)
 	// serve starts a server process in dir with args and returns its URL.
 	serve := func(dir, args string) string {
-		addr := freeAddr(t)
-		var logs syncBuffer
-		cmd := exec.Command(bin, "-test.run=^TestServeChildProcess$")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), serveChildEnv+"=--addr "+addr+" --database-url "+url+" --disable-routing --disable-email "+args)
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		t.Cleanup(func() {
-			cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
-			<-exited
-			if t.Failed() {
-				t.Logf("server in %s:\n%s", dir, logs.String())
-			}
-		})
-		waitReady(t, "http://"+addr, exited)
-		return "http://" + addr
+		return startServeChild(t, url, dir, "--disable-routing --disable-email "+args)
 	}
 
 	first, elsewhere := t.TempDir(), t.TempDir()

@@ -18,8 +18,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"agentdesk/agentdesk"
-	"agentdesk/agentdesk/postgres"
-	"agentdesk/agentdesk/postgres/pgtest"
 	"agentdesk/web"
 )
 
@@ -34,25 +32,9 @@ func TestEmailLiveOnTheDesk(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	dbURL := pgtest.NewURL(t)
-	db, err := postgres.Open(ctx, dbURL, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	store := postgres.NewStore(db)
-	acct, err := store.CreateAccount(ctx, "Live Mail Co")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &agentdesk.Agent{Email: "admin@live.test", Name: "Admin", Role: agentdesk.RoleAdmin}
-	if err := store.CreateAgent(ctx, acct.ID, admin, ""); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := web.CreateAPIToken(ctx, store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin}, "desk", agentdesk.RoleAdmin, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := newAccountDB(t, "Live Mail Co", "live.test", 10)
+	dbURL, db, store, acct := fx.url, fx.db, fx.store, fx.acct
+	token := fx.token(t, "desk", agentdesk.RoleAdmin)
 	relay := newRelaySink(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

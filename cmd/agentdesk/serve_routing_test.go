@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
-	"os"
-	"os/exec"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,8 +16,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"agentdesk/agentdesk"
-	"agentdesk/agentdesk/postgres"
-	"agentdesk/agentdesk/postgres/pgtest"
 	"agentdesk/web"
 )
 
@@ -36,26 +32,9 @@ func TestTwoServeProcessesShareRouting(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	url := pgtest.NewURL(t)
-	db, err := postgres.Open(ctx, url, 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store := postgres.NewStore(db)
-	acct, err := store.CreateAccount(ctx, "Two Nodes Co")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &agentdesk.Agent{Email: "admin@two.test", Name: "Admin", Role: agentdesk.RoleAdmin}
-	if err := store.CreateAgent(ctx, acct.ID, admin, ""); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := web.CreateAPIToken(ctx, store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin},
-		"telephony bridge", agentdesk.RoleSupervisor, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newAccountDB(t, "Two Nodes Co", "two.test", 6)
+	db, store, acct, url := a.db, a.store, a.acct, a.url
+	token := a.token(t, "telephony bridge", agentdesk.RoleSupervisor)
 	var reason int64
 	if err := db.QueryRow(ctx, `INSERT INTO reasons (account_id, kind, name) VALUES ($1, 'contact', 'Question') RETURNING id`, acct.ID).Scan(&reason); err != nil {
 		t.Fatal(err)
@@ -79,7 +58,7 @@ func TestTwoServeProcessesShareRouting(t *testing.T) {
 		agentIDs[i] = a.ID
 	}
 
-	nodes := []string{startServeChild(t, url), startServeChild(t, url)}
+	nodes := []string{startServeChild(t, url, "", "--db-max-conns 10"), startServeChild(t, url, "", "--db-max-conns 10")}
 
 	// Every agent signs in on one node and goes available.
 	clients := make([]*http.Client, agents)
@@ -248,32 +227,6 @@ WHERE t.state <> (SELECT e.to_state FROM task_events e WHERE e.task_id = t.id OR
 		return fmt.Sprintf("task %d: state is not that of its last event", task)
 	}
 	return ""
-}
-
-// startServeChild starts `agentdesk serve` (this test binary as the
-// command) on url and returns its base URL once it is ready.
-func startServeChild(t *testing.T, url string) string {
-	t.Helper()
-	addr := freeAddr(t)
-	var logs syncBuffer
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServeChildProcess$")
-	cmd.Env = append(os.Environ(), serveChildEnv+"=--addr "+addr+" --database-url "+url+" --db-max-conns 10")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill() //nolint:errcheck // it may have exited
-		<-exited
-		if t.Failed() {
-			t.Logf("server %s log:\n%s", addr, logs.String())
-		}
-	})
-	base := "http://" + addr
-	waitReady(t, base, exited)
-	return base
 }
 
 // httpCall sends a JSON request (bearer token optional) and returns the status

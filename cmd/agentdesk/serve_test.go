@@ -19,9 +19,6 @@ import (
 	"time"
 
 	"agentdesk/agentdesk"
-	"agentdesk/agentdesk/postgres"
-	"agentdesk/agentdesk/postgres/pgtest"
-	"agentdesk/web"
 )
 
 // serveChildEnv makes this test binary behave as `agentdesk serve`: the
@@ -52,25 +49,9 @@ func TestServeSIGTERMMidLoad(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	url := pgtest.NewURL(t)
-	db, err := postgres.Open(ctx, url, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	store := postgres.NewStore(db)
-	acct, err := store.CreateAccount(ctx, "Restart Co")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := &agentdesk.Agent{Email: "admin@restart.test", Name: "Admin", Role: agentdesk.RoleAdmin}
-	if err := store.CreateAgent(ctx, acct.ID, admin, ""); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := web.CreateAPIToken(ctx, store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin}, "load", agentdesk.RoleAgent, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := newAccountDB(t, "Restart Co", "restart.test", 4)
+	url, db, acct := fx.url, fx.db, fx.acct
+	token := fx.token(t, "load", agentdesk.RoleAgent)
 	var customer int64
 	if err := db.QueryRow(ctx, `INSERT INTO customers (account_id, name) VALUES ($1, 'Load') RETURNING id`, acct.ID).Scan(&customer); err != nil {
 		t.Fatal(err)
