@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -33,7 +32,6 @@ import (
 
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/agentdesk/postgres/pgtest"
-	"agentdesk/web"
 	"agentdesk/web/ui"
 )
 
@@ -221,27 +219,9 @@ func startServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatalf("demo organisation: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
 	log := slog.New(slog.NewTextHandler(testLog{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c := serveConfig{databaseURL: dbURL, addr: addr, publicURL: "http://" + addr, logFormat: "text", dbMaxConns: 20, shutdown: 5 * time.Second}
-	parts := &lifecycle{log: log}
-	opts := wireParts(ctx, c, store, log, parts)
-	srv := web.New(web.Config{Addr: addr, PublicURL: c.publicURL, ShutdownTimeout: c.shutdown}, store, log, opts...)
-	if err := parts.start(ctx); err != nil {
-		t.Fatalf("start parts: %v", err)
-	}
-	if err := srv.Serve(ctx, ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Stop(context.Background())
-		parts.stop(context.Background())
-	})
-	return &testServer{URL: "http://" + addr, DB: store, Account: acct}
+	base := serveInProcess(t, dbURL, store, channelConfig{}, log, nil)
+	return &testServer{URL: base, DB: store, Account: acct}
 }
 
 type testLog struct{ t *testing.T }

@@ -2,12 +2,16 @@ package main
 
 import (
 	"context"
+	"io"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -93,4 +97,41 @@ func startServeChild(t *testing.T, url, dir string, args ...string) string {
 	base := "http://" + addr
 	waitReady(t, base, exited)
 	return base
+}
+
+// serveInProcess runs serve's parts and its HTTP server in this process,
+// wired as `agentdesk serve` wires them (wireParts), on dbURL with the
+// channel settings ch. A nil log discards; prepare, if not nil, may adjust
+// the parts before they start (an injected clock). It returns the base URL;
+// the server and the parts stop when the test ends.
+func serveInProcess(t *testing.T, dbURL string, store *postgres.Store, ch channelConfig, log *slog.Logger, prepare func(*lifecycle)) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	c := serveConfig{databaseURL: dbURL, addr: addr, publicURL: "http://" + addr, shutdown: 5 * time.Second, channels: ch}
+	parts := &lifecycle{log: log}
+	opts := wireParts(ctx, c, store, log, parts)
+	srv := web.New(web.Config{Addr: addr, PublicURL: c.publicURL, ShutdownTimeout: c.shutdown}, store, log, opts...)
+	if prepare != nil {
+		prepare(parts)
+	}
+	if err := parts.start(ctx); err != nil {
+		t.Fatalf("start parts: %v", err)
+	}
+	if err := srv.Serve(ctx, ln); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		srv.Stop(context.Background())   //nolint:errcheck
+		parts.stop(context.Background()) //nolint:errcheck
+	})
+	return "http://" + addr
 }

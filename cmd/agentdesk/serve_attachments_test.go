@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
@@ -21,9 +20,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"agentdesk/agentdesk"
-	"agentdesk/agentdesk/postgres"
-	"agentdesk/agentdesk/postgres/pgtest"
-	"agentdesk/web"
 )
 
 // relaySink is an SMTP relay for the test: it keeps every mail it accepts.
@@ -79,54 +75,18 @@ func TestEmailAttachmentsBothWays(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	dbURL := pgtest.NewURL(t)
-	db, err := postgres.Open(ctx, dbURL, 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	store := postgres.NewStore(db)
-	acct, err := store.CreateAccount(ctx, "Mail Co")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fx := newAccountDB(t, "Mail Co", "mail.test", 10)
+	dbURL, db, store, acct := fx.url, fx.db, fx.store, fx.acct
 	if _, err := db.Exec(ctx, `INSERT INTO email_mailboxes (account_id, address, display_name) VALUES ($1, 'support@mail.test', 'Support')`, acct.ID); err != nil {
 		t.Fatal(err)
 	}
-	admin := &agentdesk.Agent{Email: "admin@mail.test", Name: "Admin", Role: agentdesk.RoleAdmin}
-	if err := store.CreateAgent(ctx, acct.ID, admin, ""); err != nil {
-		t.Fatal(err)
-	}
-	_, token, err := web.CreateAPIToken(ctx, store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin}, "desk", agentdesk.RoleAdmin, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	token := fx.token(t, "desk", agentdesk.RoleAdmin)
 
 	relay := newRelaySink(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
 	smtpAddr := freeAddr(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := serveConfig{databaseURL: dbURL, addr: addr, publicURL: "http://" + addr, shutdown: 5 * time.Second,
-		channels: channelConfig{disableRouting: true, smtpAddr: smtpAddr, smtpHostname: "mail.test", emailSecret: strings.Repeat("k", 32),
-			relay: relayFlags{addr: relay.addr, security: "none"}}}
-	parts := &lifecycle{log: log}
-	opts := wireParts(ctx, c, store, log, parts)
-	srv := web.New(web.Config{Addr: addr, PublicURL: c.publicURL, ShutdownTimeout: c.shutdown}, store, log, opts...)
-	if err := parts.start(ctx); err != nil {
-		t.Fatalf("start parts: %v", err)
-	}
-	if err := srv.Serve(ctx, ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Stop(context.Background())   //nolint:errcheck
-		parts.stop(context.Background()) //nolint:errcheck
-	})
-	base := "http://" + addr
+	base := serveInProcess(t, dbURL, store, channelConfig{disableRouting: true, smtpAddr: smtpAddr, smtpHostname: "mail.test",
+		emailSecret: strings.Repeat("k", 32), relay: relayFlags{addr: relay.addr, security: "none"}}, nil, nil)
+	addr := strings.TrimPrefix(base, "http://")
 	call := func(method, path, ctype string, body []byte) (int, []byte, http.Header) {
 		t.Helper()
 		req, _ := http.NewRequest(method, base+path, bytes.NewReader(body))

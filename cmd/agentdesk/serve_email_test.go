@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -18,7 +16,6 @@ import (
 	"github.com/gorilla/websocket"
 
 	"agentdesk/agentdesk"
-	"agentdesk/web"
 )
 
 // The email channel as serve wires it: a support address added over REST
@@ -36,30 +33,10 @@ func TestEmailLiveOnTheDesk(t *testing.T) {
 	dbURL, db, store, acct := fx.url, fx.db, fx.store, fx.acct
 	token := fx.token(t, "desk", agentdesk.RoleAdmin)
 	relay := newRelaySink(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
 	smtpAddr := freeAddr(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := serveConfig{databaseURL: dbURL, addr: addr, publicURL: "http://" + addr, shutdown: 5 * time.Second,
-		channels: channelConfig{disableRouting: true, smtpAddr: smtpAddr, smtpHostname: "live.test", emailSecret: strings.Repeat("s", 32),
-			relay: relayFlags{addr: relay.addr, security: "none"}}}
-	parts := &lifecycle{log: log}
-	opts := wireParts(ctx, c, store, log, parts)
-	srv := web.New(web.Config{Addr: addr, PublicURL: c.publicURL, ShutdownTimeout: c.shutdown}, store, log, opts...)
-	if err := parts.start(ctx); err != nil {
-		t.Fatalf("start parts: %v", err)
-	}
-	if err := srv.Serve(ctx, ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Stop(context.Background())   //nolint:errcheck
-		parts.stop(context.Background()) //nolint:errcheck
-	})
-	base := "http://" + addr
+	base := serveInProcess(t, dbURL, store, channelConfig{disableRouting: true, smtpAddr: smtpAddr, smtpHostname: "live.test",
+		emailSecret: strings.Repeat("s", 32), relay: relayFlags{addr: relay.addr, security: "none"}}, nil, nil)
+	addr := strings.TrimPrefix(base, "http://")
 	call := func(method, path string, body any) (int, []byte) {
 		t.Helper()
 		b, _ := json.Marshal(body)

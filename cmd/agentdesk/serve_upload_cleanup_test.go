@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,8 +17,6 @@ import (
 
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
-	"agentdesk/agentdesk/postgres/pgtest"
-	"agentdesk/web"
 )
 
 func TestUploadRetentionFlag(t *testing.T) {
@@ -81,53 +78,16 @@ type testServe struct {
 // they start.
 func startTestServe(t *testing.T, ch channelConfig, prepare func(*testServe)) *testServe {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	s := &testServe{dbURL: pgtest.NewURL(t)}
-	var err error
-	if s.db, err = postgres.Open(ctx, s.dbURL, 10); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.db.Close)
-	s.store = postgres.NewStore(s.db)
-	acct, err := s.store.CreateAccount(ctx, "Files Co")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.acct = acct.ID
-	admin := &agentdesk.Agent{Email: "admin@files.test", Name: "Admin", Role: agentdesk.RoleAdmin}
-	if err := s.store.CreateAgent(ctx, acct.ID, admin, ""); err != nil {
-		t.Fatal(err)
-	}
-	s.admin = admin.ID
-	if _, s.token, err = web.CreateAPIToken(ctx, s.store, agentdesk.Actor{AccountID: acct.ID, AgentID: admin.ID, Role: agentdesk.RoleAdmin}, "desk", agentdesk.RoleAdmin, nil); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
+	fx := newAccountDB(t, "Files Co", "files.test", 10)
+	s := &testServe{dbURL: fx.url, db: fx.db, store: fx.store, acct: fx.acct.ID, admin: fx.admin.ID,
+		token: fx.token(t, "desk", agentdesk.RoleAdmin)}
 	ch.disableRouting = true
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := serveConfig{databaseURL: s.dbURL, addr: addr, publicURL: "http://" + addr, shutdown: 5 * time.Second, channels: ch}
-	s.parts = &lifecycle{log: log}
-	opts := wireParts(ctx, c, s.store, log, s.parts)
-	srv := web.New(web.Config{Addr: addr, PublicURL: c.publicURL, ShutdownTimeout: c.shutdown}, s.store, log, opts...)
-	if prepare != nil {
-		prepare(s)
-	}
-	if err := s.parts.start(ctx); err != nil {
-		t.Fatalf("start parts: %v", err)
-	}
-	if err := srv.Serve(ctx, ln); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		srv.Stop(context.Background())     //nolint:errcheck
-		s.parts.stop(context.Background()) //nolint:errcheck
+	s.base = serveInProcess(t, s.dbURL, s.store, ch, nil, func(p *lifecycle) {
+		s.parts = p
+		if prepare != nil {
+			prepare(s)
+		}
 	})
-	s.base = "http://" + addr
 	return s
 }
 
