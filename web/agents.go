@@ -181,6 +181,13 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	// Open websockets of the agent re-check their streams (teams, role),
+	// or close (deactivated, signed out by the new password).
+	if hash != "" || a.Active != before.Active || a.Role != before.Role || len(changedMembers(before.TeamIDs, a.TeamIDs)) > 0 {
+		if err := s.accessChanged(ctx, actor.AccountID, id); err != nil {
+			return err
+		}
+	}
 	details := map[string]any{"before": before, "after": a, "password_changed": hash != ""}
 	if err := postgres.Audit(ctx, s.store.DB(), actor, "agent.update", "agent:"+strconv.FormatInt(id, 10), details); err != nil {
 		return err

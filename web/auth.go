@@ -176,6 +176,12 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 		if err := s.store.DeleteSession(r.Context(), c.Value); err != nil {
 			return err
 		}
+		// The websockets this session opened are closed.
+		if actor, ok := actorOf(r.Context()); ok && actor.IsAgent() {
+			if err := s.accessChanged(r.Context(), actor.AccountID, actor.AgentID); err != nil {
+				return err
+			}
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
 	w.WriteHeader(http.StatusNoContent)

@@ -63,6 +63,9 @@ func (s *Server) createTeam(w http.ResponseWriter, r *http.Request) error {
 	if err := postgres.Audit(r.Context(), s.store.DB(), actor, "team.create", "team:"+strconv.FormatInt(t.ID, 10), t); err != nil {
 		return err
 	}
+	if err := s.accessChanged(r.Context(), actor.AccountID, t.MemberIDs...); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, t)
 	return nil
 }
@@ -103,6 +106,10 @@ func (s *Server) patchTeam(w http.ResponseWriter, r *http.Request) error {
 		t.MemberIDs = []int64{}
 	}
 	if err := postgres.Audit(ctx, s.store.DB(), actor, "team.update", "team:"+strconv.FormatInt(id, 10), map[string]any{"before": before, "after": t}); err != nil {
+		return err
+	}
+	// Members who joined or left see the team's streams from now, or no more.
+	if err := s.accessChanged(ctx, actor.AccountID, changedMembers(before.MemberIDs, t.MemberIDs)...); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, t)

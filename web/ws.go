@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
@@ -33,18 +34,30 @@ func WithHub(h *hub.Hub, actions *HubActions, widgetSecret []byte) Option {
 				if !ok {
 					return agentdesk.Errorf(agentdesk.Unauthenticated, "sign in first")
 				}
-				return h.ServeAgent(w, r, actor)
+				return h.ServeAgent(w, r.WithContext(withSession(r)), actor)
 			}))
 			r.Get("/ws/supervisor", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 				actor, ok := actorOf(r.Context())
 				if !ok {
 					return agentdesk.Errorf(agentdesk.Unauthenticated, "sign in first")
 				}
-				return h.ServeSupervisor(w, r, actor)
+				return h.ServeSupervisor(w, r.WithContext(withSession(r)), actor)
 			}))
 			r.Get("/ws/customer", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 				return h.ServeCustomer(w, r, widgetSecret)
 			}))
 		})
 	}
+}
+
+// withSession hands the hub the session cookie that authenticated r (not
+// an API token), so the connection is closed when that session ends.
+func withSession(r *http.Request) context.Context {
+	if r.Header.Get("Authorization") != "" {
+		return r.Context()
+	}
+	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
+		return hub.WithSession(r.Context(), c.Value)
+	}
+	return r.Context()
 }

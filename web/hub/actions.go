@@ -28,6 +28,11 @@ type Actions interface {
 	// routing engine refuses offers made to someone else.
 	AcceptOffer(ctx context.Context, a agentdesk.Actor, offerID int64) error
 	RejectOffer(ctx context.Context, a agentdesk.Actor, offerID int64, reason string) error
+	// Agent returns the agent's current rights (role, teams) for an open
+	// connection to re-check what it follows. Unauthenticated when the
+	// agent is no longer active or, if session is not "", that session
+	// has ended or expired.
+	Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, error)
 	// WidgetOrigins lists the origins a chat widget may be embedded on;
 	// "*" allows any.
 	WidgetOrigins(ctx context.Context, accountID int64, widgetID string) ([]string, error)

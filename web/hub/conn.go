@@ -17,7 +17,7 @@ import (
 const (
 	closeGoingAway     = websocket.CloseGoingAway     // 1001: server shutting down, reconnect and resume
 	closeTooBig        = websocket.CloseMessageTooBig // 1009: a frame over the hard read limit
-	CloseUnauthorized  = 4001                         // token expired or revoked; get a new one
+	CloseUnauthorized  = 4001                         // token expired or revoked, signed out or deactivated; get a new one
 	CloseSlowConsumer  = 4008                         // send queue overflowed; reconnect and resume
 	maxSubscriptions   = 50                           // streams one connection may follow
 	hardLimitFactor    = 4                            // frames up to this × MaxMessageBytes get an error frame
@@ -48,7 +48,14 @@ type conn struct {
 	fullSince time.Time            // when an event last found the queue full; zero once the writer takes it
 	blocked   map[*stream]struct{} // streams waiting for room in the queue
 
-	subs []*stream // reader goroutine only
+	checking   bool // a re-check of the agent's rights runs (access.go)
+	checkAgain bool // another one was asked for meanwhile
+
+	// op is held while a client message is handled and while the rights are
+	// re-checked: both read p and change subs.
+	op     sync.Mutex
+	subs   []*stream // under op
+	access *stream   // the internal subscription to the agent's access stream; nil for visitors and tokens
 }
 
 // start registers c and runs its reader. It is called with the upgrade done.
@@ -65,6 +72,7 @@ func (h *Hub) start(ws *websocket.Conn, p Principal) error {
 	h.connWG.Add(1)
 	h.mu.Unlock()
 	h.stats.Connections.Add(1)
+	h.followAccess(c)
 	// A fresh goroutine instead of the HTTP handler's: the handler's stack
 	// and the server's per-connection buffers are freed once it returns.
 	go c.readLoop()
@@ -312,8 +320,14 @@ func (c *conn) readEnded() {
 	c.closed = true
 	c.queue = nil
 	c.mu.Unlock()
+	c.op.Lock()
 	for _, s := range c.subs {
 		h.unsubscribe(c, s)
+	}
+	c.subs = nil
+	c.op.Unlock()
+	if c.access != nil {
+		h.unsubscribe(c, c.access)
 	}
 	h.mu.Lock()
 	delete(h.conns, c)
@@ -363,6 +377,8 @@ func (c *conn) readMessage(mt int, r io.Reader) bool {
 	// the database or the routing engine hangs.
 	ctx, cancel := context.WithTimeout(context.Background(), messageTimeout)
 	defer cancel()
+	c.op.Lock()
+	defer c.op.Unlock()
 	c.handle(ctx, data)
 	return true
 }

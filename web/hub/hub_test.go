@@ -101,6 +101,10 @@ func (a *testActions) RejectOffer(ctx context.Context, actor agentdesk.Actor, of
 	return nil
 }
 
+func (a *testActions) Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, error) {
+	return agentdesk.Actor{AccountID: accountID, AgentID: agentID, Role: agentdesk.RoleAgent}, nil
+}
+
 func (a *testActions) WidgetOrigins(ctx context.Context, accountID int64, widgetID string) ([]string, error) {
 	if widgetID == "w1" {
 		return []string{"https://shop.example"}, nil

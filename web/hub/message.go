@@ -213,6 +213,9 @@ func (h *Hub) canSubscribe(ctx context.Context, p Principal, name string) error 
 	}
 	kind, id, _ := strings.Cut(name, ":")
 	forbidden := agentdesk.Errorf(agentdesk.Forbidden, "you cannot follow %s", name)
+	if kind == "access" { // the hubs' own (access.go)
+		return forbidden
+	}
 	if p.IsCustomer() {
 		if name == VisitorStream(p.Visitor.VisitorID) {
 			return nil

@@ -17,6 +17,9 @@ type Principal struct {
 	Actor   agentdesk.Actor
 	Visitor *WidgetToken
 	IP      string
+	// Session is the session token that authenticated an agent ("" for API
+	// tokens); the connection is closed when it ends (access.go).
+	Session string
 }
 
 // AccountID is the account every stream of this connection belongs to.
@@ -72,7 +75,7 @@ func (h *Hub) serveActor(w http.ResponseWriter, r *http.Request, actor agentdesk
 	if origin := r.Header.Get("Origin"); origin != "" && !sameHost(origin, r.Host) && !originAllowed(origin, h.cfg.AllowedOrigins) {
 		return agentdesk.Errorf(agentdesk.Forbidden, "origin %s is not allowed", origin)
 	}
-	return h.upgrade(w, r, Principal{Actor: actor, IP: clientIP(r)})
+	return h.upgrade(w, r, Principal{Actor: actor, IP: clientIP(r), Session: sessionOf(r.Context())})
 }
 
 // ServeCustomer upgrades r to a chat visitor's websocket. The visitor is

@@ -33,6 +33,9 @@ type sub struct {
 	pending bool  // resumed, not yet answered with subscribed/resync
 	want    int64 // pending: last seq the client has, -1 = start from now
 	last    int64 // active: last seq sent to the client
+	// internal: the hub's own subscription to the agent's access stream;
+	// nothing is sent, a new event makes the connection re-check its rights.
+	internal bool
 }
 
 func (s *stream) behind(seq int64) bool {
@@ -260,6 +263,7 @@ func (h *Hub) plan(s *stream) (streamRead, bool) {
 	for _, sb := range s.subs {
 		c := sb.c
 		switch {
+		case sb.internal: // only the head is needed
 		case sb.pending && sb.want >= 0:
 			from = min(from, sb.want)
 		case !sb.pending && sb.last < s.known && c.room(s, now) != sent:
@@ -346,6 +350,15 @@ func (h *Hub) apply(r streamRead) (resynced []*conn) {
 	again := false
 	for _, sb := range s.subs {
 		c := sb.c
+		if sb.internal {
+			if sb.pending {
+				sb.pending, sb.last = false, head
+			} else if head > sb.last {
+				sb.last = head
+				c.recheck()
+			}
+			continue
+		}
 		if sb.pending {
 			switch {
 			case sb.want >= 0 && sb.want < from:

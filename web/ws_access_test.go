@@ -1,0 +1,163 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"agentdesk/agentdesk"
+	"agentdesk/web/hub"
+)
+
+// readErrorsFor reads until an error frame has named each of streams, and
+// returns every frame read.
+func readErrorsFor(t *testing.T, ws *websocket.Conn, streams ...string) []map[string]any {
+	t.Helper()
+	want := map[string]bool{}
+	for _, s := range streams {
+		want[s] = true
+	}
+	return readUntil(t, ws, func(f map[string]any) bool {
+		if f["type"] == "error" {
+			if s, _ := f["stream"].(string); want[s] {
+				if d := dataOf(f); d["code"] != string(agentdesk.Forbidden) || d["field"] != "stream" {
+					t.Errorf("error frame for %s: %v", s, f)
+				}
+				delete(want, s)
+			}
+		}
+		return len(want) == 0
+	})
+}
+
+// wantClosed reads until the server closes ws and checks the close code.
+func wantClosed(t *testing.T, ws *websocket.Conn, code int) {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(20 * time.Second)) //nolint:errcheck
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != code {
+			t.Fatalf("connection ended with %v, want close code %d", err, code)
+		}
+		return
+	}
+}
+
+// An agent removed from a private team stops receiving its events on the
+// connection already open: the team's stream and its private tickets'
+// are dropped with an error frame naming each, the agent's other streams
+// go on. Signing out then closes the connection.
+func TestAccessChangeTeamRemovalAndLogout(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	acct, agentID, agent2ID := ct.account, ct.ids["agent"], ct.ids["agent2"]
+	vip := ct.team(t, "VIP", true, agentID, agent2ID)
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(context.Background(), acct, cust); err != nil {
+		t.Fatal(err)
+	}
+	sup := ct.clients["supervisor"]
+	create := func(body map[string]any) int64 {
+		t.Helper()
+		body["customer_id"] = cust.ID
+		res := sup.do(t, "POST", "/api/v1/tickets", body)
+		wantStatus(t, "create ticket", res, http.StatusCreated)
+		var tk agentdesk.Ticket
+		res.json(t, &tk)
+		return tk.ID
+	}
+	private := create(map[string]any{"subject": "VIP only", "team_id": vip})
+	public := create(map[string]any{"subject": "Anyone"})
+
+	ws := ct.agentSocket(t, "agent", hub.AgentStream(agentID), hub.TeamStream(vip), hub.TicketStream(private), hub.TicketStream(public))
+	// The agent's own access stream is the hubs' alone.
+	if f, _ := wsCallFrames(t, ws, "resume", "access", map[string]any{"streams": []any{map[string]any{"stream": hub.AccessStream(agentID)}}}); f["type"] != "error" || dataOf(f)["code"] != string(agentdesk.Forbidden) {
+		t.Errorf("follow the access stream: %v", f)
+	}
+	// While a member, the team's new tickets arrive.
+	before := create(map[string]any{"subject": "VIP before", "team_id": vip})
+	readCreated(t, ws, hub.TeamStream(vip), before)
+
+	res := ct.clients["admin"].do(t, "PATCH", "/api/v1/teams/"+strconv.FormatInt(vip, 10), map[string]any{"member_ids": []int64{agent2ID}})
+	wantStatus(t, "remove from team", res, http.StatusOK)
+	readErrorsFor(t, ws, hub.TeamStream(vip), hub.TicketStream(private))
+
+	// Nothing of the team reaches the desk any more; the rest does.
+	after := create(map[string]any{"subject": "VIP after", "team_id": vip})
+	for _, id := range []int64{private, public} {
+		res := sup.do(t, "PATCH", fmt.Sprintf("/api/v1/tickets/%d", id), map[string]any{"status": "pending"})
+		wantStatus(t, "update ticket", res, http.StatusOK)
+	}
+	mine := create(map[string]any{"subject": "Mine", "assignee_id": agentID})
+	frames := readUntil(t, ws, func(f map[string]any) bool {
+		return f["type"] == TicketCreated && dataOf(f)["id"] == float64(mine)
+	})
+	publicUpdated := false
+	for _, f := range frames {
+		switch f["stream"] {
+		case hub.TeamStream(vip), hub.TicketStream(private):
+			t.Errorf("after leaving the team: %v", f)
+		case hub.TicketStream(public):
+			publicUpdated = publicUpdated || f["type"] == TicketUpdated
+		}
+		if f["type"] == TicketCreated && dataOf(f)["id"] == float64(after) {
+			t.Errorf("ticket.created of the team's ticket after leaving: %v", f)
+		}
+	}
+	if !publicUpdated {
+		t.Errorf("ticket.updated of the public ticket did not arrive before the marker: %v", frames)
+	}
+	// Following again is refused like any other forbidden stream.
+	if f, _ := wsCallFrames(t, ws, "resume", "again", map[string]any{"streams": []any{map[string]any{"stream": hub.TeamStream(vip)}}}); f["type"] != "error" || dataOf(f)["code"] != string(agentdesk.Forbidden) {
+		t.Errorf("follow the team again: %v", f)
+	}
+
+	// Signing out closes the connection that session opened.
+	res = ct.clients["agent"].do(t, "POST", "/api/v1/auth/logout", nil)
+	wantStatus(t, "logout", res, http.StatusNoContent)
+	wantClosed(t, ws, hub.CloseUnauthorized)
+}
+
+// A deactivated agent's connection is closed; a supervisor demoted to agent
+// loses the supervisors' stream and keeps their own.
+func TestAccessChangeDeactivationAndDemotion(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	acct := ct.account
+	admin := ct.clients["admin"]
+
+	ws2 := ct.agentSocket(t, "agent2", hub.AgentStream(ct.ids["agent2"]))
+	supID := ct.ids["supervisor"]
+	wsSup := ct.agentSocket(t, "supervisor", hub.AgentStream(supID), hub.SupervisorStream(acct))
+
+	res := admin.do(t, "PATCH", "/api/v1/agents/"+strconv.FormatInt(ct.ids["agent2"], 10), map[string]any{"active": false})
+	wantStatus(t, "deactivate", res, http.StatusOK)
+	wantClosed(t, ws2, hub.CloseUnauthorized)
+
+	res = admin.do(t, "PATCH", "/api/v1/agents/"+strconv.FormatInt(supID, 10), map[string]any{"role": "agent"})
+	wantStatus(t, "demote", res, http.StatusOK)
+	readErrorsFor(t, wsSup, hub.SupervisorStream(acct))
+	if f, _ := wsCallFrames(t, wsSup, "resume", "sup", map[string]any{"streams": []any{map[string]any{"stream": hub.SupervisorStream(acct)}}}); f["type"] != "error" || dataOf(f)["code"] != string(agentdesk.Forbidden) {
+		t.Errorf("a demoted supervisor follows supervisor:%d again: %v", acct, f)
+	}
+	// Their own stream still flows.
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(context.Background(), acct, cust); err != nil {
+		t.Fatal(err)
+	}
+	res = admin.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "For the former supervisor", "assignee_id": supID})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var tk agentdesk.Ticket
+	res.json(t, &tk)
+	readCreated(t, wsSup, hub.AgentStream(supID), tk.ID)
+}
