@@ -14,6 +14,8 @@ command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ "$mode" = test ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v swaks >/dev/null 2>&1 || need+=(swaks)
+  # swaks speaks STARTTLS only with Net::SSLeay, which it merely recommends.
+  perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need+=(libnet-ssleay-perl)
   command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 fi
 if [ ${#need[@]} -gt 0 ]; then
