@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
 )
@@ -162,34 +164,40 @@ func (s *Server) patchAgent(w http.ResponseWriter, r *http.Request) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
-	if err := s.store.UpdateAgent(ctx, actor.AccountID, a); err != nil {
-		return renameField(err, "team_id", "team_ids")
-	}
-	if hash != "" || !a.Active {
-		if hash != "" {
-			if err := s.store.SetPassword(ctx, actor.AccountID, id, hash); err != nil {
+	// The change, the end of the agent's sessions, the event that tells
+	// their open websockets and the audit entry commit together: a crash
+	// between them cannot leave a socket with rights the agent lost.
+	err = postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		if err := postgres.UpdateAgentTx(ctx, tx, actor.AccountID, a); err != nil {
+			return renameField(err, "team_id", "team_ids")
+		}
+		if hash != "" || !a.Active {
+			if hash != "" {
+				if err := postgres.SetPasswordTx(ctx, tx, actor.AccountID, id, hash); err != nil {
+					return err
+				}
+			}
+			// A new password or a deactivation signs the user out everywhere
+			// (but for the admin's own current session).
+			keep := ""
+			if c, err := r.Cookie(SessionCookie); err == nil && actor.AgentID == id {
+				keep = c.Value
+			}
+			if _, err := postgres.EndAgentSessionsTx(ctx, tx, actor.AccountID, id, keep); err != nil {
 				return err
 			}
 		}
-		// A new password or a deactivation signs the user out everywhere
-		// (but for the admin's own current session).
-		keep := ""
-		if c, err := r.Cookie(SessionCookie); err == nil && actor.AgentID == id {
-			keep = c.Value
+		// Open websockets of the agent re-check their streams (teams, role),
+		// or close (deactivated, signed out by the new password).
+		if hash != "" || a.Active != before.Active || a.Role != before.Role || len(changedMembers(before.TeamIDs, a.TeamIDs)) > 0 {
+			if err := publishAccessChanged(ctx, tx, actor.AccountID, id); err != nil {
+				return err
+			}
 		}
-		if _, err := s.store.EndAgentSessions(ctx, actor.AccountID, id, keep); err != nil {
-			return err
-		}
-	}
-	// Open websockets of the agent re-check their streams (teams, role),
-	// or close (deactivated, signed out by the new password).
-	if hash != "" || a.Active != before.Active || a.Role != before.Role || len(changedMembers(before.TeamIDs, a.TeamIDs)) > 0 {
-		if err := s.accessChanged(ctx, actor.AccountID, id); err != nil {
-			return err
-		}
-	}
-	details := map[string]any{"before": before, "after": a, "password_changed": hash != ""}
-	if err := postgres.Audit(ctx, s.store.DB(), actor, "agent.update", "agent:"+strconv.FormatInt(id, 10), details); err != nil {
+		details := map[string]any{"before": before, "after": a, "password_changed": hash != ""}
+		return postgres.Audit(ctx, tx, actor, "agent.update", "agent:"+strconv.FormatInt(id, 10), details)
+	})
+	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, a)

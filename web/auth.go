@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
 )
@@ -173,14 +175,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 	if c, err := r.Cookie(SessionCookie); err == nil {
-		if err := s.store.DeleteSession(r.Context(), c.Value); err != nil {
-			return err
-		}
-		// The websockets this session opened are closed.
-		if actor, ok := actorOf(r.Context()); ok && actor.IsAgent() {
-			if err := s.accessChanged(r.Context(), actor.AccountID, actor.AgentID); err != nil {
+		ctx := r.Context()
+		err := postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+			if err := postgres.DeleteSessionTx(ctx, tx, c.Value); err != nil {
 				return err
 			}
+			// The websockets this session opened are closed.
+			if actor, ok := actorOf(ctx); ok && actor.IsAgent() {
+				return publishAccessChanged(ctx, tx, actor.AccountID, actor.AgentID)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: SessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.cfg.SecureCookies, SameSite: http.SameSiteLaxMode})
@@ -289,10 +296,14 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	actor, _ := actorOf(r.Context())
-	if err := s.store.RevokeAPIToken(r.Context(), actor.AccountID, id); err != nil {
-		return err
-	}
-	if err := postgres.Audit(r.Context(), s.store.DB(), actor, "token.revoke", "api_token:"+itoa(id), nil); err != nil {
+	ctx := r.Context()
+	err = postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		if err := postgres.RevokeAPITokenTx(ctx, tx, actor.AccountID, id); err != nil {
+			return err
+		}
+		return postgres.Audit(ctx, tx, actor, "token.revoke", "api_token:"+itoa(id), nil)
+	})
+	if err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/jackc/pgx/v5"
+
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
 )
@@ -54,16 +56,21 @@ func (s *Server) createTeam(w http.ResponseWriter, r *http.Request) error {
 	}
 	actor, _ := actorOf(r.Context())
 	t := &agentdesk.Team{Name: req.Name, Private: req.Private, MemberIDs: req.MemberIDs}
-	if err := s.store.CreateTeam(r.Context(), actor.AccountID, t); err != nil {
-		return renameField(err, "agent_id", "member_ids")
-	}
-	if t.MemberIDs == nil {
-		t.MemberIDs = []int64{}
-	}
-	if err := postgres.Audit(r.Context(), s.store.DB(), actor, "team.create", "team:"+strconv.FormatInt(t.ID, 10), t); err != nil {
-		return err
-	}
-	if err := s.accessChanged(r.Context(), actor.AccountID, t.MemberIDs...); err != nil {
+	ctx := r.Context()
+	err := postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		if err := postgres.CreateTeamTx(ctx, tx, actor.AccountID, t); err != nil {
+			return renameField(err, "agent_id", "member_ids")
+		}
+		if t.MemberIDs == nil {
+			t.MemberIDs = []int64{}
+		}
+		if err := postgres.Audit(ctx, tx, actor, "team.create", "team:"+strconv.FormatInt(t.ID, 10), t); err != nil {
+			return err
+		}
+		// The members' open websockets may follow the team from now.
+		return publishAccessChanged(ctx, tx, actor.AccountID, t.MemberIDs...)
+	})
+	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusCreated, t)
@@ -99,17 +106,21 @@ func (s *Server) patchTeam(w http.ResponseWriter, r *http.Request) error {
 	if p.MemberIDs != nil {
 		t.MemberIDs = *p.MemberIDs
 	}
-	if err := s.store.UpdateTeam(ctx, actor.AccountID, t); err != nil {
-		return renameField(err, "agent_id", "member_ids")
-	}
-	if t.MemberIDs == nil {
-		t.MemberIDs = []int64{}
-	}
-	if err := postgres.Audit(ctx, s.store.DB(), actor, "team.update", "team:"+strconv.FormatInt(id, 10), map[string]any{"before": before, "after": t}); err != nil {
-		return err
-	}
-	// Members who joined or left see the team's streams from now, or no more.
-	if err := s.accessChanged(ctx, actor.AccountID, changedMembers(before.MemberIDs, t.MemberIDs)...); err != nil {
+	err = postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
+		if err := postgres.UpdateTeamTx(ctx, tx, actor.AccountID, t); err != nil {
+			return renameField(err, "agent_id", "member_ids")
+		}
+		if t.MemberIDs == nil {
+			t.MemberIDs = []int64{}
+		}
+		if err := postgres.Audit(ctx, tx, actor, "team.update", "team:"+strconv.FormatInt(id, 10), map[string]any{"before": before, "after": t}); err != nil {
+			return err
+		}
+		// Members who joined or left see the team's streams from now, or no
+		// more; in the change's transaction, so no crash can lose it.
+		return publishAccessChanged(ctx, tx, actor.AccountID, changedMembers(before.MemberIDs, t.MemberIDs)...)
+	})
+	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, t)

@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"agentdesk/agentdesk"
-	"agentdesk/agentdesk/postgres"
 	"agentdesk/web/hub"
 )
 
@@ -38,25 +37,16 @@ func (a *HubActions) Agent(ctx context.Context, accountID, agentID int64, sessio
 	return agentdesk.Actor{AccountID: accountID, AgentID: agentID, Role: ag.Role, TeamIDs: ag.TeamIDs}, nil
 }
 
-// accessChanged tells every server's websocket hub that the rights of
-// these agents changed (teams, role, active flag, sessions): their open
-// connections re-check what they follow. The store commits the change in
-// its own transaction, so this is a second one right after it; should it
-// fail, the caller answers with an error and the admin's retry publishes.
-func (s *Server) accessChanged(ctx context.Context, accountID int64, agentIDs ...int64) error {
-	if len(agentIDs) == 0 {
-		return nil
-	}
-	err := postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
-		for _, id := range agentIDs {
-			if err := hub.PublishAccessChanged(ctx, tx, accountID, id); err != nil {
-				return err
-			}
+// publishAccessChanged tells every server's websocket hub, once tx
+// commits, that the rights of these agents changed (teams, role, active
+// flag, sessions): their open connections re-check what they follow. It is
+// published in the transaction of the change itself, so the change and the
+// news of it commit together or not at all.
+func publishAccessChanged(ctx context.Context, tx pgx.Tx, accountID int64, agentIDs ...int64) error {
+	for _, id := range agentIDs {
+		if err := hub.PublishAccessChanged(ctx, tx, accountID, id); err != nil {
+			return fmt.Errorf("announce access change: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("announce access change: %w", err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -160,4 +161,82 @@ func TestAccessChangeDeactivationAndDemotion(t *testing.T) {
 	var tk agentdesk.Ticket
 	res.json(t, &tk)
 	readCreated(t, wsSup, hub.AgentStream(supID), tk.ID)
+}
+
+// failAccessEvents makes every publish to agentID's access stream fail in
+// the database until the returned function is called: the crash between
+// "change committed" and "open sockets told" that must not exist.
+func failAccessEvents(t *testing.T, ct *chatTest, agentID int64) (restore func()) {
+	t.Helper()
+	ctx := context.Background()
+	db := ct.store.DB()
+	for _, q := range []string{
+		`CREATE FUNCTION test_fail_access_event() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN RAISE EXCEPTION 'test: publishing % refused', NEW.stream; END $$`,
+		fmt.Sprintf(`CREATE TRIGGER test_fail_access_event BEFORE INSERT ON stream_events FOR EACH ROW
+			WHEN (NEW.stream = '%s') EXECUTE FUNCTION test_fail_access_event()`, hub.AccessStream(agentID)),
+	} {
+		if _, err := db.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return func() {
+		t.Helper()
+		if _, err := db.Exec(ctx, `DROP TRIGGER test_fail_access_event ON stream_events; DROP FUNCTION test_fail_access_event()`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A change to an agent's rights and the access.changed event that tells
+// their open websockets commit together: when the event cannot be written,
+// the change is not made either (and the socket, which was not told, is
+// still right to follow what it follows). Then the retry does both.
+func TestAccessChangeCommitsWithTheChange(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	acct, agentID, agent2ID := ct.account, ct.ids["agent"], ct.ids["agent2"]
+	admin := ct.clients["admin"]
+	vip := ct.team(t, "VIP", true, agentID, agent2ID)
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(context.Background(), acct, cust); err != nil {
+		t.Fatal(err)
+	}
+	ws := ct.agentSocket(t, "agent", hub.AgentStream(agentID), hub.TeamStream(vip))
+
+	restore := failAccessEvents(t, ct, agentID)
+	teamPath := "/api/v1/teams/" + strconv.FormatInt(vip, 10)
+	res := admin.do(t, "PATCH", teamPath, map[string]any{"member_ids": []int64{agent2ID}})
+	wantStatus(t, "remove from team while the event cannot be written", res, http.StatusInternalServerError)
+	res = admin.do(t, "GET", teamPath, nil)
+	wantStatus(t, "get team", res, http.StatusOK)
+	var team agentdesk.Team
+	res.json(t, &team)
+	if !slices.Contains(team.MemberIDs, agentID) {
+		t.Errorf("the agent left the team without their sockets being told: members %v", team.MemberIDs)
+	}
+	agentPath := "/api/v1/agents/" + strconv.FormatInt(agentID, 10)
+	res = admin.do(t, "PATCH", agentPath, map[string]any{"active": false})
+	wantStatus(t, "deactivate while the event cannot be written", res, http.StatusInternalServerError)
+	res = ct.clients["agent"].do(t, "GET", "/api/v1/me", nil)
+	wantStatus(t, "the agent is still signed in", res, http.StatusOK)
+	var me agentdesk.Agent
+	res.json(t, &me)
+	if !me.Active {
+		t.Errorf("the agent was deactivated without their sockets being told")
+	}
+	// The socket still has the team, as the database says it should.
+	res = ct.clients["supervisor"].do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "VIP", "team_id": vip})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var tk agentdesk.Ticket
+	res.json(t, &tk)
+	readCreated(t, ws, hub.TeamStream(vip), tk.ID)
+
+	restore()
+	res = admin.do(t, "PATCH", teamPath, map[string]any{"member_ids": []int64{agent2ID}})
+	wantStatus(t, "remove from team", res, http.StatusOK)
+	readErrorsFor(t, ws, hub.TeamStream(vip))
+	res = admin.do(t, "PATCH", agentPath, map[string]any{"active": false})
+	wantStatus(t, "deactivate", res, http.StatusOK)
+	wantClosed(t, ws, hub.CloseUnauthorized)
 }

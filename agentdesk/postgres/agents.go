@@ -116,21 +116,26 @@ func (s *Store) Agents(ctx context.Context, accountID int64, p agentdesk.Page) (
 
 // UpdateAgent replaces the caller-settable fields of an agent.
 func (s *Store) UpdateAgent(ctx context.Context, accountID int64, a *agentdesk.Agent) error {
+	return InTx(ctx, s.db, func(tx pgx.Tx) error { return UpdateAgentTx(ctx, tx, accountID, a) })
+}
+
+// UpdateAgentTx is UpdateAgent inside the caller's transaction, for callers
+// that must commit something with the change (the event that tells open
+// websockets the agent's rights changed).
+func UpdateAgentTx(ctx context.Context, tx pgx.Tx, accountID int64, a *agentdesk.Agent) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
 	capacity, _ := json.Marshal(a.Capacity)
-	return translate(InTx(ctx, s.db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE agents SET email = $3, name = $4, role = $5, capacity = $6, active = $7
-			WHERE account_id = $1 AND id = $2`, accountID, a.ID, a.Email, a.Name, a.Role, capacity, a.Active)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return agentdesk.Errorf(agentdesk.NotFound, "agent not found")
-		}
-		return setAgentSkillsAndTeams(ctx, tx, accountID, a)
-	}), "agent")
+	tag, err := tx.Exec(ctx, `UPDATE agents SET email = $3, name = $4, role = $5, capacity = $6, active = $7
+		WHERE account_id = $1 AND id = $2`, accountID, a.ID, a.Email, a.Name, a.Role, capacity, a.Active)
+	if err != nil {
+		return translate(err, "agent")
+	}
+	if tag.RowsAffected() == 0 {
+		return agentdesk.Errorf(agentdesk.NotFound, "agent not found")
+	}
+	return translate(setAgentSkillsAndTeams(ctx, tx, accountID, a), "agent")
 }
 
 const teamColumns = `t.id, t.name, t.private, t.created_at,
@@ -144,18 +149,21 @@ func scanTeam(row pgx.Row, accountID int64) (*agentdesk.Team, error) {
 
 // CreateTeam adds a team with its members.
 func (s *Store) CreateTeam(ctx context.Context, accountID int64, t *agentdesk.Team) error {
+	return InTx(ctx, s.db, func(tx pgx.Tx) error { return CreateTeamTx(ctx, tx, accountID, t) })
+}
+
+// CreateTeamTx is CreateTeam inside the caller's transaction.
+func CreateTeamTx(ctx context.Context, tx pgx.Tx, accountID int64, t *agentdesk.Team) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	return translate(InTx(ctx, s.db, func(tx pgx.Tx) error {
-		err := tx.QueryRow(ctx, `INSERT INTO teams (account_id, name, private) VALUES ($1, $2, $3) RETURNING id, created_at`,
-			accountID, t.Name, t.Private).Scan(&t.ID, &t.CreatedAt)
-		if err != nil {
-			return err
-		}
-		t.AccountID = accountID
-		return setTeamMembers(ctx, tx, accountID, t)
-	}), "team")
+	err := tx.QueryRow(ctx, `INSERT INTO teams (account_id, name, private) VALUES ($1, $2, $3) RETURNING id, created_at`,
+		accountID, t.Name, t.Private).Scan(&t.ID, &t.CreatedAt)
+	if err != nil {
+		return translate(err, "team")
+	}
+	t.AccountID = accountID
+	return translate(setTeamMembers(ctx, tx, accountID, t), "team")
 }
 
 func setTeamMembers(ctx context.Context, tx pgx.Tx, accountID int64, t *agentdesk.Team) error {
@@ -191,17 +199,20 @@ func (s *Store) Teams(ctx context.Context, accountID int64) ([]agentdesk.Team, e
 
 // UpdateTeam replaces a team's name, privacy and members.
 func (s *Store) UpdateTeam(ctx context.Context, accountID int64, t *agentdesk.Team) error {
+	return InTx(ctx, s.db, func(tx pgx.Tx) error { return UpdateTeamTx(ctx, tx, accountID, t) })
+}
+
+// UpdateTeamTx is UpdateTeam inside the caller's transaction.
+func UpdateTeamTx(ctx context.Context, tx pgx.Tx, accountID int64, t *agentdesk.Team) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	return translate(InTx(ctx, s.db, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE teams SET name = $3, private = $4 WHERE account_id = $1 AND id = $2`, accountID, t.ID, t.Name, t.Private)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() == 0 {
-			return agentdesk.Errorf(agentdesk.NotFound, "team not found")
-		}
-		return setTeamMembers(ctx, tx, accountID, t)
-	}), "team")
+	tag, err := tx.Exec(ctx, `UPDATE teams SET name = $3, private = $4 WHERE account_id = $1 AND id = $2`, accountID, t.ID, t.Name, t.Private)
+	if err != nil {
+		return translate(err, "team")
+	}
+	if tag.RowsAffected() == 0 {
+		return agentdesk.Errorf(agentdesk.NotFound, "team not found")
+	}
+	return translate(setTeamMembers(ctx, tx, accountID, t), "team")
 }

@@ -35,7 +35,16 @@ func (s *Store) CredentialsByEmail(ctx context.Context, email string) (*Credenti
 
 // SetPassword replaces an agent's password hash.
 func (s *Store) SetPassword(ctx context.Context, accountID, agentID int64, hash string) error {
-	tag, err := s.db.Exec(ctx, `UPDATE agents SET password_hash = $3 WHERE account_id = $1 AND id = $2`, accountID, agentID, hash)
+	return setPassword(ctx, s.db, accountID, agentID, hash)
+}
+
+// SetPasswordTx is SetPassword inside the caller's transaction.
+func SetPasswordTx(ctx context.Context, tx pgx.Tx, accountID, agentID int64, hash string) error {
+	return setPassword(ctx, tx, accountID, agentID, hash)
+}
+
+func setPassword(ctx context.Context, q querier, accountID, agentID int64, hash string) error {
+	tag, err := q.Exec(ctx, `UPDATE agents SET password_hash = $3 WHERE account_id = $1 AND id = $2`, accountID, agentID, hash)
 	if err != nil {
 		return err
 	}
@@ -60,9 +69,17 @@ func (s *Store) CreateSession(ctx context.Context, accountID, agentID int64, tok
 
 // DeleteSession ends a session (logout).
 func (s *Store) DeleteSession(ctx context.Context, token string) error {
-	_, err := s.db.Exec(ctx, `DELETE FROM sessions WHERE token_hash = $1`, hashToken(token))
+	_, err := s.db.Exec(ctx, deleteSession, hashToken(token))
 	return err
 }
+
+// DeleteSessionTx is DeleteSession inside the caller's transaction.
+func DeleteSessionTx(ctx context.Context, tx pgx.Tx, token string) error {
+	_, err := tx.Exec(ctx, deleteSession, hashToken(token))
+	return err
+}
+
+const deleteSession = `DELETE FROM sessions WHERE token_hash = $1`
 
 // PruneSessions deletes expired sessions.
 func (s *Store) PruneSessions(ctx context.Context, now time.Time) (int64, error) {
@@ -75,14 +92,21 @@ const actorColumns = `a.account_id, a.id, a.role,
 
 // SessionActor returns who holds a live session token.
 func (s *Store) SessionActor(ctx context.Context, token string, now time.Time) (agentdesk.Actor, error) {
-	var a agentdesk.Actor
-	err := s.db.QueryRow(ctx, `SELECT `+actorColumns+` FROM sessions s JOIN agents a ON a.id = s.agent_id
-		WHERE s.token_hash = $1 AND s.expires_at > $2 AND a.active`, hashToken(token), now).
-		Scan(&a.AccountID, &a.AgentID, &a.Role, &a.TeamIDs)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, agentdesk.Errorf(agentdesk.Unauthenticated, "session expired or signed out")
-	}
+	a, _, err := s.Session(ctx, token, now)
 	return a, err
+}
+
+// Session returns who holds a live session token and when it expires.
+func (s *Store) Session(ctx context.Context, token string, now time.Time) (agentdesk.Actor, time.Time, error) {
+	var a agentdesk.Actor
+	var expires time.Time
+	err := s.db.QueryRow(ctx, `SELECT `+actorColumns+`, s.expires_at FROM sessions s JOIN agents a ON a.id = s.agent_id
+		WHERE s.token_hash = $1 AND s.expires_at > $2 AND a.active`, hashToken(token), now).
+		Scan(&a.AccountID, &a.AgentID, &a.Role, &a.TeamIDs, &expires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, time.Time{}, agentdesk.Errorf(agentdesk.Unauthenticated, "session expired or signed out")
+	}
+	return a, expires, err
 }
 
 // APIToken is an integration's credential. The secret is shown once, at
@@ -121,7 +145,13 @@ func (s *Store) APITokens(ctx context.Context, accountID int64) ([]APIToken, err
 
 // RevokeAPIToken revokes a token; it stops working at once.
 func (s *Store) RevokeAPIToken(ctx context.Context, accountID, id int64) error {
-	tag, err := s.db.Exec(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE account_id = $1 AND id = $2`, accountID, id)
+	return InTx(ctx, s.db, func(tx pgx.Tx) error { return RevokeAPITokenTx(ctx, tx, accountID, id) })
+}
+
+// RevokeAPITokenTx is RevokeAPIToken inside the caller's transaction (the
+// websockets the token opened are told in the same one).
+func RevokeAPITokenTx(ctx context.Context, tx pgx.Tx, accountID, id int64) error {
+	tag, err := tx.Exec(ctx, `UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE account_id = $1 AND id = $2`, accountID, id)
 	if err != nil {
 		return err
 	}
@@ -129,6 +159,17 @@ func (s *Store) RevokeAPIToken(ctx context.Context, accountID, id int64) error {
 		return agentdesk.Errorf(agentdesk.NotFound, "API token not found")
 	}
 	return nil
+}
+
+// TokenActorByID returns who a live (not revoked) token speaks for, by its
+// id: an open websocket's re-check. Unauthenticated once it is revoked.
+func (s *Store) TokenActorByID(ctx context.Context, accountID, id int64) (agentdesk.Actor, error) {
+	a := agentdesk.Actor{AccountID: accountID, TokenID: id}
+	err := s.db.QueryRow(ctx, `SELECT role FROM api_tokens WHERE account_id = $1 AND id = $2 AND revoked_at IS NULL`, accountID, id).Scan(&a.Role)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, agentdesk.Errorf(agentdesk.Unauthenticated, "API token revoked")
+	}
+	return a, err
 }
 
 // TokenActor returns who a bearer token speaks for, and its scopes.
