@@ -14,6 +14,7 @@ import (
 
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
+	"agentdesk/web/hub"
 )
 
 // SessionCookie is the name of the cookie that carries a signed-in session.
@@ -27,6 +28,7 @@ type ctxKey int
 const (
 	actorKey ctxKey = iota
 	scopesKey
+	sessionExpiresKey // when the session that authenticated the request expires
 )
 
 // actorOf returns who is calling; ok is false for anonymous requests.
@@ -65,9 +67,9 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 			}
 			ctx = context.WithValue(context.WithValue(ctx, actorKey, actor), scopesKey, scopes)
 		} else if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-			actor, err := s.store.SessionActor(ctx, c.Value, time.Now())
+			actor, expires, err := s.store.Session(ctx, c.Value, time.Now())
 			if err == nil {
-				ctx = context.WithValue(ctx, actorKey, actor)
+				ctx = context.WithValue(context.WithValue(ctx, actorKey, actor), sessionExpiresKey, expires)
 			} else if !agentdesk.IsKind(err, agentdesk.Unauthenticated) {
 				writeError(w, r, s.log, err)
 				return
@@ -301,7 +303,11 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) error {
 		if err := postgres.RevokeAPITokenTx(ctx, tx, actor.AccountID, id); err != nil {
 			return err
 		}
-		return postgres.Audit(ctx, tx, actor, "token.revoke", "api_token:"+itoa(id), nil)
+		if err := postgres.Audit(ctx, tx, actor, "token.revoke", "api_token:"+itoa(id), nil); err != nil {
+			return err
+		}
+		// The websockets the token opened are closed.
+		return hub.PublishTokenRevoked(ctx, tx, actor.AccountID, id)
 	})
 	if err != nil {
 		return err

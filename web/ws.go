@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -51,13 +52,15 @@ func WithHub(h *hub.Hub, actions *HubActions, widgetSecret []byte) Option {
 }
 
 // withSession hands the hub the session cookie that authenticated r (not
-// an API token), so the connection is closed when that session ends.
+// an API token) and its expiry, so the connection is closed when that
+// session ends or expires.
 func withSession(r *http.Request) context.Context {
 	if r.Header.Get("Authorization") != "" {
 		return r.Context()
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-		return hub.WithSession(r.Context(), c.Value)
+		expires, _ := r.Context().Value(sessionExpiresKey).(time.Time)
+		return hub.WithSession(r.Context(), c.Value, expires)
 	}
 	return r.Context()
 }

@@ -14,27 +14,38 @@ import (
 
 // Agent returns an agent's current rights for the hub's re-check of an open
 // connection: from its session when it has one (ended, expired or the agent
-// deactivated → Unauthenticated), else from the agent itself.
-func (a *HubActions) Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, error) {
+// deactivated → Unauthenticated), with the session's expiry, else from the
+// agent itself.
+func (a *HubActions) Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, time.Time, error) {
+	s, err := a.server()
+	if err != nil {
+		return agentdesk.Actor{}, time.Time{}, err
+	}
+	if session != "" {
+		actor, expires, err := s.store.Session(ctx, session, time.Now())
+		if err == nil && (actor.AccountID != accountID || actor.AgentID != agentID) {
+			return agentdesk.Actor{}, time.Time{}, agentdesk.Errorf(agentdesk.Unauthenticated, "session of someone else")
+		}
+		return actor, expires, err
+	}
+	ag, err := s.store.Agent(ctx, accountID, agentID)
+	if err != nil {
+		return agentdesk.Actor{}, time.Time{}, err
+	}
+	if !ag.Active {
+		return agentdesk.Actor{}, time.Time{}, agentdesk.Errorf(agentdesk.Unauthenticated, "agent deactivated")
+	}
+	return agentdesk.Actor{AccountID: accountID, AgentID: agentID, Role: ag.Role, TeamIDs: ag.TeamIDs}, time.Time{}, nil
+}
+
+// Token returns an API token's rights for the hub's re-check of a
+// connection it opened; Unauthenticated once revoked.
+func (a *HubActions) Token(ctx context.Context, accountID, tokenID int64) (agentdesk.Actor, error) {
 	s, err := a.server()
 	if err != nil {
 		return agentdesk.Actor{}, err
 	}
-	if session != "" {
-		actor, err := s.store.SessionActor(ctx, session, time.Now())
-		if err == nil && (actor.AccountID != accountID || actor.AgentID != agentID) {
-			return agentdesk.Actor{}, agentdesk.Errorf(agentdesk.Unauthenticated, "session of someone else")
-		}
-		return actor, err
-	}
-	ag, err := s.store.Agent(ctx, accountID, agentID)
-	if err != nil {
-		return agentdesk.Actor{}, err
-	}
-	if !ag.Active {
-		return agentdesk.Actor{}, agentdesk.Errorf(agentdesk.Unauthenticated, "agent deactivated")
-	}
-	return agentdesk.Actor{AccountID: accountID, AgentID: agentID, Role: ag.Role, TeamIDs: ag.TeamIDs}, nil
+	return s.store.TokenActorByID(ctx, accountID, tokenID)
 }
 
 // publishAccessChanged tells every server's websocket hub, once tx

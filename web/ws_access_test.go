@@ -240,3 +240,101 @@ func TestAccessChangeCommitsWithTheChange(t *testing.T) {
 	wantStatus(t, "deactivate", res, http.StatusOK)
 	wantClosed(t, ws, hub.CloseUnauthorized)
 }
+
+// dialWS opens path with header and follows streams.
+func dialWS(t *testing.T, ct *chatTest, path string, header http.Header, streams ...string) *websocket.Conn {
+	t.Helper()
+	header.Set("Origin", ct.srv.URL)
+	ws, res, err := websocket.DefaultDialer.Dial(ct.wsURL(path), header)
+	if err != nil {
+		t.Fatalf("websocket %s: %v (%v)", path, err, res)
+	}
+	t.Cleanup(func() { ws.Close() })
+	var list []any
+	for _, s := range streams {
+		list = append(list, map[string]any{"stream": s})
+	}
+	ws.WriteJSON(map[string]any{"type": "resume", "id": "r", "data": map[string]any{"streams": list}}) //nolint:errcheck
+	for range streams {
+		readFrame(t, ws, "subscribed")
+	}
+	return ws
+}
+
+// A connection opened by a session is closed with 4001 when the session
+// expires, without waiting for anything to change; one whose session was
+// renewed meanwhile stays open.
+func TestAccessChangeSessionExpiry(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	ctx := context.Background()
+	acct, agentID := ct.account, ct.ids["agent"]
+	// Sessions made here rather than by login, so their lifetime can be
+	// short: long enough to connect, short enough not to slow the test.
+	session := func(life time.Duration) string {
+		token := NewSecret("")
+		if err := ct.store.CreateSession(ctx, acct, agentID, token, time.Now().Add(life)); err != nil {
+			t.Fatal(err)
+		}
+		return token
+	}
+	renewed, expiring := session(time.Second), session(1500*time.Millisecond)
+	wsRenewed := dialWS(t, ct, "/ws/agent", http.Header{"Cookie": {SessionCookie + "=" + renewed}}, hub.AgentStream(agentID))
+	ws := dialWS(t, ct, "/ws/agent", http.Header{"Cookie": {SessionCookie + "=" + expiring}}, hub.AgentStream(agentID))
+	// A session renewed in the database (as a sliding session would be)
+	// keeps its connection: the timer re-reads it before closing.
+	if _, err := ct.store.DB().Exec(ctx, `UPDATE sessions SET expires_at = now() + interval '1 hour' WHERE token_hash = sha256($1::bytea)`, []byte(renewed)); err != nil {
+		t.Fatal(err)
+	}
+
+	wantClosed(t, ws, hub.CloseUnauthorized)
+
+	// The renewed session's timer fired before the other's; its connection
+	// still delivers.
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(ctx, acct, cust); err != nil {
+		t.Fatal(err)
+	}
+	res := ct.clients["supervisor"].do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "Still here?", "assignee_id": agentID})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var tk agentdesk.Ticket
+	res.json(t, &tk)
+	readCreated(t, wsRenewed, hub.AgentStream(agentID), tk.ID)
+}
+
+// Revoking an API token closes the websockets it opened with 4001.
+func TestAccessChangeTokenRevoked(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	admin := ct.clients["admin"]
+	res := admin.do(t, "POST", "/api/v1/tokens", map[string]any{"name": "wallboard", "role": "supervisor", "scopes": []string{"read"}})
+	wantStatus(t, "create token", res, http.StatusCreated)
+	var tok tokenCreated
+	res.json(t, &tok)
+	res = admin.do(t, "POST", "/api/v1/tokens", map[string]any{"name": "other", "role": "supervisor", "scopes": []string{"read"}})
+	wantStatus(t, "create token", res, http.StatusCreated)
+	var other tokenCreated
+	res.json(t, &other)
+
+	ws := dialWS(t, ct, "/ws/supervisor", http.Header{"Authorization": {"Bearer " + tok.Token}}, hub.SupervisorStream(ct.account))
+	wsOther := dialWS(t, ct, "/ws/supervisor", http.Header{"Authorization": {"Bearer " + other.Token}}, hub.SupervisorStream(ct.account))
+	// Its access stream is the hubs' alone.
+	if f, _ := wsCallFrames(t, ws, "resume", "access", map[string]any{"streams": []any{map[string]any{"stream": hub.TokenAccessStream(tok.ID)}}}); f["type"] != "error" || dataOf(f)["code"] != string(agentdesk.Forbidden) {
+		t.Errorf("follow the token's access stream: %v", f)
+	}
+
+	res = admin.do(t, "DELETE", "/api/v1/tokens/"+strconv.FormatInt(tok.ID, 10), nil)
+	wantStatus(t, "revoke", res, http.StatusNoContent)
+	wantClosed(t, ws, hub.CloseUnauthorized)
+
+	// The other token's connection goes on.
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(context.Background(), ct.account, cust); err != nil {
+		t.Fatal(err)
+	}
+	res = admin.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "On the wall"})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var tk agentdesk.Ticket
+	res.json(t, &tk)
+	readCreated(t, wsOther, hub.SupervisorStream(ct.account), tk.ID)
+}

@@ -158,8 +158,11 @@ func (a wsLoadActions) SendChat(ctx context.Context, p hub.Principal, ticketID i
 func (wsLoadActions) SetPresence(context.Context, agentdesk.Actor, string, string) error { return nil }
 func (wsLoadActions) AcceptOffer(context.Context, agentdesk.Actor, int64) error          { return nil }
 func (wsLoadActions) RejectOffer(context.Context, agentdesk.Actor, int64, string) error  { return nil }
-func (wsLoadActions) Agent(_ context.Context, acct, id int64, _ string) (agentdesk.Actor, error) {
-	return agentdesk.Actor{AccountID: acct, AgentID: id, Role: agentdesk.RoleAgent}, nil
+func (wsLoadActions) Agent(_ context.Context, acct, id int64, _ string) (agentdesk.Actor, time.Time, error) {
+	return agentdesk.Actor{AccountID: acct, AgentID: id, Role: agentdesk.RoleAgent}, time.Time{}, nil
+}
+func (wsLoadActions) Token(_ context.Context, acct, id int64) (agentdesk.Actor, error) {
+	return agentdesk.Actor{AccountID: acct, TokenID: id, Role: agentdesk.RoleSupervisor}, nil
 }
 func (wsLoadActions) WidgetOrigins(context.Context, int64, string) ([]string, error) {
 	return []string{"*"}, nil

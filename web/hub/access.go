@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,13 +14,20 @@ import (
 // Access changes. A connection is authorised with the rights its agent had
 // when it opened; when an agent's teams, role or active flag change, or a
 // session of theirs ends, the change's writer publishes an event on the
-// agent's access stream ("access:<agent_id>"). Every hub follows that stream
-// for each agent connection it holds (an internal subscription: its events
-// are never sent to the client, and no client may follow it), so the change
-// reaches the agent's connections in every process through the same durable
-// path as any event. The connection then reloads the agent, drops the
-// streams it may no longer follow, and is closed when the agent is
-// deactivated or its session is gone.
+// agent's access stream ("access:<agent_id>"), in the change's own
+// transaction. Every hub follows that stream for each agent connection it
+// holds (an internal subscription: its events are never sent to the
+// client, and no client may follow it), so the change reaches the agent's
+// connections in every process through the same durable path as any event.
+// The connection then reloads the agent, drops the streams it may no longer
+// follow, and is closed when the agent is deactivated or its session is
+// gone. An API token's connections follow the token's access stream
+// ("access:token-<id>") the same way and are closed when it is revoked.
+//
+// A session also ends by itself: each connection a session opened has a
+// timer for the session's expiry, which re-reads the session then (one
+// renewed meanwhile re-arms the timer) and closes the connection when it
+// has expired.
 
 // AccessChanged is the type of the event on an agent's access stream.
 const AccessChanged = "access.changed"
@@ -34,25 +42,52 @@ func PublishAccessChanged(ctx context.Context, tx pgx.Tx, accountID, agentID int
 	return Publish(ctx, tx, Event{AccountID: accountID, Stream: AccessStream(agentID), Type: AccessChanged, Data: map[string]int64{"agent_id": agentID}})
 }
 
+// TokenAccessStream is where the revocation of an API token is announced.
+// Only hubs follow it, for the connections the token opened.
+func TokenAccessStream(tokenID int64) string { return fmt.Sprintf("access:token-%d", tokenID) }
+
+// PublishTokenRevoked tells every hub, once tx commits, that an API token
+// was revoked: the connections it opened are closed.
+func PublishTokenRevoked(ctx context.Context, tx pgx.Tx, accountID, tokenID int64) error {
+	return Publish(ctx, tx, Event{AccountID: accountID, Stream: TokenAccessStream(tokenID), Type: AccessChanged, Data: map[string]int64{"token_id": tokenID}})
+}
+
 type sessionKey struct{}
 
+type session struct {
+	token   string
+	expires time.Time
+}
+
 // WithSession records in ctx the session token that authenticated the
-// request, so a websocket opened with it is closed when the session ends.
-func WithSession(ctx context.Context, token string) context.Context {
-	return context.WithValue(ctx, sessionKey{}, token)
+// request and when it expires, so a websocket opened with it is closed when
+// the session ends or expires.
+func WithSession(ctx context.Context, token string, expires time.Time) context.Context {
+	return context.WithValue(ctx, sessionKey{}, session{token, expires})
 }
 
-func sessionOf(ctx context.Context) string {
-	s, _ := ctx.Value(sessionKey{}).(string)
-	return s
+func sessionOf(ctx context.Context) (string, time.Time) {
+	s, _ := ctx.Value(sessionKey{}).(session)
+	return s.token, s.expires
 }
 
-// followAccess subscribes c, internally, to its agent's access stream.
+// followAccess subscribes c, internally, to its agent's or API token's
+// access stream, and arms the timer of its session's expiry.
 func (h *Hub) followAccess(c *conn) {
-	if c.p.Visitor != nil || !c.p.Actor.IsAgent() || h.actions == nil {
+	if c.p.Visitor != nil || h.actions == nil {
 		return
 	}
-	key := streamKey{c.p.Actor.AccountID, AccessStream(c.p.Actor.AgentID)}
+	var name string
+	switch {
+	case c.p.Actor.IsAgent():
+		name = AccessStream(c.p.Actor.AgentID)
+	case c.p.Actor.TokenID != 0:
+		name = TokenAccessStream(c.p.Actor.TokenID)
+	default:
+		return
+	}
+	c.armExpiry(c.p.Expires)
+	key := streamKey{c.p.Actor.AccountID, name}
 	h.mu.Lock()
 	s := h.streams[key]
 	if s == nil {
@@ -65,6 +100,22 @@ func (h *Hub) followAccess(c *conn) {
 	h.mu.Unlock()
 	c.access = s
 	h.markDirty(s)
+}
+
+// armExpiry (re)sets the timer that re-checks c when its session expires
+// (at is zero for connections without one). The re-check reads the session
+// again: a renewed session re-arms the timer, an expired one closes c.
+func (c *conn) armExpiry(at time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	if at.IsZero() || c.closed {
+		return
+	}
+	c.expiry = time.AfterFunc(time.Until(at), c.recheck)
 }
 
 // recheck asks for a re-check of c's rights; checks run one at a time, and
@@ -106,11 +157,18 @@ func (c *conn) recheckOnce() {
 	ctx, cancel := context.WithTimeout(context.Background(), messageTimeout)
 	defer cancel()
 	h := c.h
-	a, err := h.actions.Agent(ctx, c.p.Actor.AccountID, c.p.Actor.AgentID, c.p.Session)
+	var a agentdesk.Actor
+	var expires time.Time
+	var err error
+	if c.p.Actor.IsAgent() {
+		a, expires, err = h.actions.Agent(ctx, c.p.Actor.AccountID, c.p.Actor.AgentID, c.p.Session)
+	} else {
+		a, err = h.actions.Token(ctx, c.p.Actor.AccountID, c.p.Actor.TokenID)
+	}
 	switch kind := agentdesk.ErrorKind(err); {
 	case err == nil:
 	case kind == agentdesk.Unauthenticated || kind == agentdesk.NotFound:
-		c.closeWith(CloseUnauthorized, "signed out or deactivated; sign in again")
+		c.closeWith(CloseUnauthorized, "signed out, session expired, token revoked or deactivated; sign in again")
 		return
 	default:
 		// Rights unknown: fail closed. The client reconnects and its
@@ -120,6 +178,12 @@ func (c *conn) recheckOnce() {
 		return
 	}
 	c.p.Actor = a
+	if c.p.Session != "" {
+		// Always re-armed: the timer may be what woke this check, and the
+		// session may have been renewed.
+		c.p.Expires = expires
+		c.armExpiry(expires)
+	}
 	for i := 0; i < len(c.subs); {
 		s := c.subs[i]
 		err := h.canSubscribe(ctx, c.p, s.key.name)

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"time"
 
 	"agentdesk/agentdesk"
 )
@@ -29,10 +30,13 @@ type Actions interface {
 	AcceptOffer(ctx context.Context, a agentdesk.Actor, offerID int64) error
 	RejectOffer(ctx context.Context, a agentdesk.Actor, offerID int64, reason string) error
 	// Agent returns the agent's current rights (role, teams) for an open
-	// connection to re-check what it follows. Unauthenticated when the
-	// agent is no longer active or, if session is not "", that session
-	// has ended or expired.
-	Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, error)
+	// connection to re-check what it follows, and when session (if not "")
+	// expires. Unauthenticated when the agent is no longer active or that
+	// session has ended or expired.
+	Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, time.Time, error)
+	// Token returns an API token's rights for the re-check of a connection
+	// it opened; Unauthenticated once it is revoked.
+	Token(ctx context.Context, accountID, tokenID int64) (agentdesk.Actor, error)
 	// WidgetOrigins lists the origins a chat widget may be embedded on;
 	// "*" allows any.
 	WidgetOrigins(ctx context.Context, accountID int64, widgetID string) ([]string, error)

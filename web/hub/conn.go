@@ -48,14 +48,15 @@ type conn struct {
 	fullSince time.Time            // when an event last found the queue full; zero once the writer takes it
 	blocked   map[*stream]struct{} // streams waiting for room in the queue
 
-	checking   bool // a re-check of the agent's rights runs (access.go)
-	checkAgain bool // another one was asked for meanwhile
+	checking   bool        // a re-check of the agent's rights runs (access.go)
+	checkAgain bool        // another one was asked for meanwhile
+	expiry     *time.Timer // re-checks when the session that opened c expires (access.go)
 
 	// op is held while a client message is handled and while the rights are
 	// re-checked: both read p and change subs.
 	op     sync.Mutex
 	subs   []*stream // under op
-	access *stream   // the internal subscription to the agent's access stream; nil for visitors and tokens
+	access *stream   // the internal subscription to the agent's or token's access stream; nil for visitors
 }
 
 // start registers c and runs its reader. It is called with the upgrade done.
@@ -319,6 +320,10 @@ func (c *conn) readEnded() {
 	c.mu.Lock()
 	c.closed = true
 	c.queue = nil
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
 	c.mu.Unlock()
 	c.op.Lock()
 	for _, s := range c.subs {

@@ -101,8 +101,12 @@ func (a *testActions) RejectOffer(ctx context.Context, actor agentdesk.Actor, of
 	return nil
 }
 
-func (a *testActions) Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, error) {
-	return agentdesk.Actor{AccountID: accountID, AgentID: agentID, Role: agentdesk.RoleAgent}, nil
+func (a *testActions) Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, time.Time, error) {
+	return agentdesk.Actor{AccountID: accountID, AgentID: agentID, Role: agentdesk.RoleAgent}, time.Time{}, nil
+}
+
+func (a *testActions) Token(ctx context.Context, accountID, tokenID int64) (agentdesk.Actor, error) {
+	return agentdesk.Actor{AccountID: accountID, TokenID: tokenID, Role: agentdesk.RoleSupervisor}, nil
 }
 
 func (a *testActions) WidgetOrigins(ctx context.Context, accountID int64, widgetID string) ([]string, error) {

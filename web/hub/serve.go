@@ -18,8 +18,10 @@ type Principal struct {
 	Visitor *WidgetToken
 	IP      string
 	// Session is the session token that authenticated an agent ("" for API
-	// tokens); the connection is closed when it ends (access.go).
+	// tokens), and Expires when it expires; the connection is closed when
+	// it ends or expires (access.go).
 	Session string
+	Expires time.Time
 }
 
 // AccountID is the account every stream of this connection belongs to.
@@ -75,7 +77,8 @@ func (h *Hub) serveActor(w http.ResponseWriter, r *http.Request, actor agentdesk
 	if origin := r.Header.Get("Origin"); origin != "" && !sameHost(origin, r.Host) && !originAllowed(origin, h.cfg.AllowedOrigins) {
 		return agentdesk.Errorf(agentdesk.Forbidden, "origin %s is not allowed", origin)
 	}
-	return h.upgrade(w, r, Principal{Actor: actor, IP: clientIP(r), Session: sessionOf(r.Context())})
+	session, expires := sessionOf(r.Context())
+	return h.upgrade(w, r, Principal{Actor: actor, IP: clientIP(r), Session: session, Expires: expires})
 }
 
 // ServeCustomer upgrades r to a chat visitor's websocket. The visitor is
