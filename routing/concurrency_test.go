@@ -356,15 +356,18 @@ func TestFairness(t *testing.T) {
 		return nil
 	}))
 	for {
+		// The first agents' offers were made on arrival, the others by
+		// the dispatcher as the agents free up.
 		f.clock.Advance(time.Second)
-		if f.dispatch() == 0 {
-			break
-		}
+		f.dispatch()
 		rows, err := f.db.Query(f.ctx, `SELECT id, offered_to FROM tasks WHERE state = 'offered'`)
 		f.must(err)
 		type pair struct{ Task, Agent int64 }
 		offered, err := pgx.CollectRows(rows, pgx.RowToStructByPos[pair])
 		f.must(err)
+		if len(offered) == 0 {
+			break
+		}
 		var wg sync.WaitGroup
 		for w := 0; w < 4; w++ {
 			wg.Add(1)

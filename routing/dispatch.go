@@ -138,11 +138,55 @@ WITH pick AS (
 )
 SELECT coalesce(pick.agent_id, 0) FROM pick`
 
-var offerStatements = map[string]string{}
+// enqueueSQL inserts a task with its first event and, when $25 allows and
+// no task waits ahead of it on its capacity channel (as high a priority,
+// not paused after refusals), offers it at once to the agent offerSQL would
+// pick, with the same locks: the reservation and the "offered" event are
+// part of the same statement. $1–$8 are matchWhere's; %[1]s is the load
+// column, %[2]s the eligibility.
+const enqueueSQL = `
+WITH pick AS (
+	SELECT coalesce(
+		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
+		 WHERE $8::bigint <> 0 AND p.agent_id = $8 AND ` + "%[2]s" + `
+		 FOR UPDATE OF p SKIP LOCKED),
+		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
+		 WHERE ` + "%[2]s" + `
+		 ORDER BY p.last_offer_at NULLS FIRST, p.agent_id
+		 LIMIT 1
+		 FOR UPDATE OF p SKIP LOCKED)) AS agent_id
+	WHERE $25::boolean AND NOT EXISTS (
+		SELECT 1 FROM tasks w
+		WHERE w.account_id = $1 AND w.state = 'queued' AND w.priority >= $12::int
+		  AND w.capacity_channel = $2 AND (w.retry_at IS NULL OR w.retry_at <= $19))
+), t AS (
+	INSERT INTO tasks (account_id, queue_id, channel, capacity_channel, state, priority, priority_name, ticket_id,
+		customer_id, required_skills, request_skills, attributes, enqueued_at, queue_entered_at, sticky_agent_id, reason,
+		closed_at, wait_seconds, updated_at, offered_to, offer_expires_at, offer_count)
+	SELECT $1, $9, $10, $2, CASE WHEN pick.agent_id IS NULL THEN $11 ELSE 'offered' END, $12, $13, $14,
+		$15, $16, $17, $18, $19, $19, $20, $21,
+		$22, $23, $19, pick.agent_id, CASE WHEN pick.agent_id IS NULL THEN NULL ELSE $26::timestamptz END,
+		CASE WHEN pick.agent_id IS NULL THEN 0 ELSE 1 END
+	FROM (SELECT 1) one LEFT JOIN pick ON true
+	RETURNING id, offered_to
+), agent AS (
+	UPDATE agent_presence ap SET %[1]s = ap.%[1]s + 1, last_offer_at = $19
+	FROM pick
+	WHERE ap.agent_id = pick.agent_id
+), ev AS (
+	INSERT INTO task_events (account_id, task_id, from_state, to_state, agent_id, queue_id, reason, at)
+	SELECT $1, t.id, $24, $11, NULL, $9, $21, $19 FROM t
+	UNION ALL
+	SELECT $1, t.id, 'queued', 'offered', t.offered_to, $9, '', $19 FROM t WHERE t.offered_to IS NOT NULL
+)
+SELECT id, coalesce(offered_to, 0) FROM t`
+
+var offerStatements, enqueueStatements = map[string]string{}, map[string]string{}
 
 func init() {
 	for _, ch := range []string{"voice", "chat", "email"} {
 		offerStatements[ch] = fmt.Sprintf(offerSQL, loadColumn(ch), fmt.Sprintf(matchWhere, roomFor[ch]))
+		enqueueStatements[ch] = fmt.Sprintf(enqueueSQL, loadColumn(ch), fmt.Sprintf(matchWhere, roomFor[ch]))
 	}
 }
 

@@ -59,6 +59,16 @@
 //     version when it takes the lock, two transactions can never both fill
 //     an agent's last slot. The dispatcher never waits for a lock, so it
 //     cannot deadlock.
+//   - Offer on arrival: EnqueueTx's insert is one statement that, when no
+//     task of the channel with as high a priority waits (not paused after
+//     refusals), also picks and locks an agent exactly as the dispatcher
+//     would (sticky agent, then least recently offered, SKIP LOCKED),
+//     reserves the slot and writes both events. The offer then commits
+//     with the contact: one durable transaction instead of two, and no
+//     wake-up. A task that has to wait queues and leaves the order to the
+//     dispatcher, so arrivals never jump the line. The agent row stays
+//     locked until the caller's transaction commits; dispatchers skip it
+//     meanwhile.
 //   - Every other transition locks the task row first and the agent's
 //     presence row second (two agents: in id order). Load counters
 //     (load_voice/chat/email) change only in the transaction that changes

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 )
 
 // Clock gives the engine its notion of "now"; tests inject one they move.
@@ -341,7 +342,9 @@ func (e *Engine) listenOnce(ctx context.Context) error {
 func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 	for attempt := 0; ; attempt++ {
 		var woken map[int64]bool
-		err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		// postgres.InTx, so that publishers may act once the change is
+		// visible (postgres.AfterCommit).
+		err := postgres.InTx(ctx, e.db, func(tx pgx.Tx) error {
 			e.mu.Lock()
 			e.pending[tx] = map[int64]bool{}
 			e.mu.Unlock()

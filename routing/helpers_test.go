@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 	"agentdesk/agentdesk/postgres/pgtest"
 )
 
@@ -23,12 +24,14 @@ type recorder struct {
 	onPub  func(Event)
 }
 
-func (r *recorder) Publish(_ context.Context, _ pgx.Tx, e Event) error {
+// Publish records e at once; onPub, which acts on it as a client would, runs
+// once the transaction is committed, when a real client could see it.
+func (r *recorder) Publish(_ context.Context, tx pgx.Tx, e Event) error {
 	r.mu.Lock()
 	r.events = append(r.events, e)
 	f := r.onPub
 	r.mu.Unlock()
-	if f != nil {
+	if f != nil && !postgres.AfterCommit(tx, func() { f(e) }) {
 		f(e)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 )
 
 func TestMatchingOrderPriorityThenAge(t *testing.T) {
@@ -58,10 +59,8 @@ func TestCapacityAndVoiceBlocksChat(t *testing.T) {
 	c1 := f.enqueue(agentdesk.TaskRequest{})
 	c2 := f.enqueue(agentdesk.TaskRequest{})
 	c3 := f.enqueue(agentdesk.TaskRequest{})
-	if n := f.dispatch(); n != 2 {
-		t.Fatalf("offers = %d, want 2 (chat capacity)", n)
-	}
-	f.offeredTo(c1, a)
+	f.dispatch()
+	f.offeredTo(c1, a) // on arrival: the agent was free
 	f.offeredTo(c2, a)
 	f.state(c3, StateQueued)
 	v := f.enqueue(agentdesk.TaskRequest{Channel: agentdesk.ChannelVoice})
@@ -87,9 +86,7 @@ func TestCapacityAndVoiceBlocksChat(t *testing.T) {
 	b := g.agent(nil, nil)
 	gv := g.enqueue(agentdesk.TaskRequest{Channel: agentdesk.ChannelVoice})
 	gc := g.enqueue(agentdesk.TaskRequest{})
-	if n := g.dispatch(); n != 2 {
-		t.Fatalf("voice alongside: offers = %d, want 2", n)
-	}
+	g.dispatch()
 	g.offeredTo(gv, b)
 	g.offeredTo(gc, b)
 }
@@ -780,5 +777,84 @@ func TestQueueStatsTodayIsTheQueuesDay(t *testing.T) {
 	if s := today(); s.AnsweredToday != 0 || s.AbandonedToday != 1 {
 		t.Fatalf("abandoned after midnight: %+v", s)
 	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
+// A contact that arrives while an agent is free and nobody waits ahead of it
+// is offered in the transaction that creates it: no dispatch pass, the
+// reservation and both events commit with it, and the offer reaches the
+// agent only once that transaction has committed.
+func TestOfferOnArrival(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 2}, nil)
+	var seenCommitted []bool
+	f.pub.onPub = func(e Event) {
+		if e.Type != "offer" {
+			return
+		}
+		var state string
+		f.must(f.db.QueryRow(f.ctx, `SELECT state FROM tasks WHERE id = $1`, e.Data.(Offer).TaskID).Scan(&state))
+		seenCommitted = append(seenCommitted, state == "offered")
+	}
+	id := f.enqueue(agentdesk.TaskRequest{})
+	f.offeredTo(id, a)
+	if len(seenCommitted) != 1 || !seenCommitted[0] {
+		t.Fatalf("offer delivered %v, want once, after its commit", seenCommitted)
+	}
+	evs, err := f.e.TaskEvents(f.ctx, f.account, id)
+	f.must(err)
+	if len(evs) != 2 || evs[0].To != StateQueued || evs[1].From != StateQueued || evs[1].To != StateOffered ||
+		evs[1].AgentID == nil || *evs[1].AgentID != a {
+		t.Fatalf("events %+v, want new→queued then queued→offered to %d", evs, a)
+	}
+	p, err := f.e.Presence(f.ctx, f.account, a)
+	f.must(err)
+	if p.Load[agentdesk.ChannelChat] != 1 {
+		t.Fatalf("chat load %d, want 1", p.Load[agentdesk.ChannelChat])
+	}
+
+	// The caller's transaction rolls back: no task, no reservation, no
+	// offer delivered.
+	boom := errors.New("rolled back")
+	err = postgres.InTx(f.ctx, f.db, func(tx pgx.Tx) error {
+		if _, err := f.e.EnqueueTx(f.ctx, tx, agentdesk.TaskRequest{AccountID: f.account, Channel: agentdesk.ChannelChat}); err != nil {
+			return err
+		}
+		return boom
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("err = %v", err)
+	}
+	p, err = f.e.Presence(f.ctx, f.account, a)
+	f.must(err)
+	if p.Load[agentdesk.ChannelChat] != 1 || len(seenCommitted) != 1 {
+		t.Fatalf("after rollback: chat load %d, offers delivered %d; want 1 and 1", p.Load[agentdesk.ChannelChat], len(seenCommitted))
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
+// A newcomer does not jump the line: while a task of its channel with as
+// high a priority waits, it queues behind it even if an agent is free, and
+// the dispatcher decides in the line's order. A waiting task of lower
+// priority, or of another channel, does not hold it back.
+func TestArrivalQueuesBehindTheLine(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1, "email": 1}, nil)
+	// Nobody has the skill: this one waits.
+	stuck := f.enqueue(agentdesk.TaskRequest{Skills: map[string]int{"klingon": 5}})
+	f.state(stuck, StateQueued)
+	plain := f.enqueue(agentdesk.TaskRequest{})
+	f.state(plain, StateQueued) // a is free, but stuck waited first
+	f.dispatch()
+	f.offeredTo(plain, a) // stuck could not take a; the line moves on
+	f.handle(plain, a)
+
+	mail := f.enqueue(agentdesk.TaskRequest{Channel: agentdesk.ChannelEmail})
+	f.offeredTo(mail, a) // nothing waits on email
+	urgent := f.enqueue(agentdesk.TaskRequest{Priority: agentdesk.PriorityUrgent})
+	f.offeredTo(urgent, a) // stuck's lower priority does not hold it
+	f.state(stuck, StateQueued)
 	checkConsistency(t, f.ctx, f.db)
 }

@@ -179,23 +179,25 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req agentdesk.TaskReq
 	if state.Final() {
 		closedAt, wait = &now, new(int)
 	}
-	// The task and its first event in one statement: one round trip.
-	var id int64
-	err = tx.QueryRow(ctx, `
-WITH t AS (
-	INSERT INTO tasks (account_id, queue_id, channel, capacity_channel, state, priority, priority_name, ticket_id,
-		customer_id, required_skills, request_skills, attributes, enqueued_at, queue_entered_at, sticky_agent_id, reason,
-		closed_at, wait_seconds, updated_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $17, $11, $12, $12, $13, $14, $15, $16, $12)
-	RETURNING id
-), ev AS (
-	INSERT INTO task_events (account_id, task_id, from_state, to_state, agent_id, queue_id, reason, at)
-	SELECT $1, t.id, $18, $5, NULL, $2, $14, $12 FROM t
-)
-SELECT id FROM t`,
-		req.AccountID, q.ID, string(req.Channel), string(req.Channel.CapacityChannel()), string(state),
-		req.Priority.Rank()*100+q.Priority, string(req.Priority), nullID(req.TicketID), nullID(req.CustomerID),
-		skills, req.Attributes, now, sticky, reason, closedAt, wait, req.Skills, string(stateNew)).Scan(&id)
+	// A task arriving while nobody waits ahead of it on its channel is
+	// offered in its own transaction when an agent is free: the task, its
+	// reservation and both events commit together, so the offer costs no
+	// second durable transaction and no dispatcher wake-up. Otherwise it
+	// queues and the dispatcher keeps the line's order.
+	try := !state.Final() && reason == ""
+	teamID := q.TeamID
+	names, levels, _ := requirements(&waitingTask{skills: skills}, queueRules{teamID: teamID})
+	offerFor := e.offerTimeout(string(req.Channel.CapacityChannel()), queueRules{offerTimeout: q.Timeouts.OfferSeconds})
+	var stickyID int64
+	if sticky != nil {
+		stickyID = *sticky
+	}
+	var id, agent int64
+	err = tx.QueryRow(ctx, enqueueStatements[string(req.Channel.CapacityChannel())],
+		req.AccountID, string(req.Channel.CapacityChannel()), e.cfg.VoiceAlongside, []int64{}, teamID, names, levels, stickyID,
+		q.ID, string(req.Channel), string(state), req.Priority.Rank()*100+q.Priority, string(req.Priority),
+		nullID(req.TicketID), nullID(req.CustomerID), skills, req.Skills, req.Attributes, now, sticky, reason, closedAt, wait,
+		string(stateNew), try, now.Add(offerFor)).Scan(&id, &agent)
 	if err != nil {
 		return 0, translate(err, "task")
 	}
@@ -208,6 +210,13 @@ SELECT id FROM t`,
 			Data: TaskChange{TaskID: id, State: state, Reason: "closed: callback offered"}}); err != nil {
 			return 0, err
 		}
+	}
+	if agent != 0 {
+		return id, e.pub.Publish(ctx, tx, Event{AccountID: req.AccountID, Stream: AgentStream(agent), Type: "offer", Data: Offer{
+			TaskID: id, QueueID: q.ID, Channel: string(req.Channel), Direction: "inbound", Priority: string(req.Priority),
+			TicketID: nullID(req.TicketID), CustomerID: nullID(req.CustomerID), Attributes: req.Attributes,
+			ExpiresAt: now.Add(offerFor),
+		}})
 	}
 	// The customer learns their position from the next periodic publication
 	// (PublishStats); counting the line here would make every enqueue cost

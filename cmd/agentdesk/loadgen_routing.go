@@ -6,10 +6,12 @@ package main
 //   - steady: --agents agents signed in (chat capacity 3), tasks enqueued at
 //     --rate per second for --duration; each offer is accepted after a
 //     random delay and completed after a random handle time. It reports
-//     tasks/s, enqueue → offer latency (Enqueue called → offer published
-//     inside the dispatch transaction) p50/p99/max, and the CPU and RSS of
-//     this process (engine and simulated agents together).
-//   - saturate: --saturate-tasks tasks already waiting, agents accepting and
+//     tasks/s, enqueue → offer latency (Enqueue called → the transaction
+//     that made the offer committed: the enqueue's own when the task was
+//     offered on arrival, else the dispatcher's) p50/p99/max, and the CPU
+//     and RSS of this process (engine and simulated agents together).
+//   - saturate: --saturate-tasks tasks already waiting (queued while the
+//     agents were away, then all back at once), agents accepting and
 //     completing at once; reports durable assignments (accepted offers,
 //     committed) per second, and offers per second.
 //
@@ -59,7 +61,8 @@ type routingLoad struct {
 	enqueuedAt map[int64]time.Time
 	latencies  []time.Duration
 	// committed → offered: the enqueue's commit is seen when EnqueueTx's
-	// transaction returns; an offer published before that counts as 0.
+	// transaction returns; an offer made by that same commit (on arrival)
+	// counts as 0.
 	committedAt map[int64]time.Time
 	offeredAt   map[int64]time.Time
 	enqueueDur  []time.Duration
@@ -74,12 +77,21 @@ type routingLoad struct {
 	stopping             atomic.Bool
 }
 
-// Publish is the simulated agents' websocket: offers are answered after a
-// random delay, on timers, so the dispatcher is never slowed by them.
-func (l *routingLoad) Publish(_ context.Context, _ pgx.Tx, e routing.Event) error {
+// Publish is the simulated agents' websocket. An offer counts as made when
+// the transaction that made it has committed (as the hub delivers it), and
+// it is answered after a random delay, on timers, so the dispatcher is never
+// slowed by the simulated agents.
+func (l *routingLoad) Publish(_ context.Context, tx pgx.Tx, e routing.Event) error {
 	if e.Type != "offer" {
 		return nil
 	}
+	if !postgres.AfterCommit(tx, func() { l.offered(e) }) {
+		return fmt.Errorf("loadgen routing: offer published outside a postgres.InTx transaction")
+	}
+	return nil
+}
+
+func (l *routingLoad) offered(e routing.Event) {
 	now := time.Now()
 	off := e.Data.(routing.Offer)
 	agent, _ := strconv.ParseInt(strings.TrimPrefix(e.Stream, "agent:"), 10, 64)
@@ -97,11 +109,10 @@ func (l *routingLoad) Publish(_ context.Context, _ pgx.Tx, e routing.Event) erro
 	}
 	l.mu.Unlock()
 	if l.stopping.Load() || l.silent {
-		return nil
+		return
 	}
 	l.inflight.Add(1)
 	time.AfterFunc(randBetween(l.acceptMin, l.acceptMax), func() { l.work(agent, off.TaskID) })
-	return nil
 }
 
 func (l *routingLoad) work(agent, task int64) {
@@ -466,7 +477,7 @@ func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
 	l.mu.Lock()
 	l.enqueueDur = append(l.enqueueDur, now.Sub(t0))
 	if _, ok := l.offeredAt[id]; ok {
-		l.afterCommit = append(l.afterCommit, 0) // offered before we saw our own commit
+		l.afterCommit = append(l.afterCommit, 0) // offered on arrival, by the enqueue's own commit
 		delete(l.offeredAt, id)
 	} else {
 		l.committedAt[id] = now
@@ -489,6 +500,12 @@ func (r routingRun) saturate(ctx context.Context, l *routingLoad) error {
 	} else {
 		fmt.Printf("saturate: %d tasks waiting, %d agents accepting and completing at once\n", r.preload, r.agents)
 	}
+	// The line builds up while the agents are away (were they signed in,
+	// the first tasks would be offered on arrival); they all come back at
+	// once, and the dispatcher works through the line.
+	if _, err := l.db.Exec(ctx, `UPDATE agent_presence SET state = 'away' WHERE account_id = $1`, l.account); err != nil {
+		return err
+	}
 	for done := 0; done < r.preload; done += 1000 {
 		err := postgres.InTx(ctx, l.db, func(tx pgx.Tx) error {
 			for i := done; i < min(done+1000, r.preload); i++ {
@@ -501,6 +518,9 @@ func (r routingRun) saturate(ctx context.Context, l *routingLoad) error {
 		if err != nil {
 			return err
 		}
+	}
+	if _, err := l.db.Exec(ctx, `UPDATE agent_presence SET state = 'available' WHERE account_id = $1`, l.account); err != nil {
+		return err
 	}
 	start := readCPU()
 	if err := l.engine.Start(ctx); err != nil {
