@@ -104,23 +104,28 @@ var roomFor = map[string]string{
 	"email": `$2::text IS NOT NULL AND p.load_email < p.cap_email AND ($3 OR p.load_voice = 0)`,
 }
 
+// pickAgent chooses the agent for a task and locks their presence row: the
+// sticky agent ($8) first, and coalesce evaluates the general search (the
+// agent offered work least recently) only when that finds no one. Both
+// searches skip rows locked by another transaction. %[2]s is the
+// eligibility (matchWhere with the channel's room).
+const pickAgent = `SELECT coalesce(
+		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
+		 WHERE $8::bigint <> 0 AND p.agent_id = $8 AND %[2]s
+		 FOR UPDATE OF p SKIP LOCKED),
+		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
+		 WHERE %[2]s
+		 ORDER BY p.last_offer_at NULLS FIRST, p.agent_id
+		 LIMIT 1
+		 FOR UPDATE OF p SKIP LOCKED)) AS agent_id`
+
 // offerSQL matches and offers one task in a single statement, so a batch of
-// tasks costs one round trip (the statements are pipelined). The sticky
-// agent ($8) is tried first; coalesce evaluates the general search only when
-// that finds no one. Both searches lock the agent row they return (SKIP
-// LOCKED); the updates and the event row follow from the chosen agent.
+// tasks costs one round trip (the statements are pipelined). The updates
+// and the event row follow from the agent pickAgent chose.
 // %[1]s is the load column of the task's capacity channel.
 const offerSQL = `
 WITH pick AS (
-	SELECT coalesce(
-		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
-		 WHERE $8::bigint <> 0 AND p.agent_id = $8 AND ` + "%[2]s" + `
-		 FOR UPDATE OF p SKIP LOCKED),
-		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
-		 WHERE ` + "%[2]s" + `
-		 ORDER BY p.last_offer_at NULLS FIRST, p.agent_id
-		 LIMIT 1
-		 FOR UPDATE OF p SKIP LOCKED)) AS agent_id
+	` + pickAgent + `
 ), task AS (
 	UPDATE tasks t SET state = 'offered', offered_to = pick.agent_id, offer_expires_at = $10,
 		offer_count = t.offer_count + 1, updated_at = $11
@@ -146,15 +151,7 @@ SELECT coalesce(pick.agent_id, 0) FROM pick`
 // column, %[2]s the eligibility.
 const enqueueSQL = `
 WITH pick AS (
-	SELECT coalesce(
-		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
-		 WHERE $8::bigint <> 0 AND p.agent_id = $8 AND ` + "%[2]s" + `
-		 FOR UPDATE OF p SKIP LOCKED),
-		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
-		 WHERE ` + "%[2]s" + `
-		 ORDER BY p.last_offer_at NULLS FIRST, p.agent_id
-		 LIMIT 1
-		 FOR UPDATE OF p SKIP LOCKED)) AS agent_id
+	` + pickAgent + `
 	WHERE $25::boolean AND NOT EXISTS (
 		SELECT 1 FROM tasks w
 		WHERE w.account_id = $1 AND w.state = 'queued' AND w.priority >= $12::int
