@@ -164,6 +164,15 @@ func (s *Server) updateTicket(ctx context.Context, actor agentdesk.Actor, id int
 			return err
 		}
 		out = t
+		// Who may see the ticket follows its team and assignee: when either
+		// changes, the hubs re-authorise the followers of its stream before
+		// they get anything more of it (this ticket.updated included), so
+		// a desk that may no longer see it gets the forbidden error frame.
+		if !sameID(before.TeamID, t.TeamID) || !sameID(before.AssigneeID, t.AssigneeID) {
+			if err := hub.PublishTicketAccessChanged(ctx, tx, actor.AccountID, t.ID); err != nil {
+				return err
+			}
+		}
 		if err := publishAll(ctx, tx, actor.AccountID, ticketStreams(t, before.AssigneeID), TicketUpdated, t); err != nil {
 			return err
 		}
@@ -173,6 +182,10 @@ func (s *Server) updateTicket(ctx context.Context, actor agentdesk.Actor, id int
 		return nil
 	})
 	return out, err
+}
+
+func sameID(a, b *int64) bool {
+	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // endChatTx ends a ticket's chat (if it came from a widget and is still
@@ -206,6 +219,9 @@ type chatRoutingEvents struct{ next routing.Publisher }
 
 func (c chatRoutingEvents) Publish(ctx context.Context, tx pgx.Tx, e routing.Event) error {
 	if err := c.next.Publish(ctx, tx, e); err != nil {
+		return err
+	}
+	if err := transferredTicket(ctx, tx, e); err != nil {
 		return err
 	}
 	var taskID int64
@@ -247,6 +263,40 @@ func (c chatRoutingEvents) Publish(ctx context.Context, tx pgx.Tx, e routing.Eve
 		return publishPosition(ctx, tx, e.AccountID, chat, visitor, *d)
 	}
 	return nil
+}
+
+// ticketOfTask is the ticket a routing task works on (0: none).
+const ticketOfTask = `SELECT coalesce(ticket_id, 0) FROM tasks WHERE account_id = $1 AND id = $2`
+
+// transferredTicket: a transfer gives the task's ticket another assignee,
+// so the previous one may no longer see it (a private team they are not
+// in). The followers of the ticket's stream are re-authorised, in the
+// transfer's transaction, as for a reassignment over REST (updateTicket).
+// The engine announces a transfer once on each agent's stream; this acts on
+// the new agent's. (A first assignment by accepting an offer is left alone:
+// the ticket rarely had another assignee, and accepting is routing's hot
+// path.)
+func transferredTicket(ctx context.Context, tx pgx.Tx, e routing.Event) error {
+	var d routing.TaskChange
+	switch v := e.Data.(type) {
+	case routing.TaskChange:
+		d = v
+	case *routing.TaskChange:
+		d = *v
+	default:
+		return nil
+	}
+	if e.Type != "task_assigned" || d.Reason != "transfer" || e.Stream != routing.AgentStream(d.AgentID) {
+		return nil
+	}
+	var ticketID int64
+	if err := tx.QueryRow(ctx, ticketOfTask, e.AccountID, d.TaskID).Scan(&ticketID); err != nil {
+		return fmt.Errorf("ticket of task %d: %w", d.TaskID, err)
+	}
+	if ticketID == 0 {
+		return nil
+	}
+	return hub.PublishTicketAccessChanged(ctx, tx, e.AccountID, ticketID)
 }
 
 func (c chatRoutingEvents) taskChange(ctx context.Context, tx pgx.Tx, e routing.Event, chat *agentdesk.Chat, visitor string, d routing.TaskChange) error {

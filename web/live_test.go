@@ -94,11 +94,17 @@ func TestTicketCreatedReachesItsLists(t *testing.T) {
 	// Assigned, in a public team: everywhere.
 	assigned := create(map[string]any{"subject": "Refund", "assignee_id": agentID, "team_id": billing,
 		"message": map[string]any{"direction": "in", "body": "Please refund"}})
-	for _, s := range []string{hub.AgentStream(agentID), hub.TeamStream(billing), hub.AccountStream(acct)} {
-		if d := dataOf(readCreated(t, agentWS, s, assigned)); d["subject"] != "Refund" || d["assignee_id"] != float64(agentID) {
-			t.Errorf("ticket.created on %s: %v", s, d)
+	// Three streams: their frames may arrive in any order.
+	want := map[any]bool{hub.AgentStream(agentID): true, hub.TeamStream(billing): true, hub.AccountStream(acct): true}
+	readUntil(t, agentWS, func(f map[string]any) bool {
+		if d := dataOf(f); f["type"] == TicketCreated && d["id"] == float64(assigned) && want[f["stream"]] {
+			if d["subject"] != "Refund" || d["assignee_id"] != float64(agentID) {
+				t.Errorf("ticket.created on %s: %v", f["stream"], d)
+			}
+			delete(want, f["stream"])
 		}
-	}
+		return len(want) == 0
+	})
 	readCreated(t, supWS, hub.SupervisorStream(acct), assigned)
 	readCreated(t, agent2WS, hub.AccountStream(acct), assigned)
 
@@ -230,7 +236,14 @@ func TestTwoDesksSeeEachOthersChanges(t *testing.T) {
 	// list) hears it has gone, agent2's list that it arrived.
 	wantStatus(t, "assign", sup.do(t, "PATCH", path, map[string]any{"assignee_id": agent2ID}), http.StatusOK)
 	toAgent2 := func(d map[string]any) bool { return d["assignee_id"] == float64(agent2ID) }
-	readOn(agentWS, TicketUpdated, ts, toAgent2)
-	readOn(agentWS, TicketUpdated, hub.AgentStream(agentID), toAgent2)
+	// Two streams: their frames may arrive in either order (the ticket's
+	// is re-authorised first, as its assignee changed).
+	seen := map[any]bool{}
+	readUntil(t, agentWS, func(f map[string]any) bool {
+		if f["type"] == TicketUpdated && toAgent2(dataOf(f)) {
+			seen[f["stream"]] = true
+		}
+		return seen[ts] && seen[hub.AgentStream(agentID)]
+	})
 	readOn(agent2WS, TicketUpdated, hub.AgentStream(agent2ID), toAgent2)
 }

@@ -338,3 +338,147 @@ func TestAccessChangeTokenRevoked(t *testing.T) {
 	res.json(t, &tk)
 	readCreated(t, wsOther, hub.SupervisorStream(ct.account), tk.ID)
 }
+
+// A ticket moved into a private team the agent is not in, or taken from
+// them while in such a team, leaves their open desk: the ticket's stream is
+// dropped with an error frame naming it, before the change itself (its
+// ticket.updated) or anything later of the ticket reaches them. A member of
+// the new team following the ticket gets the change and goes on.
+func TestAccessChangeTicketMovedOutOfSight(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	acct, agentID, agent2ID := ct.account, ct.ids["agent"], ct.ids["agent2"]
+	billing := ct.team(t, "Billing", false, agentID)
+	vip := ct.team(t, "VIP", true, agent2ID)
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(context.Background(), acct, cust); err != nil {
+		t.Fatal(err)
+	}
+	sup := ct.clients["supervisor"]
+	create := func(body map[string]any) int64 {
+		t.Helper()
+		body["customer_id"] = cust.ID
+		res := sup.do(t, "POST", "/api/v1/tickets", body)
+		wantStatus(t, "create ticket", res, http.StatusCreated)
+		var tk agentdesk.Ticket
+		res.json(t, &tk)
+		return tk.ID
+	}
+	patch := func(id int64, body map[string]any) {
+		t.Helper()
+		res := sup.do(t, "PATCH", fmt.Sprintf("/api/v1/tickets/%d", id), body)
+		wantStatus(t, "update ticket", res, http.StatusOK)
+	}
+	moved := create(map[string]any{"subject": "Billing question", "team_id": billing})
+	taken := create(map[string]any{"subject": "VIP, assigned to agent", "team_id": vip, "assignee_id": agentID})
+
+	ws := ct.agentSocket(t, "agent", hub.AgentStream(agentID), hub.TicketStream(moved), hub.TicketStream(taken))
+	ws2 := ct.agentSocket(t, "agent2", hub.TicketStream(moved))
+
+	// Nothing of the ticket before its error frame: the change is after it.
+	noneOf := func(frames []map[string]any, stream string) {
+		t.Helper()
+		for _, f := range frames {
+			if f["stream"] == stream && f["type"] != "error" {
+				t.Errorf("before the error frame of %s: %v", stream, f)
+			}
+		}
+	}
+	patch(moved, map[string]any{"team_id": vip})
+	noneOf(readErrorsFor(t, ws, hub.TicketStream(moved)), hub.TicketStream(moved))
+	// The member of the new team is held at the same point, re-checked and
+	// let through: the move arrives.
+	readUntil(t, ws2, func(f map[string]any) bool {
+		return f["type"] == TicketUpdated && f["stream"] == hub.TicketStream(moved) && dataOf(f)["team_id"] == float64(vip)
+	})
+
+	patch(taken, map[string]any{"assignee_id": agent2ID})
+	noneOf(readErrorsFor(t, ws, hub.TicketStream(taken)), hub.TicketStream(taken))
+
+	// Later changes of both reach the member, not the agent.
+	patch(moved, map[string]any{"status": "pending"})
+	patch(taken, map[string]any{"status": "pending"})
+	readUntil(t, ws2, func(f map[string]any) bool {
+		return f["type"] == TicketUpdated && f["stream"] == hub.TicketStream(moved) && dataOf(f)["status"] == "pending"
+	})
+	mine := create(map[string]any{"subject": "Mine", "assignee_id": agentID})
+	frames := readUntil(t, ws, func(f map[string]any) bool {
+		return f["type"] == TicketCreated && dataOf(f)["id"] == float64(mine)
+	})
+	for _, f := range frames {
+		if s := f["stream"]; s == hub.TicketStream(moved) || s == hub.TicketStream(taken) {
+			t.Errorf("after the ticket left the agent's sight: %v", f)
+		}
+	}
+	// Following it again is refused.
+	if f, _ := wsCallFrames(t, ws, "resume", "again", map[string]any{"streams": []any{map[string]any{"stream": hub.TicketStream(moved)}}}); f["type"] != "error" || dataOf(f)["code"] != string(agentdesk.Forbidden) {
+		t.Errorf("follow the moved ticket again: %v", f)
+	}
+}
+
+// A routing transfer takes the ticket from its assignee like a
+// reassignment over REST: when the ticket is in a private team the
+// previous assignee is not in, their desk loses its stream.
+func TestAccessChangeTicketTransferred(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	ctx := context.Background()
+	agentID, agent2ID := ct.ids["agent"], ct.ids["agent2"]
+	vip := ct.team(t, "VIP", true, agent2ID)
+	admin, sup := ct.clients["admin"], ct.clients["supervisor"]
+
+	v := ct.visitor(t, "")
+	v.connect(ct)
+	res := v.post("/chat", map[string]any{"name": "Carla", "email": "carla@example.org", "queue_id": ct.queueID, "body": "Hello"})
+	wantStatus(t, "start chat", res, http.StatusCreated)
+	var started chatStarted
+	res.json(t, &started)
+	var taskID int64
+	if err := ct.store.DB().QueryRow(ctx, `SELECT task_id FROM chats WHERE account_id = $1 AND ticket_id = $2`, ct.account, started.TicketID).Scan(&taskID); err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"agent", "agent2"} {
+		wantStatus(t, "capacity", admin.do(t, "PUT", fmt.Sprintf("/api/v1/agents/%d/capacity", ct.ids[who]), map[string]int{"chat": 2}), http.StatusOK)
+	}
+	wantStatus(t, "available", ct.clients["agent"].do(t, "PUT", "/api/v1/presence", map[string]string{"state": "available"}), http.StatusOK)
+	if _, err := ct.eng.Dispatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	task := fmt.Sprintf("/api/v1/tasks/%d", taskID)
+	wantStatus(t, "accept", ct.clients["agent"].do(t, "POST", task+"/accept", nil), http.StatusOK)
+
+	ticket := hub.TicketStream(started.TicketID)
+	ws := ct.agentSocket(t, "agent", hub.AgentStream(agentID), ticket)
+	// Into the private team: its assignee still sees it.
+	wantStatus(t, "move to VIP", sup.do(t, "PATCH", fmt.Sprintf("/api/v1/tickets/%d", started.TicketID), map[string]any{"team_id": vip}), http.StatusOK)
+	readUntil(t, ws, func(f map[string]any) bool {
+		return f["type"] == TicketUpdated && f["stream"] == ticket && dataOf(f)["team_id"] == float64(vip)
+	})
+
+	wantStatus(t, "available", ct.clients["agent2"].do(t, "PUT", "/api/v1/presence", map[string]string{"state": "available"}), http.StatusOK)
+	wantStatus(t, "transfer", sup.do(t, "POST", task+"/move", map[string]any{"agent_id": agent2ID}), http.StatusOK)
+	for _, f := range readErrorsFor(t, ws, ticket) {
+		if f["stream"] == ticket && f["type"] != "error" {
+			t.Errorf("before the error frame: %v", f)
+		}
+	}
+	// A later message of the chat does not reach the former assignee.
+	wantStatus(t, "reply", ct.clients["agent2"].do(t, "POST", fmt.Sprintf("/api/v1/tickets/%d/messages", started.TicketID), map[string]any{"direction": "out", "body": "agent2 here"}), http.StatusCreated)
+	readMessage(t, v.ws, "agent2 here")
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(ctx, ct.account, cust); err != nil {
+		t.Fatal(err)
+	}
+	res = sup.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "Mine", "assignee_id": agentID})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var mine agentdesk.Ticket
+	res.json(t, &mine)
+	frames := readUntil(t, ws, func(f map[string]any) bool {
+		return f["type"] == TicketCreated && dataOf(f)["id"] == float64(mine.ID)
+	})
+	for _, f := range frames {
+		if f["stream"] == ticket {
+			t.Errorf("after the transfer: %v", f)
+		}
+	}
+}

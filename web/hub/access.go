@@ -24,6 +24,13 @@ import (
 // gone. An API token's connections follow the token's access stream
 // ("access:token-<id>") the same way and are closed when it is revoked.
 //
+// Who may see a ticket changes with the ticket too (another team, another
+// assignee). Its writer then publishes access.changed on the ticket's own
+// stream, before the rest of the change: each hub holds every follower of
+// that stream at that event until the connection's rights are re-checked,
+// so one that may no longer see the ticket gets the forbidden error frame
+// and nothing more of it, and the others get the event and what follows.
+//
 // A session also ends by itself: each connection a session opened has a
 // timer for the session's expiry, which re-reads the session then (one
 // renewed meanwhile re-arms the timer) and closes the connection when it
@@ -50,6 +57,14 @@ func TokenAccessStream(tokenID int64) string { return fmt.Sprintf("access:token-
 // was revoked: the connections it opened are closed.
 func PublishTokenRevoked(ctx context.Context, tx pgx.Tx, accountID, tokenID int64) error {
 	return Publish(ctx, tx, Event{AccountID: accountID, Stream: TokenAccessStream(tokenID), Type: AccessChanged, Data: map[string]int64{"token_id": tokenID}})
+}
+
+// PublishTicketAccessChanged tells every hub, once tx commits, that who may
+// see a ticket may have changed: the followers of its stream are
+// re-authorised before they get this event or any after it. Publish it
+// before the change's other events on the ticket's stream.
+func PublishTicketAccessChanged(ctx context.Context, tx pgx.Tx, accountID, ticketID int64) error {
+	return Publish(ctx, tx, Event{AccountID: accountID, Stream: TicketStream(ticketID), Type: AccessChanged, Data: map[string]int64{"ticket_id": ticketID}})
 }
 
 type sessionKey struct{}
@@ -157,32 +172,11 @@ func (c *conn) recheckOnce() {
 	ctx, cancel := context.WithTimeout(context.Background(), messageTimeout)
 	defer cancel()
 	h := c.h
-	var a agentdesk.Actor
-	var expires time.Time
-	var err error
-	if c.p.Actor.IsAgent() {
-		a, expires, err = h.actions.Agent(ctx, c.p.Actor.AccountID, c.p.Actor.AgentID, c.p.Session)
-	} else {
-		a, err = h.actions.Token(ctx, c.p.Actor.AccountID, c.p.Actor.TokenID)
-	}
-	switch kind := agentdesk.ErrorKind(err); {
-	case err == nil:
-	case kind == agentdesk.Unauthenticated || kind == agentdesk.NotFound:
-		c.closeWith(CloseUnauthorized, "signed out, session expired, token revoked or deactivated; sign in again")
-		return
-	default:
-		// Rights unknown: fail closed. The client reconnects and its
-		// resume is authorised afresh.
-		h.log.Warn("hub: re-check of an agent's rights", append(logAttrs(c.p), "err", err)...)
-		c.closeWith(closeGoingAway, "reconnect and resume")
-		return
-	}
-	c.p.Actor = a
-	if c.p.Session != "" {
-		// Always re-armed: the timer may be what woke this check, and the
-		// session may have been renewed.
-		c.p.Expires = expires
-		c.armExpiry(expires)
+	held := c.heldSubs()
+	if c.p.Visitor == nil && h.actions != nil {
+		if !c.reloadActor(ctx) {
+			return
+		}
 	}
 	for i := 0; i < len(c.subs); {
 		s := c.subs[i]
@@ -201,5 +195,75 @@ func (c *conn) recheckOnce() {
 		h.stats.ErrorsReturned.Add(1)
 		raw, _ := json.Marshal(errorBody{Code: string(agentdesk.Forbidden), Field: "stream", Message: fmt.Sprintf("you can no longer follow %s", s.key.name)})
 		c.send(marshalFrame(envelope{Type: "error", Stream: s.key.name, Data: raw}))
+	}
+	c.release(held)
+}
+
+// reloadActor reads c's agent (or API token) again; false when c was
+// closed for it. Called with c.op held.
+func (c *conn) reloadActor(ctx context.Context) bool {
+	h := c.h
+	var a agentdesk.Actor
+	var expires time.Time
+	var err error
+	if c.p.Actor.IsAgent() {
+		a, expires, err = h.actions.Agent(ctx, c.p.Actor.AccountID, c.p.Actor.AgentID, c.p.Session)
+	} else {
+		a, err = h.actions.Token(ctx, c.p.Actor.AccountID, c.p.Actor.TokenID)
+	}
+	switch kind := agentdesk.ErrorKind(err); {
+	case err == nil:
+	case kind == agentdesk.Unauthenticated || kind == agentdesk.NotFound:
+		c.closeWith(CloseUnauthorized, "signed out, session expired, token revoked or deactivated; sign in again")
+		return false
+	default:
+		// Rights unknown: fail closed. The client reconnects and its
+		// resume is authorised afresh.
+		h.log.Warn("hub: re-check of an agent's rights", append(logAttrs(c.p), "err", err)...)
+		c.closeWith(closeGoingAway, "reconnect and resume")
+		return false
+	}
+	c.p.Actor = a
+	if c.p.Session != "" {
+		// Always re-armed: the timer may be what woke this check, and the
+		// session may have been renewed.
+		c.p.Expires = expires
+		c.armExpiry(expires)
+	}
+	return true
+}
+
+// heldSubs is where c's streams are held for a re-check. It is read before
+// the re-check reads any rights, so those reads see every change whose
+// event caused a hold. Called with c.op held.
+func (c *conn) heldSubs() map[*stream]int64 {
+	var held map[*stream]int64
+	for _, s := range c.subs {
+		s.mu.Lock()
+		if i := s.subIndex(c); i >= 0 && s.subs[i].held != 0 {
+			if held == nil {
+				held = map[*stream]int64{}
+			}
+			held[s] = s.subs[i].held
+		}
+		s.mu.Unlock()
+	}
+	return held
+}
+
+// release lets the streams held at the start of a re-check that passed go
+// on. Dropped streams have no subscription left to release.
+func (c *conn) release(held map[*stream]int64) {
+	for s, seq := range held {
+		s.mu.Lock()
+		if i := s.subIndex(c); i >= 0 {
+			sb := s.subs[i]
+			if sb.held == seq {
+				sb.held = 0
+			}
+			sb.cleared = max(sb.cleared, seq)
+		}
+		s.mu.Unlock()
+		c.h.markDirty(s)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -36,6 +37,11 @@ type sub struct {
 	// internal: the hub's own subscription to the agent's access stream;
 	// nothing is sent, a new event makes the connection re-check its rights.
 	internal bool
+	// held: nothing after last is sent until the connection's rights are
+	// re-checked (an access.changed event on the stream, or a resync of a
+	// ticket stream, which may have skipped one); 0 = not held. cleared:
+	// the last seq such a re-check passed (access.go).
+	held, cleared int64
 }
 
 func (s *stream) behind(seq int64) bool {
@@ -221,6 +227,10 @@ ORDER BY w.i, e.seq`
 type storedEvent struct {
 	seq   int64
 	frame []byte
+	// recheck: an access.changed event. Who may follow the stream may have
+	// changed (a ticket moved to another team): each follower's rights are
+	// re-checked before it gets this event or any after it.
+	recheck bool
 }
 
 // streamRead is one stream's part of a batched read.
@@ -264,6 +274,7 @@ func (h *Hub) plan(s *stream) (streamRead, bool) {
 		c := sb.c
 		switch {
 		case sb.internal: // only the head is needed
+		case sb.held != 0: // nothing is sent until its re-check
 		case sb.pending && sb.want >= 0:
 			from = min(from, sb.want)
 		case !sb.pending && sb.last < s.known && c.room(s, now) != sent:
@@ -310,7 +321,7 @@ func (h *Hub) read(ctx context.Context, reads []streamRead) error {
 		r := &reads[i-1]
 		r.head, r.ok = head, true
 		if seq != nil {
-			r.events = append(r.events, storedEvent{*seq, marshalFrame(envelope{Type: *typ, Stream: r.s.key.name, Seq: *seq, Data: data})})
+			r.events = append(r.events, storedEvent{*seq, marshalFrame(envelope{Type: *typ, Stream: r.s.key.name, Seq: *seq, Data: data}), *typ == AccessChanged})
 		}
 	}
 	if err := rows.Err(); err != nil {
@@ -375,6 +386,9 @@ func (h *Hub) apply(r streamRead) (resynced []*conn) {
 			}
 			sb.pending = false
 		}
+		if sb.held != 0 {
+			continue // its re-check releases it (access.go)
+		}
 		if sb.last < from {
 			// Left out of this read (its queue was full), so firstRetained
 			// says nothing about it. Still full: its writer wakes s. Room
@@ -397,6 +411,11 @@ func (h *Hub) apply(r streamRead) (resynced []*conn) {
 			if e.seq != sb.last+1 {
 				continue
 			}
+			if e.recheck && e.seq > sb.cleared {
+				sb.held = e.seq
+				c.recheck()
+				break
+			}
 			// full: the writer marks s dirty when it takes the queue.
 			// gone: the reader unsubscribes c.
 			if res = c.offer(e.frame, s, now); res != sent {
@@ -405,7 +424,7 @@ func (h *Hub) apply(r streamRead) (resynced []*conn) {
 			sb.last = e.seq
 			h.stats.EventsSent.Add(1)
 		}
-		if res == sent && sb.last < head {
+		if res == sent && sb.held == 0 && sb.last < head {
 			again = true
 		}
 	}
@@ -434,4 +453,9 @@ func (h *Hub) resync(c *conn, sb *sub, name string, head int64) {
 	h.stats.Resyncs.Add(1)
 	sb.last = head
 	c.send(marshalFrame(envelope{Type: "resync", Stream: name, Seq: head}))
+	if strings.HasPrefix(name, "ticket:") {
+		// The skipped events may have moved the ticket out of c's sight.
+		sb.held = head
+		c.recheck()
+	}
 }
