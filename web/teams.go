@@ -2,6 +2,7 @@ package web
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -118,7 +119,23 @@ func (s *Server) patchTeam(w http.ResponseWriter, r *http.Request) error {
 		}
 		// Members who joined or left see the team's streams from now, or no
 		// more; in the change's transaction, so no crash can lose it.
-		return publishAccessChanged(ctx, tx, actor.AccountID, changedMembers(before.MemberIDs, t.MemberIDs)...)
+		changed := changedMembers(before.MemberIDs, t.MemberIDs)
+		if t.Private && !before.Private {
+			// The team's tickets leave the sight of every agent outside it:
+			// their desks drop the tickets' streams. Rare (an admin's
+			// decision), so every such agent is told rather than every
+			// ticket of the team.
+			outside, err := postgres.AgentsOutsideTeamTx(ctx, tx, actor.AccountID, id)
+			if err != nil {
+				return err
+			}
+			for _, a := range outside {
+				if !slices.Contains(changed, a) {
+					changed = append(changed, a)
+				}
+			}
+		}
+		return publishAccessChanged(ctx, tx, actor.AccountID, changed...)
 	})
 	if err != nil {
 		return err

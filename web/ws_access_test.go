@@ -482,3 +482,46 @@ func TestAccessChangeTicketTransferred(t *testing.T) {
 		}
 	}
 }
+
+// A team turned private takes its tickets out of the sight of the agents
+// outside it: their desks drop those tickets' streams; its members keep
+// them.
+func TestAccessChangeTeamTurnedPrivate(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	acct, agentID, agent2ID := ct.account, ct.ids["agent"], ct.ids["agent2"]
+	billing := ct.team(t, "Billing", false, agent2ID)
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(context.Background(), acct, cust); err != nil {
+		t.Fatal(err)
+	}
+	sup := ct.clients["supervisor"]
+	res := sup.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "Invoice", "team_id": billing})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var tk agentdesk.Ticket
+	res.json(t, &tk)
+	ticket := hub.TicketStream(tk.ID)
+	ws := ct.agentSocket(t, "agent", hub.AgentStream(agentID), ticket)
+	ws2 := ct.agentSocket(t, "agent2", ticket)
+
+	res = ct.clients["admin"].do(t, "PATCH", "/api/v1/teams/"+strconv.FormatInt(billing, 10), map[string]any{"private": true})
+	wantStatus(t, "make private", res, http.StatusOK)
+	readErrorsFor(t, ws, ticket)
+
+	res = sup.do(t, "PATCH", fmt.Sprintf("/api/v1/tickets/%d", tk.ID), map[string]any{"status": "pending"})
+	wantStatus(t, "update ticket", res, http.StatusOK)
+	readUntil(t, ws2, func(f map[string]any) bool {
+		return f["type"] == TicketUpdated && f["stream"] == ticket && dataOf(f)["status"] == "pending"
+	})
+	res = sup.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "Mine", "assignee_id": agentID})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var mine agentdesk.Ticket
+	res.json(t, &mine)
+	for _, f := range readUntil(t, ws, func(f map[string]any) bool {
+		return f["type"] == TicketCreated && dataOf(f)["id"] == float64(mine.ID)
+	}) {
+		if f["stream"] == ticket {
+			t.Errorf("after the team turned private: %v", f)
+		}
+	}
+}

@@ -216,3 +216,17 @@ func UpdateTeamTx(ctx context.Context, tx pgx.Tx, accountID int64, t *agentdesk.
 	}
 	return translate(setTeamMembers(ctx, tx, accountID, t), "team")
 }
+
+// AgentsOutsideTeamTx lists the active agents (role agent: supervisors see
+// every team) who are not members of a team: whose sight changes when the
+// team turns private.
+func AgentsOutsideTeamTx(ctx context.Context, tx pgx.Tx, accountID, teamID int64) ([]int64, error) {
+	rows, err := tx.Query(ctx, `SELECT a.id FROM agents a
+		WHERE a.account_id = $1 AND a.active AND a.role = 'agent'
+		  AND NOT EXISTS (SELECT 1 FROM team_members m WHERE m.team_id = $2 AND m.agent_id = a.id)
+		ORDER BY a.id`, accountID, teamID)
+	if err != nil {
+		return nil, fmt.Errorf("agents outside team %d: %w", teamID, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[int64])
+}
