@@ -34,11 +34,16 @@ type Position struct {
 
 // queueStatsQuery gives one row per queue: waiting and offered tasks, today
 // (midnight in the queue's time zone) answered/abandoned counts, agents.
+// Each part reads a partial index or a small table: the longest wait is the
+// older of the oldest queued and the oldest offered task (one "state IN"
+// would walk the day's tasks by enqueued_at), and the agents' slots are the
+// capacity columns matching uses, not agents.capacity parsed per agent.
 const queueStatsQuery = `
 SELECT q.id, q.name, q.sl_target_seconds, q.sl_target_percent, coalesce(q.channels[1], 'chat'),
 	(SELECT count(*) FROM tasks t WHERE t.account_id = q.account_id AND t.queue_id = q.id AND t.state = 'queued'),
 	(SELECT count(*) FROM tasks t WHERE t.account_id = q.account_id AND t.queue_id = q.id AND t.state = 'offered'),
-	(SELECT min(t.enqueued_at) FROM tasks t WHERE t.account_id = q.account_id AND t.queue_id = q.id AND t.state IN ('queued', 'offered')),
+	least((SELECT min(t.enqueued_at) FROM tasks t WHERE t.account_id = q.account_id AND t.queue_id = q.id AND t.state = 'queued'),
+	      (SELECT min(t.enqueued_at) FROM tasks t WHERE t.account_id = q.account_id AND t.queue_id = q.id AND t.state = 'offered')),
 	d.answered, d.within, d.abandoned,
 	a.available, a.busy, a.slots, h.aht
 FROM queues q
@@ -51,9 +56,9 @@ CROSS JOIN LATERAL (
 CROSS JOIN LATERAL (
 	SELECT count(*) FILTER (WHERE p.state = 'available' AND p.load_voice + p.load_chat + p.load_email = 0) AS available,
 	       count(*) FILTER (WHERE p.state = 'wrap_up' OR (p.state = 'available' AND p.load_voice + p.load_chat + p.load_email > 0)) AS busy,
-	       coalesce(sum(coalesce((ag.capacity->>(CASE WHEN coalesce(q.channels[1], 'chat') IN ('voice', 'chat') THEN q.channels[1] ELSE 'email' END))::int, 1))
+	       coalesce(sum(CASE coalesce(q.channels[1], 'chat') WHEN 'voice' THEN p.cap_voice WHEN 'chat' THEN p.cap_chat ELSE p.cap_email END)
 	                FILTER (WHERE p.state IN ('available', 'wrap_up')), 0) AS slots
-	FROM agent_presence p JOIN agents ag ON ag.id = p.agent_id
+	FROM agent_presence p
 	WHERE p.account_id = q.account_id AND p.state <> 'offline'
 	  AND (q.team_id IS NULL OR EXISTS (SELECT 1 FROM team_members tm WHERE tm.team_id = q.team_id AND tm.agent_id = p.agent_id))
 ) a
