@@ -524,3 +524,35 @@ func TestAccessChangeTeamTurnedPrivate(t *testing.T) {
 		}
 	}
 }
+
+// A resync of a ticket stream re-authorises the connection before any
+// later event (the skipped events may have moved the ticket); one still
+// allowed goes on receiving.
+func TestAccessChangeTicketResync(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(context.Background(), ct.account, cust); err != nil {
+		t.Fatal(err)
+	}
+	sup := ct.clients["supervisor"]
+	res := sup.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "Anyone"})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var tk agentdesk.Ticket
+	res.json(t, &tk)
+	ticket := hub.TicketStream(tk.ID)
+	ws := ct.agentSocket(t, "agent")
+	// A last_seq ahead of the stream: resync.
+	ws.WriteJSON(map[string]any{"type": "resume", "id": "r2", "data": map[string]any{"streams": []any{map[string]any{"stream": ticket, "last_seq": 999}}}}) //nolint:errcheck
+	if f := readFrame(t, ws, "resync"); f["stream"] != ticket {
+		t.Fatalf("resync %v", f)
+	}
+	res = sup.do(t, "PATCH", fmt.Sprintf("/api/v1/tickets/%d", tk.ID), map[string]any{"status": "pending"})
+	wantStatus(t, "update ticket", res, http.StatusOK)
+	readUntil(t, ws, func(f map[string]any) bool {
+		if f["type"] == "error" {
+			t.Fatalf("after the resync: %v", f)
+		}
+		return f["type"] == TicketUpdated && f["stream"] == ticket
+	})
+}
