@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -31,15 +32,37 @@ UPDATE tasks SET state = 'assigned', agent_id = $3, assigned_at = $4, wait_secon
 WHERE account_id = $1 AND id = $2`, accountID, taskID, agentID, now, wait)
 		b.Queue(`UPDATE agent_presence SET missed_offers = 0, last_assigned_at = $2 WHERE agent_id = $1`, agentID, now)
 		b.Queue(countSQL, accountID, t.queueID, now, taskID, 1, wait, 0)
-		if t.ticketID != 0 {
-			b.Queue(`UPDATE tickets SET assignee_id = $3, updated_at = $4 WHERE account_id = $1 AND id = $2`,
-				accountID, t.ticketID, agentID, now)
-		}
 		b.Queue(insertTaskEvent, accountID, taskID, string(StateOffered), string(StateAssigned), agentID, t.queueID, "", now)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		if t.ticketID != 0 {
+			// The ticket's assignee before this one, for the re-check of who
+			// may still follow the ticket.
+			b.Queue(`
+WITH old AS (SELECT id, assignee_id FROM tickets WHERE account_id = $1 AND id = $2 FOR UPDATE)
+UPDATE tickets t SET assignee_id = $3, updated_at = $4 FROM old
+WHERE t.account_id = $1 AND t.id = old.id
+RETURNING coalesce(old.assignee_id, 0)`, accountID, t.ticketID, agentID, now)
+		}
+		br := tx.SendBatch(ctx, b)
+		var prev int64
+		for range 4 {
+			if _, err := br.Exec(); err != nil {
+				br.Close()
+				return fmt.Errorf("accept task %d: %w", taskID, err)
+			}
+		}
+		if t.ticketID != 0 {
+			if err := br.QueryRow().Scan(&prev); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				br.Close()
+				return fmt.Errorf("accept task %d: assign ticket: %w", taskID, err)
+			}
+		}
+		if err := br.Close(); err != nil {
 			return fmt.Errorf("accept task %d: %w", taskID, err)
 		}
-		ch := TaskChange{TaskID: taskID, State: StateAssigned, AgentID: agentID}
+		if prev == agentID {
+			prev = 0
+		}
+		ch := TaskChange{TaskID: taskID, State: StateAssigned, AgentID: agentID, PreviousAssignee: prev}
 		for _, s := range []string{AgentStream(agentID), TaskStream(taskID)} {
 			if err := e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: s, Type: "task_assigned", Data: ch}); err != nil {
 				return err

@@ -58,6 +58,10 @@ type TaskChange struct {
 	State   State  `json:"state"`
 	AgentID int64  `json:"agent_id,omitempty"`
 	Reason  string `json:"reason,omitempty"`
+	// PreviousAssignee is the agent the task's ticket was assigned to
+	// before an accepted offer gave it to AgentID (0: nobody, or the same
+	// agent): they may no longer see it.
+	PreviousAssignee int64 `json:"previous_assignee_id,omitempty"`
 }
 
 // TaskEvent is one row of a task's history.

@@ -268,14 +268,13 @@ func (c chatRoutingEvents) Publish(ctx context.Context, tx pgx.Tx, e routing.Eve
 // ticketOfTask is the ticket a routing task works on (0: none).
 const ticketOfTask = `SELECT coalesce(ticket_id, 0) FROM tasks WHERE account_id = $1 AND id = $2`
 
-// transferredTicket: a transfer gives the task's ticket another assignee,
-// so the previous one may no longer see it (a private team they are not
-// in). The followers of the ticket's stream are re-authorised, in the
-// transfer's transaction, as for a reassignment over REST (updateTicket).
-// The engine announces a transfer once on each agent's stream; this acts on
-// the new agent's. (A first assignment by accepting an offer is left alone:
-// the ticket rarely had another assignee, and accepting is routing's hot
-// path.)
+// transferredTicket: a transfer, or an accepted offer for a ticket that
+// had another assignee, gives the ticket a new assignee, so the previous
+// one may no longer see it (a private team they are not in). The followers
+// of the ticket's stream are re-authorised, in the same transaction, as for
+// a reassignment over REST (updateTicket). The engine announces a transfer
+// once on each agent's stream, and an acceptance on the accepting agent's;
+// this acts on the new agent's. A first assignment costs nothing here.
 func transferredTicket(ctx context.Context, tx pgx.Tx, e routing.Event) error {
 	var d routing.TaskChange
 	switch v := e.Data.(type) {
@@ -286,7 +285,7 @@ func transferredTicket(ctx context.Context, tx pgx.Tx, e routing.Event) error {
 	default:
 		return nil
 	}
-	if e.Type != "task_assigned" || d.Reason != "transfer" || e.Stream != routing.AgentStream(d.AgentID) {
+	if e.Type != "task_assigned" || (d.Reason != "transfer" && d.PreviousAssignee == 0) || e.Stream != routing.AgentStream(d.AgentID) {
 		return nil
 	}
 	var ticketID int64

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"agentdesk/agentdesk"
+	"agentdesk/routing"
 	"agentdesk/web/hub"
 )
 
@@ -555,4 +556,49 @@ func TestAccessChangeTicketResync(t *testing.T) {
 		}
 		return f["type"] == TicketUpdated && f["stream"] == ticket
 	})
+}
+
+// An offer accepted for a ticket that had another assignee gives it a new
+// one: the former assignee, who saw the private team's ticket only as its
+// assignee, is re-checked and loses its stream.
+func TestAccessChangeTicketAcceptedByAnother(t *testing.T) {
+	t.Parallel()
+	ct := newChatEnv(t)
+	ctx := context.Background()
+	agentID, agent2ID := ct.ids["agent"], ct.ids["agent2"]
+	vip := ct.team(t, "VIP", true, agent2ID)
+	admin, sup := ct.clients["admin"], ct.clients["supervisor"]
+	cust := &agentdesk.Customer{Name: "Nora"}
+	if err := ct.store.CreateCustomer(ctx, ct.account, cust); err != nil {
+		t.Fatal(err)
+	}
+	res := sup.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "Refund", "team_id": vip, "assignee_id": agentID})
+	wantStatus(t, "create ticket", res, http.StatusCreated)
+	var tk agentdesk.Ticket
+	res.json(t, &tk)
+	ticket := hub.TicketStream(tk.ID)
+	ws := ct.agentSocket(t, "agent", hub.AgentStream(agentID), ticket)
+
+	wantStatus(t, "capacity", admin.do(t, "PUT", fmt.Sprintf("/api/v1/agents/%d/capacity", agent2ID), map[string]int{"email": 2}), http.StatusOK)
+	wantStatus(t, "available", ct.clients["agent2"].do(t, "PUT", "/api/v1/presence", map[string]string{"state": "available"}), http.StatusOK)
+	res = sup.do(t, "POST", "/api/v1/tasks", map[string]any{"channel": "email", "ticket_id": tk.ID, "customer_id": cust.ID})
+	wantStatus(t, "queue", res, http.StatusCreated)
+	var task routing.Task
+	res.json(t, &task)
+	if _, err := ct.eng.Dispatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, "accept", ct.clients["agent2"].do(t, "POST", fmt.Sprintf("/api/v1/tasks/%d/accept", task.ID), nil), http.StatusOK)
+	for _, f := range readErrorsFor(t, ws, ticket) {
+		if f["stream"] == ticket && f["type"] != "error" {
+			t.Errorf("before the error frame: %v", f)
+		}
+	}
+	var assignee int64
+	if err := ct.store.DB().QueryRow(ctx, `SELECT assignee_id FROM tickets WHERE id = $1`, tk.ID).Scan(&assignee); err != nil {
+		t.Fatal(err)
+	}
+	if assignee != agent2ID {
+		t.Fatalf("assignee %d, want %d", assignee, agent2ID)
+	}
 }
