@@ -22,9 +22,12 @@ package main
 //
 // The server is a child process (this binary, "loadgen ws --serve") so the
 // clients' memory is not counted. It runs the hub behind a plain mux: agents
-// are identified by a header instead of a session, and chat.send publishes
-// the message events without storing a message row, so the figures are the
-// hub's (database event log included), not the REST layer's.
+// are identified by a header instead of a sign-in (each connection is still
+// handed a session expiring after --session-ttl, as the web hands over a
+// sign-in cookie's, so the hub tracks its expiry as in production), and
+// chat.send publishes the message events without storing a message row, so
+// the figures are the hub's (database event log included), not the REST
+// layer's.
 
 import (
 	"bufio"
@@ -71,6 +74,7 @@ type wsLoadConfig struct {
 	readBuf     int
 	writers     int
 	godebug     string
+	sessionTTL  time.Duration
 
 	lists      bool
 	viewers    float64
@@ -95,6 +99,7 @@ func loadgenWS(ctx context.Context, args []string) error {
 	fs.IntVar(&c.writers, "writers", 16, "concurrent publishing transactions in the contention phase (0 skips it)")
 	fs.StringVar(&c.godebug, "server-godebug", "", "GODEBUG for the server process, e.g. adaptivestackstart=0")
 	fs.IntVar(&c.readBuf, "read-buffer", 0, "server read buffer per connection (0 = the hub's default)")
+	fs.DurationVar(&c.sessionTTL, "session-ttl", 12*time.Hour, "lifetime of the session each agent connection is opened with, as the web's sign-in cookie (0 = none, as an API token's connection)")
 	fs.BoolVar(&c.lists, "lists", false, "measure the fan-out of new tickets to the lists instead (--conns agents, --viewers, --ticket-rate)")
 	fs.Float64Var(&c.viewers, "viewers", 0.05, "with --lists: fraction of the agents showing All open (following account:<id>)")
 	fs.Float64Var(&c.ticketRate, "ticket-rate", 50, "with --lists: new tickets per second")
@@ -130,8 +135,12 @@ func raiseFileLimit() {
 // ---- the measured server process ----
 
 // wsLoadActions plays the store: ticket i is assigned to agent i and
-// belongs to visitor "v<i>"; chat.send publishes to both streams.
-type wsLoadActions struct{ db *pgxpool.Pool }
+// belongs to visitor "v<i>"; chat.send publishes to both streams; a
+// session lasts sessionTTL from its re-check.
+type wsLoadActions struct {
+	db         *pgxpool.Pool
+	sessionTTL time.Duration
+}
 
 func (a wsLoadActions) Ticket(ctx context.Context, accountID, id int64) (hub.TicketInfo, error) {
 	return hub.TicketInfo{ID: id, AssigneeID: id, VisitorID: "v" + strconv.FormatInt(id, 10)}, nil
@@ -158,8 +167,12 @@ func (a wsLoadActions) SendChat(ctx context.Context, p hub.Principal, ticketID i
 func (wsLoadActions) SetPresence(context.Context, agentdesk.Actor, string, string) error { return nil }
 func (wsLoadActions) AcceptOffer(context.Context, agentdesk.Actor, int64) error          { return nil }
 func (wsLoadActions) RejectOffer(context.Context, agentdesk.Actor, int64, string) error  { return nil }
-func (wsLoadActions) Agent(_ context.Context, acct, id int64, _ string) (agentdesk.Actor, time.Time, error) {
-	return agentdesk.Actor{AccountID: acct, AgentID: id, Role: agentdesk.RoleAgent}, time.Time{}, nil
+func (a wsLoadActions) Agent(_ context.Context, acct, id int64, session string) (agentdesk.Actor, time.Time, error) {
+	var expires time.Time
+	if session != "" {
+		expires = time.Now().Add(a.sessionTTL)
+	}
+	return agentdesk.Actor{AccountID: acct, AgentID: id, Role: agentdesk.RoleAgent}, expires, nil
 }
 func (wsLoadActions) Token(_ context.Context, acct, id int64) (agentdesk.Actor, error) {
 	return agentdesk.Actor{AccountID: acct, TokenID: id, Role: agentdesk.RoleSupervisor}, nil
@@ -194,13 +207,16 @@ func wsLoadServer(ctx context.Context, c wsLoadConfig) error {
 	}
 	defer db.Close()
 	cfg := hub.Config{VisitorRate: 1e6, VisitorBurst: 1e6, IPRate: 1e6, IPBurst: 1e6, ReadBufferSize: c.readBuf}
-	h := hub.New(db, wsLoadActions{db}, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	h := hub.New(db, wsLoadActions{db, c.sessionTTL}, cfg, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err := h.Start(ctx); err != nil {
 		return err
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws/agent", func(w http.ResponseWriter, r *http.Request) {
 		id, _ := strconv.ParseInt(r.Header.Get("X-Agent"), 10, 64)
+		if c.sessionTTL > 0 { // as the web hands over a sign-in cookie's session
+			r = r.WithContext(hub.WithSession(r.Context(), "loadgen-session-"+strconv.FormatInt(id, 10), time.Now().Add(c.sessionTTL)))
+		}
 		if err := h.ServeAgent(w, r, agentdesk.Actor{AccountID: c.account, AgentID: id, Role: agentdesk.RoleAgent}); err != nil {
 			http.Error(w, err.Error(), http.StatusForbidden)
 		}
@@ -277,7 +293,7 @@ func startWSChild(ctx context.Context, c wsLoadConfig, addr string) (*wsChild, e
 		return nil, err
 	}
 	cmd := exec.CommandContext(ctx, exe, "loadgen", "ws", "--serve", "--addr", addr, "--database-url", c.databaseURL,
-		"--account", strconv.FormatInt(c.account, 10), "--read-buffer", strconv.Itoa(c.readBuf))
+		"--account", strconv.FormatInt(c.account, 10), "--read-buffer", strconv.Itoa(c.readBuf), "--session-ttl", c.sessionTTL.String())
 	cmd.Stderr = os.Stderr
 	if c.godebug != "" {
 		cmd.Env = append(os.Environ(), "GODEBUG="+c.godebug)
