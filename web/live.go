@@ -20,6 +20,10 @@ import (
 // TicketUpdated is the event type of a changed ticket (data: the ticket).
 const TicketUpdated = "ticket.updated"
 
+// TicketUnassigned tells the previous assignee that a ticket was taken from
+// them: only its id, since they may no longer see it; their list reloads.
+const TicketUnassigned = "ticket.unassigned"
+
 // TicketCreated is the event type of a new ticket (data: the ticket).
 const TicketCreated = "ticket.created"
 
@@ -146,8 +150,9 @@ func publishTicketChange(ctx context.Context, tx pgx.Tx, accountID int64, before
 	return publishAll(ctx, tx, accountID, ticketStreams(after), TicketUpdated, after)
 }
 
-// updateTicket changes a ticket and publishes ticket.updated to its streams
-// (and to the previous assignee's, whose list loses it). A chat ticket that
+// updateTicket changes a ticket and publishes ticket.updated to its streams,
+// and ticket.unassigned (the id only) to the previous assignee's, whose
+// list loses it. A chat ticket that
 // is solved or closed ends its chat: the visitor gets chat.ended.
 func (s *Server) updateTicket(ctx context.Context, actor agentdesk.Actor, id int64, change func(*agentdesk.Ticket) error) (*agentdesk.Ticket, error) {
 	if !s.chat.live {
@@ -173,8 +178,14 @@ func (s *Server) updateTicket(ctx context.Context, actor agentdesk.Actor, id int
 				return err
 			}
 		}
-		if err := publishAll(ctx, tx, actor.AccountID, ticketStreams(t, before.AssigneeID), TicketUpdated, t); err != nil {
+		if err := publishAll(ctx, tx, actor.AccountID, ticketStreams(t), TicketUpdated, t); err != nil {
 			return err
+		}
+		if before.AssigneeID != nil && !sameID(before.AssigneeID, t.AssigneeID) {
+			if err := hub.Publish(ctx, tx, hub.Event{AccountID: actor.AccountID, Stream: hub.AgentStream(*before.AssigneeID),
+				Type: TicketUnassigned, Data: map[string]int64{"ticket_id": t.ID}}); err != nil {
+				return err
+			}
 		}
 		if t.Channel == agentdesk.ChannelChat && t.Status.Done() && !before.Status.Done() {
 			return endChatTx(ctx, tx, actor.AccountID, t.ID, "agent")

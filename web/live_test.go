@@ -256,6 +256,13 @@ func TestTwoDesksSeeEachOthersChanges(t *testing.T) {
 	// list) hears it has gone, agent2's list that it arrived.
 	wantStatus(t, "assign", sup.do(t, "PATCH", path, map[string]any{"assignee_id": agent2ID}), http.StatusOK)
 	toAgent2 := func(d map[string]any) bool { return d["assignee_id"] == float64(agent2ID) }
-	readOnEach(t, agentWS, TicketUpdated, toAgent2, ts, hub.AgentStream(agentID))
+	// The two streams' frames come in either order.
+	var updated, unassigned bool
+	readUntil(t, agentWS, func(f map[string]any) bool {
+		d := dataOf(f)
+		updated = updated || (f["type"] == TicketUpdated && f["stream"] == ts && toAgent2(d))
+		unassigned = unassigned || (f["type"] == TicketUnassigned && f["stream"] == hub.AgentStream(agentID) && d["ticket_id"] == float64(tk.ID))
+		return updated && unassigned
+	})
 	readOn(agent2WS, TicketUpdated, hub.AgentStream(agent2ID), toAgent2)
 }

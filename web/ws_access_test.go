@@ -393,7 +393,8 @@ func TestAccessChangeTicketMovedOutOfSight(t *testing.T) {
 	})
 
 	patch(taken, map[string]any{"assignee_id": agent2ID})
-	noneOf(readErrorsFor(t, ws, hub.TicketStream(taken)), hub.TicketStream(taken))
+	seen := readErrorsFor(t, ws, hub.TicketStream(taken))
+	noneOf(seen, hub.TicketStream(taken))
 
 	// Later changes of both reach the member, not the agent.
 	patch(moved, map[string]any{"status": "pending"})
@@ -409,6 +410,28 @@ func TestAccessChangeTicketMovedOutOfSight(t *testing.T) {
 		if s := f["stream"]; s == hub.TicketStream(moved) || s == hub.TicketStream(taken) {
 			t.Errorf("after the ticket left the agent's sight: %v", f)
 		}
+	}
+	// The former assignee's own stream is told the ticket was taken from
+	// them, by its id alone: not the ticket as it is now.
+	unassigned := 0
+	for _, f := range append(seen, frames...) {
+		if f["stream"] != hub.AgentStream(agentID) {
+			continue
+		}
+		switch d := dataOf(f); f["type"] {
+		case TicketUnassigned:
+			if len(d) != 1 || d["ticket_id"] != float64(taken) {
+				t.Errorf("ticket.unassigned carries %v, want only ticket_id %d", d, taken)
+			}
+			unassigned++
+		case TicketUpdated:
+			if d["id"] == float64(taken) {
+				t.Errorf("the former assignee got the reassigned ticket: %v", f)
+			}
+		}
+	}
+	if unassigned != 1 {
+		t.Errorf("ticket.unassigned frames: %d, want 1", unassigned)
 	}
 	// Following it again is refused.
 	if f, _ := wsCallFrames(t, ws, "resume", "again", map[string]any{"streams": []any{map[string]any{"stream": hub.TicketStream(moved)}}}); f["type"] != "error" || dataOf(f)["code"] != string(agentdesk.Forbidden) {

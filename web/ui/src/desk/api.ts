@@ -512,6 +512,7 @@ export const EV = {
   messageUpdated: "message.updated", // the same message, changed (an email's delivery state)
   typing: "typing",
   ticketUpdated: "ticket.updated",
+  ticketUnassigned: "ticket.unassigned", // {ticket_id}: taken from me; my lists reload
   presence: "presence",
   resync: "resync",
 } as const;

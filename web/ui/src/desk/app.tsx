@@ -149,6 +149,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       }),
       socket.on(EV.resync, () => setRefresh((x) => x + 1)),
       socket.on(EV.ticketUpdated, () => setRefresh((x) => x + 1)),
+      socket.on(EV.ticketUnassigned, () => setRefresh((x) => x + 1)),
     ];
     return () => {
       removeEventListener("popstate", onPop);
