@@ -31,10 +31,11 @@ import (
 // so one that may no longer see the ticket gets the forbidden error frame
 // and nothing more of it, and the others get the event and what follows.
 //
-// A session also ends by itself: each connection a session opened has a
-// timer for the session's expiry, which re-reads the session then (one
-// renewed meanwhile re-arms the timer) and closes the connection when it
-// has expired.
+// A session also ends by itself: each connection a session opened is
+// scheduled with the hub's expiries (expiry.go: one goroutine and a heap
+// for all connections, not a timer each), which re-read the session when
+// it expires (one renewed meanwhile schedules the connection again) and
+// close the connection when it has expired.
 
 // AccessChanged is the type of the event on an agent's access stream.
 const AccessChanged = "access.changed"
@@ -87,7 +88,7 @@ func sessionOf(ctx context.Context) (string, time.Time) {
 }
 
 // followAccess subscribes c, internally, to its agent's or API token's
-// access stream, and arms the timer of its session's expiry.
+// access stream, and schedules the re-check at its session's expiry.
 func (h *Hub) followAccess(c *conn) {
 	if c.p.Visitor != nil || h.actions == nil {
 		return
@@ -117,20 +118,17 @@ func (h *Hub) followAccess(c *conn) {
 	h.markDirty(s)
 }
 
-// armExpiry (re)sets the timer that re-checks c when its session expires
-// (at is zero for connections without one). The re-check reads the session
-// again: a renewed session re-arms the timer, an expired one closes c.
+// armExpiry (re)schedules the re-check of c when its session expires (at
+// is zero for connections without one) with the hub's expiries. The
+// re-check reads the session again: a renewed session schedules c again,
+// an expired one closes it.
 func (c *conn) armExpiry(at time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.expiry != nil {
-		c.expiry.Stop()
-		c.expiry = nil
-	}
-	if at.IsZero() || c.closed {
+	if c.closed {
 		return
 	}
-	c.expiry = time.AfterFunc(time.Until(at), c.recheck)
+	c.h.expiries.set(c, at)
 }
 
 // recheck asks for a re-check of c's rights; checks run one at a time, and
@@ -225,8 +223,8 @@ func (c *conn) reloadActor(ctx context.Context) bool {
 	}
 	c.p.Actor = a
 	if c.p.Session != "" {
-		// Always re-armed: the timer may be what woke this check, and the
-		// session may have been renewed.
+		// Always re-armed: the expiry may be what woke this check (it
+		// left the heap then), and the session may have been renewed.
 		c.p.Expires = expires
 		c.armExpiry(expires)
 	}

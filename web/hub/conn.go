@@ -40,23 +40,27 @@ type conn struct {
 
 	mu        sync.Mutex
 	queue     []item
-	writing   bool
-	closed    bool                 // accepts no more frames
-	closeCode int                  // when set, the writer sends this close frame and hangs up
 	closeText string               // reason sent with closeCode
-	bucket    uint8                // which of the pinger's rounds pings this connection
 	fullSince time.Time            // when an event last found the queue full; zero once the writer takes it
 	blocked   map[*stream]struct{} // streams waiting for room in the queue
-
-	checking   bool        // a re-check of the agent's rights runs (access.go)
-	checkAgain bool        // another one was asked for meanwhile
-	expiry     *time.Timer // re-checks when the session that opened c expires (access.go)
 
 	// op is held while a client message is handled and while the rights are
 	// re-checked: both read p and change subs.
 	op     sync.Mutex
 	subs   []*stream // under op
 	access *stream   // the internal subscription to the agent's or token's access stream; nil for visitors
+
+	// Small fields last, together, so conn fits a smaller size class.
+	closeCode  int32 // under mu; when set, the writer sends this close frame and hangs up
+	writing    bool  // under mu
+	closed     bool  // under mu; accepts no more frames
+	bucket     uint8 // which of the pinger's rounds pings this connection
+	checking   bool  // under mu; a re-check of the agent's rights runs (access.go)
+	checkAgain bool  // under mu; another one was asked for meanwhile
+	// When the session that opened c expires, and c's place in the hub's
+	// heap of expiries (expiry.go): both under h.expiries.mu.
+	expirySlot int32
+	expiresAt  int64 // unix nanoseconds
 }
 
 // start registers c and runs its reader. It is called with the upgrade done.
@@ -206,7 +210,7 @@ func (c *conn) closeLocked(code int, text string) {
 	}
 	c.closed = true
 	c.queue = nil
-	c.closeCode, c.closeText = code, text
+	c.closeCode, c.closeText = int32(code), text
 	c.startWriterLocked()
 }
 
@@ -229,7 +233,7 @@ func (c *conn) writeLoop() {
 		c.fullSince = time.Time{}
 		blocked := c.blocked
 		c.blocked = nil
-		code, text := c.closeCode, c.closeText
+		code, text := int(c.closeCode), c.closeText
 		if len(batch) == 0 && code == 0 {
 			c.writing = false
 			c.mu.Unlock()
@@ -320,10 +324,7 @@ func (c *conn) readEnded() {
 	c.mu.Lock()
 	c.closed = true
 	c.queue = nil
-	if c.expiry != nil {
-		c.expiry.Stop()
-		c.expiry = nil
-	}
+	h.expiries.remove(c)
 	c.mu.Unlock()
 	c.op.Lock()
 	for _, s := range c.subs {

@@ -26,7 +26,9 @@
 // reader's stack stays small. A writer goroutine runs only while frames are
 // queued (an idle connection has none) and drains a bounded queue; event
 // delivery is paced to that queue, so a burst waits in the database, not in
-// memory. One pinger per hub pings every connection every 25 s. A client
+// memory. One pinger per hub pings every connection every 25 s, and one
+// goroutine per hub re-checks each connection whose session expires (a
+// heap of connections by expiry, expiry.go, not a timer each). A client
 // whose queue stays full for 5 s is disconnected with close code 4008 and
 // never blocks anyone else. Every client message passes the hub's
 // authorisation rules; what a client may do beyond following streams (send

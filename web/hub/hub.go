@@ -99,7 +99,8 @@ type Hub struct {
 	closed  bool
 
 	work     workQueue
-	loops    sync.WaitGroup // listener, poller, pruner, workers
+	expiries expiries
+	loops    sync.WaitGroup // listener, poller, pruner, expiries, workers
 	connWG   sync.WaitGroup // readers, writers, closers
 	stop     context.CancelFunc
 	started  bool
@@ -129,14 +130,15 @@ func New(db *pgxpool.Pool, actions Actions, cfg Config, log *slog.Logger) *Hub {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Hub{
-		db:      db,
-		cfg:     cfg,
-		log:     log,
-		actions: actions,
-		limits:  newLimiter(cfg),
-		streams: map[streamKey]*stream{},
-		conns:   map[*conn]struct{}{},
-		work:    newWorkQueue(),
+		db:       db,
+		cfg:      cfg,
+		log:      log,
+		actions:  actions,
+		limits:   newLimiter(cfg),
+		streams:  map[streamKey]*stream{},
+		conns:    map[*conn]struct{}{},
+		work:     newWorkQueue(),
+		expiries: newExpiries(),
 	}
 }
 
@@ -166,8 +168,9 @@ func (h *Hub) Start(ctx context.Context) error {
 		cancel()
 		return err
 	}
-	h.loops.Add(6 + h.cfg.Workers)
+	h.loops.Add(7 + h.cfg.Workers)
 	go func() { defer h.loops.Done(); h.pingLoop(runCtx) }()
+	go func() { defer h.loops.Done(); h.expiries.run(runCtx, (*conn).recheck) }()
 	go func() { defer h.loops.Done(); h.listen(runCtx, ready) }()
 	go func() {
 		defer h.loops.Done()

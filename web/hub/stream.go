@@ -30,18 +30,19 @@ type stream struct {
 
 // sub is one connection's position in one stream.
 type sub struct {
-	c       *conn
-	pending bool  // resumed, not yet answered with subscribed/resync
-	want    int64 // pending: last seq the client has, -1 = start from now
-	last    int64 // active: last seq sent to the client
-	// internal: the hub's own subscription to the agent's access stream;
-	// nothing is sent, a new event makes the connection re-check its rights.
-	internal bool
+	c    *conn
+	want int64 // pending: last seq the client has, -1 = start from now
+	last int64 // active: last seq sent to the client
 	// held: nothing after last is sent until the connection's rights are
 	// re-checked (an access.changed event on the stream, or a resync of a
 	// ticket stream, which may have skipped one); 0 = not held. cleared:
 	// the last seq such a re-check passed (access.go).
 	held, cleared int64
+	pending       bool // resumed, not yet answered with subscribed/resync
+	// internal: the hub's own subscription to the agent's access stream;
+	// nothing is sent, a new event makes the connection re-check its rights.
+	// (The bools last: 48 bytes instead of 56, a smaller size class.)
+	internal bool
 }
 
 func (s *stream) behind(seq int64) bool {
