@@ -39,8 +39,12 @@
 //
 // Memory: an idle connection is one goroutine blocked in a read, gorilla's
 // connection with a 256-byte read buffer (write buffers are pooled) and the
-// hub's bookkeeping — ~7 KB, ~5 KB when the server runs with
-// GODEBUG=adaptivestackstart=0 (BENCHMARKS.md, Realtime).
+// hub's bookkeeping (the connection, a subscription to its agent stream
+// and one to its access stream, a slot in the heap of expiries; no timer)
+// — ~3.5 KB of heap and a 2 or 4 KB stack, which the runtime's adaptive
+// initial stack decides: ~5 KB in all when the server runs with
+// GODEBUG=adaptivestackstart=0 (BENCHMARKS.md, Realtime). The sizes of
+// conn and sub are held to their size classes by a test.
 //
 // The hub must never: import package web or routing (they import it); keep
 // state that matters only in memory (a lost process loses connections,
