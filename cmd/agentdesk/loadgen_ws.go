@@ -97,7 +97,7 @@ func loadgenWS(ctx context.Context, args []string) error {
 	fs.IntVar(&c.chats, "chats", 500, "concurrent active chats")
 	fs.DurationVar(&c.chatFor, "chat-duration", 15*time.Second, "length of each chat phase")
 	fs.IntVar(&c.writers, "writers", 16, "concurrent publishing transactions in the contention phase (0 skips it)")
-	fs.StringVar(&c.godebug, "server-godebug", "", "GODEBUG for the server process, e.g. adaptivestackstart=0")
+	fs.StringVar(&c.godebug, "server-godebug", "", "GODEBUG for the server process (default: as serve sets it, adaptivestackstart=0; adaptivestackstart=1 for the runtime's default)")
 	fs.IntVar(&c.readBuf, "read-buffer", 0, "server read buffer per connection (0 = the hub's default)")
 	fs.DurationVar(&c.sessionTTL, "session-ttl", 12*time.Hour, "lifetime of the session each agent connection is opened with, as the web's sign-in cookie (0 = none, as an API token's connection)")
 	fs.BoolVar(&c.lists, "lists", false, "measure the fan-out of new tickets to the lists instead (--conns agents, --viewers, --ticket-rate)")
@@ -117,6 +117,7 @@ func loadgenWS(ctx context.Context, args []string) error {
 	}
 	raiseFileLimit()
 	if c.serve {
+		smallStacks() // as serve does
 		return wsLoadServer(ctx, c)
 	}
 	return wsLoadRun(ctx, c)

@@ -3,9 +3,9 @@
 // environment variable (flag name upper-cased, dashes as underscores).
 //
 // Idle websockets cost least with GODEBUG=adaptivestackstart=0
-// (BENCHMARKS.md). It cannot be made the default here: go1.26 rejects both
-// "//go:debug adaptivestackstart=0" and a go.mod godebug line as an unknown
-// setting, so the deployment's environment sets it.
+// (BENCHMARKS.md). go1.26 rejects both "//go:debug adaptivestackstart=0"
+// and a go.mod godebug line as an unknown setting, so serve re-executes
+// itself with it (stacks.go) unless GODEBUG already names it.
 package main
 
 import (

@@ -99,6 +99,7 @@ func (c *channelConfig) absBlobDir() error {
 }
 
 func runServe(ctx context.Context, args []string) error {
+	smallStacks()
 	fs := newFlagSet("serve")
 	var c serveConfig
 	dbURL := databaseURLFlag(fs)
