@@ -155,20 +155,7 @@ func (ct *chatTest) agentSocket(t *testing.T, who string, streams ...string) *we
 	for _, c := range ct.clients[who].http.Jar.Cookies(u) {
 		parts = append(parts, c.Name+"="+c.Value)
 	}
-	ws, _, err := websocket.DefaultDialer.Dial(ct.wsURL("/ws/agent"), http.Header{"Origin": {ct.srv.URL}, "Cookie": {strings.Join(parts, "; ")}})
-	if err != nil {
-		t.Fatalf("agent websocket: %v", err)
-	}
-	t.Cleanup(func() { ws.Close() })
-	var list []any
-	for _, s := range streams {
-		list = append(list, map[string]any{"stream": s})
-	}
-	ws.WriteJSON(map[string]any{"type": "resume", "id": "r", "data": map[string]any{"streams": list}}) //nolint:errcheck
-	for range streams {
-		readFrame(t, ws, "subscribed")
-	}
-	return ws
+	return dialWS(t, ct, "/ws/agent", http.Header{"Cookie": {strings.Join(parts, "; ")}}, streams...)
 }
 
 // The whole chat over HTTP and websockets, as widget.js and the desk do it.

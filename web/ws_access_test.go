@@ -62,22 +62,10 @@ func wantClosed(t *testing.T, ws *websocket.Conn, code int) {
 func TestAccessChangeTeamRemovalAndLogout(t *testing.T) {
 	t.Parallel()
 	ct := newChatEnv(t)
-	acct, agentID, agent2ID := ct.account, ct.ids["agent"], ct.ids["agent2"]
+	agentID, agent2ID := ct.ids["agent"], ct.ids["agent2"]
 	vip := ct.team(t, "VIP", true, agentID, agent2ID)
-	cust := &agentdesk.Customer{Name: "Nora"}
-	if err := ct.store.CreateCustomer(context.Background(), acct, cust); err != nil {
-		t.Fatal(err)
-	}
 	sup := ct.clients["supervisor"]
-	create := func(body map[string]any) int64 {
-		t.Helper()
-		body["customer_id"] = cust.ID
-		res := sup.do(t, "POST", "/api/v1/tickets", body)
-		wantStatus(t, "create ticket", res, http.StatusCreated)
-		var tk agentdesk.Ticket
-		res.json(t, &tk)
-		return tk.ID
-	}
+	create := ct.ticketMaker(t, "Nora")
 	private := create(map[string]any{"subject": "VIP only", "team_id": vip})
 	public := create(map[string]any{"subject": "Anyone"})
 
@@ -241,6 +229,26 @@ func TestAccessChangeCommitsWithTheChange(t *testing.T) {
 	wantClosed(t, ws, hub.CloseUnauthorized)
 }
 
+// ticketMaker creates a customer named name and returns a function that
+// opens tickets for them (POST /tickets as the supervisor) with body's
+// fields, returning each ticket's id.
+func (ct *chatTest) ticketMaker(t *testing.T, name string) func(body map[string]any) int64 {
+	t.Helper()
+	cust := &agentdesk.Customer{Name: name}
+	if err := ct.store.CreateCustomer(context.Background(), ct.account, cust); err != nil {
+		t.Fatal(err)
+	}
+	return func(body map[string]any) int64 {
+		t.Helper()
+		body["customer_id"] = cust.ID
+		res := ct.clients["supervisor"].do(t, "POST", "/api/v1/tickets", body)
+		wantStatus(t, "create ticket", res, http.StatusCreated)
+		var tk agentdesk.Ticket
+		res.json(t, &tk)
+		return tk.ID
+	}
+}
+
 // dialWS opens path with header and follows streams.
 func dialWS(t *testing.T, ct *chatTest, path string, header http.Header, streams ...string) *websocket.Conn {
 	t.Helper()
@@ -347,23 +355,11 @@ func TestAccessChangeTokenRevoked(t *testing.T) {
 func TestAccessChangeTicketMovedOutOfSight(t *testing.T) {
 	t.Parallel()
 	ct := newChatEnv(t)
-	acct, agentID, agent2ID := ct.account, ct.ids["agent"], ct.ids["agent2"]
+	agentID, agent2ID := ct.ids["agent"], ct.ids["agent2"]
 	billing := ct.team(t, "Billing", false, agentID)
 	vip := ct.team(t, "VIP", true, agent2ID)
-	cust := &agentdesk.Customer{Name: "Nora"}
-	if err := ct.store.CreateCustomer(context.Background(), acct, cust); err != nil {
-		t.Fatal(err)
-	}
 	sup := ct.clients["supervisor"]
-	create := func(body map[string]any) int64 {
-		t.Helper()
-		body["customer_id"] = cust.ID
-		res := sup.do(t, "POST", "/api/v1/tickets", body)
-		wantStatus(t, "create ticket", res, http.StatusCreated)
-		var tk agentdesk.Ticket
-		res.json(t, &tk)
-		return tk.ID
-	}
+	create := ct.ticketMaker(t, "Nora")
 	patch := func(id int64, body map[string]any) {
 		t.Helper()
 		res := sup.do(t, "PATCH", fmt.Sprintf("/api/v1/tickets/%d", id), body)

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -76,19 +75,7 @@ func TestListStreamsFollowedOnDemand(t *testing.T) {
 	agentID := ct.ids["agent"]
 	vip := ct.team(t, "VIP", true, ct.ids["agent2"])
 	billing := ct.team(t, "Billing", false, agentID)
-	cust := &agentdesk.Customer{Name: "Nora"}
-	if err := ct.store.CreateCustomer(context.Background(), acct, cust); err != nil {
-		t.Fatal(err)
-	}
-	create := func(body map[string]any) int64 {
-		t.Helper()
-		body["customer_id"] = cust.ID
-		res := ct.clients["supervisor"].do(t, "POST", "/api/v1/tickets", body)
-		wantStatus(t, "create ticket", res, http.StatusCreated)
-		var tk agentdesk.Ticket
-		res.json(t, &tk)
-		return tk.ID
-	}
+	create := ct.ticketMaker(t, "Nora")
 
 	// The desk connects and resumes its default streams: its own only. The
 	// ack names the account, for the list streams' names.
