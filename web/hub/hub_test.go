@@ -39,9 +39,10 @@ var testSecret = []byte("0123456789abcdef0123456789abcdef")
 type testActions struct {
 	db *pgxpool.Pool
 
-	mu      sync.Mutex
-	tickets map[int64]TicketInfo
-	calls   []string
+	mu          sync.Mutex
+	tickets     map[int64]TicketInfo
+	calls       []string
+	deactivated map[int64]bool // agents whose re-check finds them deactivated
 }
 
 func (a *testActions) record(s string) {
@@ -102,6 +103,12 @@ func (a *testActions) RejectOffer(ctx context.Context, actor agentdesk.Actor, of
 }
 
 func (a *testActions) Agent(ctx context.Context, accountID, agentID int64, session string) (agentdesk.Actor, time.Time, error) {
+	a.mu.Lock()
+	gone := a.deactivated[agentID]
+	a.mu.Unlock()
+	if gone {
+		return agentdesk.Actor{}, time.Time{}, agentdesk.Errorf(agentdesk.Unauthenticated, "agent deactivated")
+	}
 	return agentdesk.Actor{AccountID: accountID, AgentID: agentID, Role: agentdesk.RoleAgent}, time.Time{}, nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"agentdesk/agentdesk"
 )
 
 func TestCollectorExportsCounters(t *testing.T) {
@@ -90,5 +92,36 @@ func TestPingPongDeadline(t *testing.T) {
 	// closed socket — anything but our 20 s read deadline.
 	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
 		t.Errorf("mute client still connected: %v", err)
+	}
+}
+
+// The rights a connection opens with were read before the hub first reads
+// the agent's access stream. A change committed in between (here: before
+// the connection, as the auth's read was) is behind that first read's
+// head, so the hub re-checks once: the deactivated agent's connection is
+// closed with 4001 instead of living on with the rights it came with.
+func TestAccessChangeBeforeFirstReadIsNotMissed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.startHub(Config{})
+	e.actions.mu.Lock()
+	e.actions.deactivated = map[int64]bool{21: true}
+	e.actions.mu.Unlock()
+	e.publish(AccessStream(21), AccessChanged, map[string]int64{"agent_id": 21})
+
+	c := srv.dialAgent(t, 21, agentdesk.RoleAgent)
+	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	var err error
+	for err == nil {
+		_, _, err = c.ws.ReadMessage()
+	}
+	if code, _ := isClose(err); code != CloseUnauthorized {
+		t.Errorf("close: %v, want %d", err, CloseUnauthorized)
+	}
+
+	// An agent whose access stream never changed opens as before.
+	ok := srv.dialAgent(t, 22, agentdesk.RoleAgent)
+	if f := ok.request("ping", nil); f.Type != "ack" {
+		t.Fatalf("ping: %+v", f)
 	}
 }

@@ -364,7 +364,14 @@ func (h *Hub) apply(r streamRead) (resynced []*conn) {
 		c := sb.c
 		if sb.internal {
 			if sb.pending {
+				// The connection's rights were read before this first
+				// read: a change committed in between is already behind
+				// head. A stream with any change at all is re-checked
+				// once; one that never had a change (most) costs nothing.
 				sb.pending, sb.last = false, head
+				if head > 0 {
+					c.recheck()
+				}
 			} else if head > sb.last {
 				sb.last = head
 				c.recheck()
