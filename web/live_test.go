@@ -100,15 +100,7 @@ func TestTicketCreatedReachesItsLists(t *testing.T) {
 		t.Errorf("agent follows a private team's stream: %v", f)
 	}
 
-	create := func(body map[string]any) int64 {
-		t.Helper()
-		body["customer_id"] = cust.ID
-		res := ct.clients["supervisor"].do(t, "POST", "/api/v1/tickets", body)
-		wantStatus(t, "create ticket", res, http.StatusCreated)
-		var tk agentdesk.Ticket
-		res.json(t, &tk)
-		return tk.ID
-	}
+	create := ct.ticketsFor(t, cust.ID)
 
 	// Assigned, in a public team: everywhere.
 	assigned := create(map[string]any{"subject": "Refund", "assignee_id": agentID, "team_id": billing,

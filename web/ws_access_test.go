@@ -238,9 +238,15 @@ func (ct *chatTest) ticketMaker(t *testing.T, name string) func(body map[string]
 	if err := ct.store.CreateCustomer(context.Background(), ct.account, cust); err != nil {
 		t.Fatal(err)
 	}
+	return ct.ticketsFor(t, cust.ID)
+}
+
+// ticketsFor returns a function that opens tickets for customer (POST
+// /tickets as the supervisor) with body's fields, returning each id.
+func (ct *chatTest) ticketsFor(t *testing.T, customer int64) func(body map[string]any) int64 {
 	return func(body map[string]any) int64 {
 		t.Helper()
-		body["customer_id"] = cust.ID
+		body["customer_id"] = customer
 		res := ct.clients["supervisor"].do(t, "POST", "/api/v1/tickets", body)
 		wantStatus(t, "create ticket", res, http.StatusCreated)
 		var tk agentdesk.Ticket

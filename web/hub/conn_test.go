@@ -272,14 +272,7 @@ func TestMalformedFramesGetErrorFrames(t *testing.T) {
 	}
 	// Beyond the hard limit the connection is closed with 1009.
 	c.ws.WriteMessage(websocket.TextMessage, []byte(strings.Repeat("x", 32<<10*hardLimitFactor+1)))
-	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var err error
-	for err == nil {
-		_, _, err = c.ws.ReadMessage()
-	}
-	if code, _ := isClose(err); code != websocket.CloseMessageTooBig {
-		t.Errorf("close: %v, want 1009", err)
-	}
+	c.wantClosedWith(t, websocket.CloseMessageTooBig)
 }
 
 func TestCustomerRateLimit(t *testing.T) {
@@ -313,14 +306,7 @@ func TestStopClosesWithGoingAway(t *testing.T) {
 	if err := srv.hub.Stop(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var err error
-	for err == nil {
-		_, _, err = c.ws.ReadMessage()
-	}
-	if code, _ := isClose(err); code != websocket.CloseGoingAway {
-		t.Errorf("close: %v, want 1001", err)
-	}
+	c.wantClosedWith(t, websocket.CloseGoingAway)
 }
 
 func TestWidgetToken(t *testing.T) {

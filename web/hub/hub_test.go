@@ -241,6 +241,26 @@ type frame struct {
 	Data   json.RawMessage `json:"data"`
 }
 
+// readToEnd reads c until its connection ends, 20 s at most, and returns
+// the error that ended it.
+func (c *client) readToEnd() error {
+	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for {
+		if _, _, err := c.ws.ReadMessage(); err != nil {
+			return err
+		}
+	}
+}
+
+// wantClosedWith reads c to its end, which must be a close frame with code.
+func (c *client) wantClosedWith(t *testing.T, code int) {
+	t.Helper()
+	err := c.readToEnd()
+	if got, _ := isClose(err); got != code {
+		t.Errorf("close: %v, want %d", err, code)
+	}
+}
+
 func (s *server) dialAgent(t *testing.T, agentID int64, role agentdesk.Role) *client {
 	t.Helper()
 	return s.dial(t, "/ws/agent", http.Header{"X-Agent": {fmt.Sprintf("%d,%s", agentID, role)}})

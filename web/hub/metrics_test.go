@@ -56,14 +56,7 @@ func TestExpiredWidgetTokenClosesWith4001(t *testing.T) {
 	}
 	time.Sleep(time.Until(exp) + 50*time.Millisecond) // waits for the expiry; asserts no duration
 	c.send(map[string]any{"type": "ping"})
-	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var err error
-	for err == nil {
-		_, _, err = c.ws.ReadMessage()
-	}
-	if code, _ := isClose(err); code != CloseUnauthorized {
-		t.Errorf("close: %v, want %d", err, CloseUnauthorized)
-	}
+	c.wantClosedWith(t, CloseUnauthorized)
 }
 
 // Server pings keep a reading client connected past the pong deadline; a
@@ -83,11 +76,7 @@ func TestPingPongDeadline(t *testing.T) {
 	if f := live.readUntil("later", ""); f.Seq != 1 { // the reads answered the pings meanwhile
 		t.Errorf("seq %d", f.Seq)
 	}
-	mute.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var err error
-	for err == nil {
-		_, _, err = mute.ws.ReadMessage()
-	}
+	err := mute.readToEnd()
 	// Hung up: a close error, or the client's own pong reply failing on the
 	// closed socket — anything but our 20 s read deadline.
 	if ne, ok := err.(interface{ Timeout() bool }); ok && ne.Timeout() {
@@ -110,14 +99,7 @@ func TestAccessChangeBeforeFirstReadIsNotMissed(t *testing.T) {
 	e.publish(AccessStream(21), AccessChanged, map[string]int64{"agent_id": 21})
 
 	c := srv.dialAgent(t, 21, agentdesk.RoleAgent)
-	c.ws.SetReadDeadline(time.Now().Add(20 * time.Second))
-	var err error
-	for err == nil {
-		_, _, err = c.ws.ReadMessage()
-	}
-	if code, _ := isClose(err); code != CloseUnauthorized {
-		t.Errorf("close: %v, want %d", err, CloseUnauthorized)
-	}
+	c.wantClosedWith(t, CloseUnauthorized)
 
 	// An agent whose access stream never changed opens as before.
 	ok := srv.dialAgent(t, 22, agentdesk.RoleAgent)
