@@ -858,3 +858,38 @@ func TestArrivalQueuesBehindTheLine(t *testing.T) {
 	f.state(stuck, StateQueued)
 	checkConsistency(t, f.ctx, f.db)
 }
+
+// New tasks follow a queue's rules as they are when the task is inserted:
+// a change of the queue or of the channel's default queue, made by another
+// engine (another process), is seen by the next contact.
+func TestEnqueueFollowsQueueChanges(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	f.clock.Advance(10 * time.Hour) // Monday 20:00 UTC, 21:00 in Berlin
+	q := f.queue(Queue{Name: "Sales"})
+	t1 := f.enqueue(agentdesk.TaskRequest{QueueID: q})
+	f.state(t1, StateQueued) // nobody signed in
+
+	// Closed with a message, by another engine (another process).
+	other := New(f.db, f.clock, f.e.log, &recorder{}, Config{})
+	got, err := other.Queue(f.ctx, f.account, q)
+	f.must(err)
+	got.Hours = BusinessHours{Timezone: "Europe/Berlin", Days: []OpenSpan{{Day: 1, Open: "09:00", Close: "17:00"}}}
+	got.ClosedAction = ClosedMessage
+	f.must(other.UpdateQueue(f.ctx, f.account, got))
+	t2 := f.enqueue(agentdesk.TaskRequest{QueueID: q})
+	if tk := f.task(t2); tk.State != StateOverflowed || tk.Reason != "closed" {
+		t.Fatalf("after the queue closed: %s %q", tk.State, tk.Reason)
+	}
+
+	// The channel's default moves to another queue.
+	d1 := f.enqueue(agentdesk.TaskRequest{}) // the channel's default queue
+	first := f.task(d1).QueueID
+	night := f.queue(Queue{Name: "Night"})
+	f.must(other.SetDefaultQueue(f.ctx, f.account, agentdesk.ChannelChat, night))
+	d2 := f.enqueue(agentdesk.TaskRequest{})
+	if tk := f.task(d2); tk.QueueID != night || first == night {
+		t.Fatalf("default queue: task in %d, want %d (was %d)", tk.QueueID, night, first)
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
