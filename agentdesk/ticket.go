@@ -232,3 +232,7 @@ func (a Actor) CanSeeTeam(teamID int64, private bool) bool {
 	}
 	return false
 }
+
+// SameID tells whether two optional references (an assignee, a team, a
+// reason: nil when unset) point at the same row.
+func SameID(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }

@@ -173,7 +173,7 @@ func (s *Server) updateTicket(ctx context.Context, actor agentdesk.Actor, id int
 		// changes, the hubs re-authorise the followers of its stream before
 		// they get anything more of it (this ticket.updated included), so
 		// a desk that may no longer see it gets the forbidden error frame.
-		if !sameID(before.TeamID, t.TeamID) || !sameID(before.AssigneeID, t.AssigneeID) {
+		if !agentdesk.SameID(before.TeamID, t.TeamID) || !agentdesk.SameID(before.AssigneeID, t.AssigneeID) {
 			if err := hub.PublishTicketAccessChanged(ctx, tx, actor.AccountID, t.ID); err != nil {
 				return err
 			}
@@ -181,9 +181,9 @@ func (s *Server) updateTicket(ctx context.Context, actor agentdesk.Actor, id int
 		if err := publishAll(ctx, tx, actor.AccountID, ticketStreams(t), TicketUpdated, t); err != nil {
 			return err
 		}
-		if before.AssigneeID != nil && !sameID(before.AssigneeID, t.AssigneeID) {
-			if err := hub.Publish(ctx, tx, hub.Event{AccountID: actor.AccountID, Stream: hub.AgentStream(*before.AssigneeID),
-				Type: TicketUnassigned, Data: map[string]int64{"ticket_id": t.ID}}); err != nil {
+		if before.AssigneeID != nil && !agentdesk.SameID(before.AssigneeID, t.AssigneeID) {
+			if err := publishAll(ctx, tx, actor.AccountID, []string{hub.AgentStream(*before.AssigneeID)}, TicketUnassigned,
+				map[string]int64{"ticket_id": t.ID}); err != nil {
 				return err
 			}
 		}
@@ -193,10 +193,6 @@ func (s *Server) updateTicket(ctx context.Context, actor agentdesk.Actor, id int
 		return nil
 	})
 	return out, err
-}
-
-func sameID(a, b *int64) bool {
-	return (a == nil) == (b == nil) && (a == nil || *a == *b)
 }
 
 // endChatTx ends a ticket's chat (if it came from a widget and is still

@@ -255,7 +255,7 @@ func restoreSurvivor(ctx context.Context, tx pgx.Tx, accountID int64, cur *agent
 	} else {
 		untouched = false
 	}
-	if equalID(now.CompanyID, after.CompanyID) {
+	if agentdesk.SameID(now.CompanyID, after.CompanyID) {
 		next.CompanyID = before.CompanyID
 	} else {
 		untouched = false
@@ -281,13 +281,6 @@ func restoreSurvivor(ctx context.Context, tx pgx.Tx, accountID int64, cur *agent
 		return fmt.Errorf("restore survivor: %w", err)
 	}
 	return nil
-}
-
-func equalID(a, b *int64) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	return *a == *b
 }
 
 // Merges lists the merges a customer took part in, newest first.

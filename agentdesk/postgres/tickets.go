@@ -139,17 +139,15 @@ func checkReason(ctx context.Context, q querier, accountID int64, field string, 
 	return nil
 }
 
-func sameID(a, b *int64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
-
 // checkOutcomeReasons checks the reasons that differ from before (nil: a new
 // ticket). A reason kept from before stays valid even once archived.
 func checkOutcomeReasons(ctx context.Context, q querier, accountID int64, o agentdesk.Outcome, before *agentdesk.Outcome) error {
-	if before == nil || !sameID(o.ContactReasonID, before.ContactReasonID) {
+	if before == nil || !agentdesk.SameID(o.ContactReasonID, before.ContactReasonID) {
 		if err := checkReason(ctx, q, accountID, "outcome.contact_reason_id", o.ContactReasonID, agentdesk.ContactReason); err != nil {
 			return err
 		}
 	}
-	if before == nil || !sameID(o.CancellationReasonID, before.CancellationReasonID) {
+	if before == nil || !agentdesk.SameID(o.CancellationReasonID, before.CancellationReasonID) {
 		if err := checkReason(ctx, q, accountID, "outcome.cancellation_reason_id", o.CancellationReasonID, agentdesk.CancellationReason); err != nil {
 			return err
 		}
