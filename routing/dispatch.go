@@ -105,13 +105,13 @@ var roomFor = map[string]string{
 }
 
 // pickAgent chooses the agent for a task and locks their presence row: the
-// sticky agent ($8) first, and coalesce evaluates the general search (the
-// agent offered work least recently) only when that finds no one. Both
-// searches skip rows locked by another transaction. %[2]s is the
-// eligibility (matchWhere with the channel's room).
+// sticky agent (%[3]s, 0 for none) first, and coalesce evaluates the
+// general search (the agent offered work least recently) only when that
+// finds no one. Both searches skip rows locked by another transaction.
+// %[2]s is the eligibility (matchWhere with the channel's room).
 const pickAgent = `SELECT coalesce(
 		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
-		 WHERE $8::bigint <> 0 AND p.agent_id = $8 AND %[2]s
+		 WHERE %[3]s <> 0 AND p.agent_id = %[3]s AND %[2]s
 		 FOR UPDATE OF p SKIP LOCKED),
 		(SELECT p.agent_id FROM agent_presence p JOIN agents a ON a.id = p.agent_id
 		 WHERE %[2]s
@@ -147,12 +147,34 @@ SELECT coalesce(pick.agent_id, 0) FROM pick`
 // no task waits ahead of it on its capacity channel (as high a priority,
 // not paused after refusals), offers it at once to the agent offerSQL would
 // pick, with the same locks: the reservation and the "offered" event are
-// part of the same statement. $1–$8 are matchWhere's; %[1]s is the load
+// part of the same statement. $1–$7 are matchWhere's; %[1]s is the load
 // column, %[2]s the eligibility.
+//
+// The statement also reads what the engine would otherwise ask for first,
+// so that an enqueue is one round trip:
+//   - the customer's sticky agent: their last agent assigned since $8
+//     (NULL: no sticky routing);
+//   - a guard on the engine's copy of the queue: the task is inserted only
+//     while queue $20 is the version the engine read ($27, the row's xmin)
+//     and, for a task sent to its channel's default queue ($28, the
+//     channels looked up; NULL when the queue was named), while that queue
+//     is still the default. Otherwise no row comes back and the engine
+//     reads the queue again.
 const enqueueSQL = `
-WITH pick AS (
+WITH guard AS (
+	SELECT 1 FROM queues g
+	WHERE g.account_id = $1 AND g.id = $20 AND g.xmin::text::bigint = $27
+	  AND ($28::text[] IS NULL OR g.id = (
+		SELECT d.queue_id FROM queue_defaults d WHERE d.account_id = $1 AND d.channel = ANY($28)
+		ORDER BY d.channel = $10 DESC LIMIT 1))
+), sticky AS (
+	SELECT coalesce((
+		SELECT s.agent_id FROM tasks s
+		WHERE s.account_id = $1 AND s.customer_id = $15 AND s.agent_id IS NOT NULL AND s.assigned_at >= $8::timestamptz
+		ORDER BY s.assigned_at DESC LIMIT 1), 0) AS agent_id
+), pick AS (
 	` + pickAgent + `
-	WHERE $25::boolean AND NOT EXISTS (
+	WHERE $25::boolean AND EXISTS (SELECT 1 FROM guard) AND NOT EXISTS (
 		SELECT 1 FROM tasks w
 		WHERE w.account_id = $1 AND w.state = 'queued' AND w.priority >= $12::int
 		  AND w.capacity_channel = $2 AND (w.retry_at IS NULL OR w.retry_at <= $19))
@@ -161,10 +183,10 @@ WITH pick AS (
 		customer_id, required_skills, request_skills, attributes, enqueued_at, queue_entered_at, sticky_agent_id, reason,
 		closed_at, wait_seconds, updated_at, offered_to, offer_expires_at, offer_count)
 	SELECT $1, $9, $10, $2, CASE WHEN pick.agent_id IS NULL THEN $11 ELSE 'offered' END, $12, $13, $14,
-		$15, $16, $17, $18, $19, $19, $20, $21,
+		$15, $16, $17, $18, $19, $19, nullif(sticky.agent_id, 0), $21,
 		$22, $23, $19, pick.agent_id, CASE WHEN pick.agent_id IS NULL THEN NULL ELSE $26::timestamptz END,
 		CASE WHEN pick.agent_id IS NULL THEN 0 ELSE 1 END
-	FROM (SELECT 1) one LEFT JOIN pick ON true
+	FROM guard CROSS JOIN sticky LEFT JOIN pick ON true
 	RETURNING id, offered_to
 ), agent AS (
 	UPDATE agent_presence ap SET %[1]s = ap.%[1]s + 1, last_offer_at = $19
@@ -182,8 +204,9 @@ var offerStatements, enqueueStatements = map[string]string{}, map[string]string{
 
 func init() {
 	for _, ch := range []string{"voice", "chat", "email"} {
-		offerStatements[ch] = fmt.Sprintf(offerSQL, loadColumn(ch), fmt.Sprintf(matchWhere, roomFor[ch]))
-		enqueueStatements[ch] = fmt.Sprintf(enqueueSQL, loadColumn(ch), fmt.Sprintf(matchWhere, roomFor[ch]))
+		where := fmt.Sprintf(matchWhere, roomFor[ch])
+		offerStatements[ch] = fmt.Sprintf(offerSQL, loadColumn(ch), where, "$8::bigint")
+		enqueueStatements[ch] = fmt.Sprintf(enqueueSQL, loadColumn(ch), where, "(SELECT agent_id FROM sticky)")
 	}
 }
 

@@ -125,8 +125,10 @@ type Engine struct {
 	// lastPos is the queue position last published per waiting task (used
 	// by the stats goroutine only).
 	lastPos map[int64]Position
-	cancel  context.CancelFunc
-	done    sync.WaitGroup
+	// queues is the engine's copy of the queues new tasks go to.
+	queues queueCache
+	cancel context.CancelFunc
+	done   sync.WaitGroup
 }
 
 // New builds an engine. It does nothing in the background until Start; its
@@ -384,6 +386,17 @@ type alsoInTx struct {
 	mu   sync.Mutex
 	fn   func(context.Context, pgx.Tx) error
 	done bool
+}
+
+// hasAlsoInTx says a function given to AlsoInTx waits for the next change.
+func hasAlsoInTx(ctx context.Context) bool {
+	h, _ := ctx.Value(alsoInTxKey{}).(*alsoInTx)
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return !h.done
 }
 
 func runAlsoInTx(ctx context.Context, tx pgx.Tx) error {

@@ -29,6 +29,17 @@ type Publisher interface {
 	Publish(ctx context.Context, tx pgx.Tx, e Event) error
 }
 
+// CommittedPublisher is a Publisher that can also deliver an event after the
+// change it describes has committed, outside any transaction. Given one,
+// Enqueue needs no transaction of its own: it inserts (and offers) a task
+// with a single statement and publishes once that has returned. A publisher
+// that must store its events with the change (the hub's event table) does
+// not implement it.
+type CommittedPublisher interface {
+	Publisher
+	PublishCommitted(ctx context.Context, e Event) error
+}
+
 // AgentStream, SupervisorStream and TaskStream name event streams.
 func AgentStream(agentID int64) string { return "agent:" + strconv.FormatInt(agentID, 10) }
 func SupervisorStream(accountID int64) string {

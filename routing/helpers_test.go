@@ -37,6 +37,19 @@ func (r *recorder) Publish(_ context.Context, tx pgx.Tx, e Event) error {
 	return nil
 }
 
+// PublishCommitted takes the events of an Enqueue that ran as one
+// statement, which has committed when they arrive.
+func (r *recorder) PublishCommitted(_ context.Context, e Event) error {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	f := r.onPub
+	r.mu.Unlock()
+	if f != nil {
+		f(e)
+	}
+	return nil
+}
+
 func (r *recorder) find(stream, typ string) []Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -416,11 +416,11 @@ ON CONFLICT (account_id, channel) DO UPDATE SET queue_id = EXCLUDED.queue_id`, a
 
 // defaultQueue finds (or creates, named after the channel) the queue for a
 // channel's tasks, preferring a default set for the exact channel.
-func defaultQueue(ctx context.Context, tx pgx.Tx, accountID int64, ch agentdesk.Channel) (int64, error) {
+func defaultQueue(ctx context.Context, tx querier, accountID int64, ch agentdesk.Channel) (int64, error) {
 	var id int64
 	err := tx.QueryRow(ctx, `
 SELECT queue_id FROM queue_defaults WHERE account_id = $1 AND channel = ANY($2)
-ORDER BY channel = $3 DESC LIMIT 1`, accountID, []string{string(ch), string(ch.CapacityChannel())}, string(ch)).Scan(&id)
+ORDER BY channel = $3 DESC LIMIT 1`, accountID, defaultChannels(ch), string(ch)).Scan(&id)
 	if err == nil {
 		return id, nil
 	}

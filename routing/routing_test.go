@@ -699,6 +699,46 @@ func TestAlsoInTxCommitsWithTheChange(t *testing.T) {
 	}
 }
 
+// Enqueue with a publisher that takes committed events is one statement:
+// the task, the offer made on arrival and both events are stored, and the
+// offer is published once they are. A function given to AlsoInTx still
+// joins the task in one transaction, and its failure leaves no task.
+func TestEnqueueAsOneStatement(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	var seen []State
+	f.pub.mu.Lock()
+	f.pub.onPub = func(e Event) {
+		if e.Type == "offer" {
+			// Visible to another connection: committed.
+			seen = append(seen, f.task(e.Data.(Offer).TaskID).State)
+		}
+	}
+	f.pub.mu.Unlock()
+	id := f.enqueue(agentdesk.TaskRequest{})
+	if len(seen) != 1 || seen[0] != StateOffered {
+		t.Fatalf("offer published %d times, task states seen %v", len(seen), seen)
+	}
+	f.offeredTo(id, a)
+	var events int
+	f.must(f.db.QueryRow(f.ctx, `SELECT count(*) FROM task_events WHERE task_id = $1`, id).Scan(&events))
+	if events != 2 {
+		t.Fatalf("%d task events, want queued and offered", events)
+	}
+
+	failing := AlsoInTx(f.ctx, func(context.Context, pgx.Tx) error { return errors.New("audit store down") })
+	if _, err := f.e.Enqueue(failing, agentdesk.TaskRequest{AccountID: f.account, Channel: agentdesk.ChannelChat}); err == nil {
+		t.Fatal("enqueue with a failing hook succeeded")
+	}
+	var tasks int
+	f.must(f.db.QueryRow(f.ctx, `SELECT count(*) FROM tasks WHERE account_id = $1`, f.account).Scan(&tasks))
+	if tasks != 1 {
+		t.Fatalf("%d tasks after the failed enqueue, want 1", tasks)
+	}
+	checkConsistency(t, f.ctx, f.db)
+}
+
 // A rejection while the other eligible agents are merely busy is not
 // "refused by everyone": the task waits without a pause and goes to the
 // first agent with room; an agent who signs in ends a pause at once.

@@ -127,8 +127,16 @@ func validateRequest(req *agentdesk.TaskRequest) error {
 	return validSkills("skills", req.Skills)
 }
 
-// Enqueue queues a task in its own transaction.
+// Enqueue queues a task in its own transaction. When the engine's
+// publisher takes events after the commit (CommittedPublisher) and no
+// AlsoInTx function must join the change, the task is inserted, and offered
+// when an agent is free, by one statement that is its own transaction: one
+// round trip to the database. Otherwise the task and its events commit in one
+// transaction, as with EnqueueTx.
 func (e *Engine) Enqueue(ctx context.Context, req agentdesk.TaskRequest) (int64, error) {
+	if cp, ok := e.pub.(CommittedPublisher); ok && !hasAlsoInTx(ctx) {
+		return e.enqueueDirect(ctx, cp, req)
+	}
 	var id int64
 	err := e.inTx(ctx, func(tx pgx.Tx) error {
 		var err error
@@ -141,28 +149,140 @@ func (e *Engine) Enqueue(ctx context.Context, req agentdesk.TaskRequest) (int64,
 // EnqueueTx queues a task inside the caller's transaction, so the contact and
 // its routing task commit together. The dispatcher is woken when tx commits.
 func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req agentdesk.TaskRequest) (int64, error) {
-	if err := validateRequest(&req); err != nil {
-		return 0, err
-	}
-	now := e.now()
-	q, sticky, err := e.enqueueLookups(ctx, tx, &req, now)
+	res, err := e.insertTask(ctx, tx, req)
 	if err != nil {
 		return 0, err
 	}
-	qid := q.ID
-	if !q.accepts(req.Channel) {
-		return 0, agentdesk.FieldError("queue_id", "queue %q does not take %s contacts", q.Name, req.Channel)
+	for _, ev := range res.events() {
+		if err := e.pub.Publish(ctx, tx, ev); err != nil {
+			return 0, err
+		}
 	}
+	if res.waits() {
+		return res.id, e.wake(ctx, tx, res.req.AccountID)
+	}
+	return res.id, nil
+}
+
+// enqueueDirect is Enqueue's single statement. The statement is atomic on
+// its own, so the task, its reservation and its events are stored together
+// exactly as in a transaction; its events go out once it has returned.
+func (e *Engine) enqueueDirect(ctx context.Context, cp CommittedPublisher, req agentdesk.TaskRequest) (int64, error) {
+	var res *enqueued
+	for attempt := 0; ; attempt++ {
+		var err error
+		res, err = e.insertTask(ctx, e.db, req)
+		if err == nil {
+			break
+		}
+		if !retryable(err) || attempt == 4 {
+			return 0, err
+		}
+	}
+	for _, ev := range res.events() {
+		if err := cp.PublishCommitted(ctx, ev); err != nil {
+			// The task and its reservation are stored: an offer the agent
+			// never sees expires and goes to the next agent.
+			e.log.Warn("routing: publish after enqueue", "task_id", res.id, "type", ev.Type, "err", err)
+		}
+	}
+	if res.waits() {
+		e.notify(ctx, map[int64]bool{res.req.AccountID: true})
+	}
+	return res.id, nil
+}
+
+// enqueued is what the enqueue statement did: the task, the agent it was
+// offered to on arrival (0: none), and what its events need.
+type enqueued struct {
+	id, agent int64
+	req       agentdesk.TaskRequest
+	q         *Queue
+	state     State
+	reason    string
+	expires   time.Time
+}
+
+// events are what the enqueue tells: the end of a task that cannot wait (a
+// closed queue with a message), the callback offered by a closed queue, or
+// the offer made on arrival.
+func (r *enqueued) events() []Event {
+	acct := r.req.AccountID
+	if r.state.Final() {
+		return []Event{{AccountID: acct, Stream: TaskStream(r.id), Type: "task_state",
+			Data: TaskChange{TaskID: r.id, State: r.state, Reason: r.reason}}}
+	}
+	var out []Event
+	if r.reason == "closed" && r.q.ClosedAction == ClosedCallback {
+		out = append(out, Event{AccountID: acct, Stream: TaskStream(r.id), Type: "task_state",
+			Data: TaskChange{TaskID: r.id, State: r.state, Reason: "closed: callback offered"}})
+	}
+	if r.agent != 0 {
+		out = append(out, Event{AccountID: acct, Stream: AgentStream(r.agent), Type: "offer", Data: Offer{
+			TaskID: r.id, QueueID: r.q.ID, Channel: string(r.req.Channel), Direction: "inbound", Priority: string(r.req.Priority),
+			TicketID: nullID(r.req.TicketID), CustomerID: nullID(r.req.CustomerID), Attributes: r.req.Attributes,
+			ExpiresAt: r.expires,
+		}})
+	}
+	return out
+}
+
+// waits says the task is in the line for the dispatcher. The customer
+// learns their position from the next periodic publication (PublishStats);
+// counting the line here would make every enqueue cost as much as the queue
+// is long.
+func (r *enqueued) waits() bool { return !r.state.Final() && r.agent == 0 }
+
+// insertTask validates the request and runs the enqueue statement on db,
+// with the engine's copy of the queue; a copy the statement finds out of date
+// is read again.
+func (e *Engine) insertTask(ctx context.Context, db querier, req agentdesk.TaskRequest) (*enqueued, error) {
+	if err := validateRequest(&req); err != nil {
+		return nil, err
+	}
+	now := e.now()
+	key := keyFor(&req)
+	for attempt := 0; ; attempt++ {
+		c, cached := e.queues.get(key)
+		if !cached {
+			var err error
+			if c, err = loadQueue(ctx, db, &req); err != nil {
+				return nil, err
+			}
+			e.queues.put(key, c)
+		}
+		if !c.q.accepts(req.Channel) {
+			if cached {
+				// A refusal is made from the queue as it is, not a copy.
+				e.queues.drop(key)
+				continue
+			}
+			return nil, agentdesk.FieldError("queue_id", "queue %q does not take %s contacts", c.q.Name, req.Channel)
+		}
+		res, err := e.insertTaskWith(ctx, db, req, c, now)
+		if !errors.Is(err, errQueueChanged) {
+			return res, err
+		}
+		e.queues.drop(key)
+		if attempt == 3 {
+			return nil, agentdesk.Errorf(agentdesk.Conflict, "queue %d kept changing while the task was queued; try again", c.q.ID)
+		}
+	}
+}
+
+// insertTaskWith runs the enqueue statement for queue c, as it was read.
+func (e *Engine) insertTaskWith(ctx context.Context, db querier, req agentdesk.TaskRequest, c cachedQueue, now time.Time) (*enqueued, error) {
+	q := c.q
 	state, reason := StateQueued, ""
 	if !q.Hours.OpenAt(now) {
 		reason = "closed"
 		switch q.ClosedAction {
 		case ClosedOverflow:
-			to, err := scanQueue(tx.QueryRow(ctx, `SELECT `+queueColumns+` FROM queues WHERE account_id = $1 AND id = $2`, req.AccountID, *q.Overflow.QueueID))
+			to, err := scanQueue(db.QueryRow(ctx, `SELECT `+queueColumns+` FROM queues WHERE account_id = $1 AND id = $2`, req.AccountID, *q.Overflow.QueueID))
 			if err != nil {
-				return 0, translate(err, "overflow queue")
+				return nil, translate(err, "overflow queue")
 			}
-			q, reason = to, fmt.Sprintf("closed: overflow from queue %d", qid)
+			q, reason = to, fmt.Sprintf("closed: overflow from queue %d", c.q.ID)
 		case ClosedMessage:
 			state = StateOverflowed
 		}
@@ -180,94 +300,36 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req agentdesk.TaskReq
 		closedAt, wait = &now, new(int)
 	}
 	// A task arriving while nobody waits ahead of it on its channel is
-	// offered in its own transaction when an agent is free: the task, its
-	// reservation and both events commit together, so the offer costs no
-	// second durable transaction and no dispatcher wake-up. Otherwise it
-	// queues and the dispatcher keeps the line's order.
+	// offered by the statement that inserts it when an agent is free: the
+	// task, its reservation and both events are stored together, so the
+	// offer costs no second durable transaction and no dispatcher wake-up.
+	// Otherwise it queues and the dispatcher keeps the line's order.
 	try := !state.Final() && reason == ""
-	teamID := q.TeamID
-	names, levels, _ := requirements(&waitingTask{skills: skills}, queueRules{teamID: teamID})
-	offerFor := e.offerTimeout(string(req.Channel.CapacityChannel()), queueRules{offerTimeout: q.Timeouts.OfferSeconds})
-	var stickyID int64
-	if sticky != nil {
-		stickyID = *sticky
+	names, levels, _ := requirements(&waitingTask{skills: skills}, queueRules{teamID: q.TeamID})
+	capCh := string(req.Channel.CapacityChannel())
+	offerFor := e.offerTimeout(capCh, queueRules{offerTimeout: q.Timeouts.OfferSeconds})
+	var stickySince *time.Time
+	if req.CustomerID != 0 && e.cfg.StickyWindow > 0 {
+		since := now.Add(-e.cfg.StickyWindow)
+		stickySince = &since
 	}
-	var id, agent int64
-	err = tx.QueryRow(ctx, enqueueStatements[string(req.Channel.CapacityChannel())],
-		req.AccountID, string(req.Channel.CapacityChannel()), e.cfg.VoiceAlongside, []int64{}, teamID, names, levels, stickyID,
+	var defaults []string
+	if req.QueueID == 0 {
+		defaults = defaultChannels(req.Channel)
+	}
+	res := &enqueued{req: req, q: q, state: state, reason: reason, expires: now.Add(offerFor)}
+	err := db.QueryRow(ctx, enqueueStatements[capCh],
+		req.AccountID, capCh, e.cfg.VoiceAlongside, []int64{}, q.TeamID, names, levels, stickySince,
 		q.ID, string(req.Channel), string(state), req.Priority.Rank()*100+q.Priority, string(req.Priority),
-		nullID(req.TicketID), nullID(req.CustomerID), skills, req.Skills, req.Attributes, now, sticky, reason, closedAt, wait,
-		string(stateNew), try, now.Add(offerFor)).Scan(&id, &agent)
+		nullID(req.TicketID), nullID(req.CustomerID), skills, req.Skills, req.Attributes, now, c.q.ID, reason, closedAt, wait,
+		string(stateNew), try, res.expires, c.version, defaults).Scan(&res.id, &res.agent)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, errQueueChanged
+	}
 	if err != nil {
-		return 0, translate(err, "task")
+		return nil, translate(err, "task")
 	}
-	if state.Final() {
-		return id, e.pub.Publish(ctx, tx, Event{AccountID: req.AccountID, Stream: TaskStream(id), Type: "task_state",
-			Data: TaskChange{TaskID: id, State: state, Reason: reason}})
-	}
-	if reason == "closed" && q.ClosedAction == ClosedCallback {
-		if err := e.pub.Publish(ctx, tx, Event{AccountID: req.AccountID, Stream: TaskStream(id), Type: "task_state",
-			Data: TaskChange{TaskID: id, State: state, Reason: "closed: callback offered"}}); err != nil {
-			return 0, err
-		}
-	}
-	if agent != 0 {
-		return id, e.pub.Publish(ctx, tx, Event{AccountID: req.AccountID, Stream: AgentStream(agent), Type: "offer", Data: Offer{
-			TaskID: id, QueueID: q.ID, Channel: string(req.Channel), Direction: "inbound", Priority: string(req.Priority),
-			TicketID: nullID(req.TicketID), CustomerID: nullID(req.CustomerID), Attributes: req.Attributes,
-			ExpiresAt: now.Add(offerFor),
-		}})
-	}
-	// The customer learns their position from the next periodic publication
-	// (PublishStats); counting the line here would make every enqueue cost
-	// as much as the queue is long.
-	return id, e.wake(ctx, tx, req.AccountID)
-}
-
-// enqueueLookups reads, in one round trip, the queue a new task goes to
-// (the one asked for, else the channel's default queue) and the customer's
-// sticky agent. Only an account's very first contact on a channel, before
-// any default queue exists, costs more: the default queue is created.
-func (e *Engine) enqueueLookups(ctx context.Context, tx pgx.Tx, req *agentdesk.TaskRequest, now time.Time) (*Queue, *int64, error) {
-	b := &pgx.Batch{}
-	b.Queue(`SELECT `+queueColumns+` FROM queues
-WHERE account_id = $1 AND id = CASE WHEN $2::bigint <> 0 THEN $2::bigint ELSE (
-	SELECT queue_id FROM queue_defaults WHERE account_id = $1 AND channel = ANY($3)
-	ORDER BY channel = $4 DESC LIMIT 1) END`,
-		req.AccountID, req.QueueID, []string{string(req.Channel), string(req.Channel.CapacityChannel())}, string(req.Channel))
-	wantSticky := req.CustomerID != 0 && e.cfg.StickyWindow > 0
-	if wantSticky {
-		b.Queue(`
-SELECT agent_id FROM tasks
-WHERE account_id = $1 AND customer_id = $2 AND agent_id IS NOT NULL AND assigned_at >= $3
-ORDER BY assigned_at DESC LIMIT 1`, req.AccountID, req.CustomerID, now.Add(-e.cfg.StickyWindow))
-	}
-	br := tx.SendBatch(ctx, b)
-	q, qerr := scanQueue(br.QueryRow())
-	var sticky *int64
-	if wantSticky {
-		var a int64
-		if err := br.QueryRow().Scan(&a); err == nil {
-			sticky = &a
-		} else if !errors.Is(err, pgx.ErrNoRows) {
-			br.Close()
-			return nil, nil, fmt.Errorf("sticky agent: %w", err)
-		}
-	}
-	if err := br.Close(); err != nil {
-		return nil, nil, err
-	}
-	if errors.Is(qerr, pgx.ErrNoRows) && req.QueueID == 0 {
-		qid, err := defaultQueue(ctx, tx, req.AccountID, req.Channel)
-		if err != nil {
-			return nil, nil, err
-		}
-		q, qerr = scanQueue(tx.QueryRow(ctx, `SELECT `+queueColumns+` FROM queues WHERE account_id = $1 AND id = $2`, req.AccountID, qid))
-	}
-	if qerr != nil {
-		return nil, nil, translate(qerr, "queue")
-	}
-	return q, sticky, nil
+	return res, nil
 }
 
 // wake asks every engine's dispatcher to look at the account once tx

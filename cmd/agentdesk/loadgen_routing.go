@@ -91,6 +91,17 @@ func (l *routingLoad) Publish(_ context.Context, tx pgx.Tx, e routing.Event) err
 	return nil
 }
 
+// PublishCommitted takes the offers of tasks that Enqueue inserted and
+// offered with one statement: they are committed when they arrive.
+func (l *routingLoad) PublishCommitted(_ context.Context, e routing.Event) error {
+	if e.Type == "offer" {
+		l.offered(e)
+	}
+	return nil
+}
+
+// offered notes an offer. The enqueue that made it may not have returned
+// yet (an offer made on arrival); then enqueue takes the time from offeredAt.
 func (l *routingLoad) offered(e routing.Event) {
 	now := time.Now()
 	off := e.Data.(routing.Offer)
@@ -100,12 +111,10 @@ func (l *routingLoad) offered(e routing.Event) {
 	if t0, ok := l.enqueuedAt[off.TaskID]; ok {
 		l.latencies = append(l.latencies, now.Sub(t0))
 		delete(l.enqueuedAt, off.TaskID)
-		if tc, ok := l.committedAt[off.TaskID]; ok {
-			l.afterCommit = append(l.afterCommit, now.Sub(tc))
-			delete(l.committedAt, off.TaskID)
-		} else {
-			l.offeredAt[off.TaskID] = now
-		}
+		l.afterCommit = append(l.afterCommit, now.Sub(l.committedAt[off.TaskID]))
+		delete(l.committedAt, off.TaskID)
+	} else {
+		l.offeredAt[off.TaskID] = now
 	}
 	l.mu.Unlock()
 	if l.stopping.Load() || l.silent {
@@ -456,33 +465,26 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 	return nil
 }
 
-// enqueue adds one task, noting its start time before the commit makes it
-// visible to a dispatcher, so no offer can be published before it is noted.
+// enqueue adds one task through the engine's Enqueue, as the integration
+// API does. t0 is when the task was due; an offer made before Enqueue
+// returned (on arrival) is waiting in offeredAt.
 func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
-	var id int64
-	err := postgres.InTx(ctx, l.db, func(tx pgx.Tx) error {
-		var err error
-		id, err = l.engine.EnqueueTx(ctx, tx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
-		if err == nil {
-			l.mu.Lock()
-			l.enqueuedAt[id] = t0
-			l.mu.Unlock()
-		}
-		return err
-	})
+	id, err := l.engine.Enqueue(ctx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.enqueueDur = append(l.enqueueDur, now.Sub(t0))
-	if _, ok := l.offeredAt[id]; ok {
-		l.afterCommit = append(l.afterCommit, 0) // offered on arrival, by the enqueue's own commit
+	if at, ok := l.offeredAt[id]; ok {
+		l.latencies = append(l.latencies, at.Sub(t0))
+		l.afterCommit = append(l.afterCommit, max(at.Sub(now), 0))
 		delete(l.offeredAt, id)
-	} else {
-		l.committedAt[id] = now
+		return nil
 	}
-	l.mu.Unlock()
+	l.enqueuedAt[id] = t0
+	l.committedAt[id] = now
 	return nil
 }
 
