@@ -739,6 +739,33 @@ func TestEnqueueAsOneStatement(t *testing.T) {
 	checkConsistency(t, f.ctx, f.db)
 }
 
+// The enqueue runs with its generic plan, and leaves the caller's
+// transaction planning as the caller had set it.
+func TestEnqueueLeavesPlanSettingAsFound(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	tx, err := f.db.Begin(f.ctx)
+	f.must(err)
+	defer tx.Rollback(f.ctx) //nolint:errcheck
+	_, err = tx.Exec(f.ctx, `SET LOCAL plan_cache_mode = force_custom_plan`)
+	f.must(err)
+	_, err = f.e.EnqueueTx(f.ctx, tx, agentdesk.TaskRequest{AccountID: f.account, Channel: agentdesk.ChannelChat})
+	f.must(err)
+	var mode string
+	f.must(tx.QueryRow(f.ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&mode))
+	if mode != "force_custom_plan" {
+		t.Fatalf("plan_cache_mode in the caller's transaction is %q after the enqueue", mode)
+	}
+	f.must(tx.Commit(f.ctx))
+	for range 5 {
+		f.enqueue(agentdesk.TaskRequest{}) // one statement, outside any transaction
+		f.must(f.db.QueryRow(f.ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&mode))
+		if mode != "auto" {
+			t.Fatalf("plan_cache_mode on a pooled connection is %q after an enqueue", mode)
+		}
+	}
+}
+
 // A rejection while the other eligible agents are merely busy is not
 // "refused by everyone": the task waits without a pause and goes to the
 // first agent with room; an agent who signs in ends a pause at once.

@@ -236,7 +236,7 @@ func (r *enqueued) waits() bool { return !r.state.Final() && r.agent == 0 }
 // insertTask validates the request and runs the enqueue statement on db,
 // with the engine's copy of the queue; a copy the statement finds out of date
 // is read again.
-func (e *Engine) insertTask(ctx context.Context, db querier, req agentdesk.TaskRequest) (*enqueued, error) {
+func (e *Engine) insertTask(ctx context.Context, db batcher, req agentdesk.TaskRequest) (*enqueued, error) {
 	if err := validateRequest(&req); err != nil {
 		return nil, err
 	}
@@ -271,7 +271,7 @@ func (e *Engine) insertTask(ctx context.Context, db querier, req agentdesk.TaskR
 }
 
 // insertTaskWith runs the enqueue statement for queue c, as it was read.
-func (e *Engine) insertTaskWith(ctx context.Context, db querier, req agentdesk.TaskRequest, c cachedQueue, now time.Time) (*enqueued, error) {
+func (e *Engine) insertTaskWith(ctx context.Context, db batcher, req agentdesk.TaskRequest, c cachedQueue, now time.Time) (*enqueued, error) {
 	q := c.q
 	state, reason := StateQueued, ""
 	if !q.Hours.OpenAt(now) {
@@ -318,11 +318,11 @@ func (e *Engine) insertTaskWith(ctx context.Context, db querier, req agentdesk.T
 		defaults = defaultChannels(req.Channel)
 	}
 	res := &enqueued{req: req, q: q, state: state, reason: reason, expires: now.Add(offerFor)}
-	err := db.QueryRow(ctx, enqueueStatements[capCh],
+	err := queryRowGeneric(ctx, db, []any{&res.id, &res.agent}, enqueueStatements[capCh],
 		req.AccountID, capCh, e.cfg.VoiceAlongside, []int64{}, q.TeamID, names, levels, stickySince,
 		q.ID, string(req.Channel), string(state), req.Priority.Rank()*100+q.Priority, string(req.Priority),
 		nullID(req.TicketID), nullID(req.CustomerID), skills, req.Skills, req.Attributes, now, c.q.ID, reason, closedAt, wait,
-		string(stateNew), try, res.expires, c.version, defaults).Scan(&res.id, &res.agent)
+		string(stateNew), try, res.expires, c.version, defaults)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, errQueueChanged
 	}
