@@ -176,19 +176,31 @@ func (e *Engine) Complete(ctx context.Context, accountID, agentID, taskID int64,
 		return err
 	}
 	return e.inTx(ctx, func(tx pgx.Tx) error {
-		t, err := lockTask(ctx, tx, accountID, taskID)
+		// The task's lock and the reasons' kinds in one round trip.
+		b := &pgx.Batch{}
+		b.Queue(lockTaskSQL, accountID, taskID)
+		b.Queue(reasonsSQL, accountID, o.ContactReasonID, o.CancellationReasonID)
+		br := tx.SendBatch(ctx, b)
+		t, err := scanLockedTask(br.QueryRow(), accountID)
+		var contactKind, cancelKind *string
+		if err == nil {
+			err = br.QueryRow().Scan(&contactKind, &cancelKind)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return err
 		}
 		if (t.state != StateAssigned && t.state != StateWrapping) || t.agentID != agentID {
 			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not yours to complete (it is %s)", taskID, t.state)
 		}
-		if err := checkReasons(ctx, tx, accountID, o); err != nil {
+		if err := checkReasonKinds(o, contactKind, cancelKind); err != nil {
 			return err
 		}
 		now := e.now()
 		// One round trip for the writes and the agent's wrap-up state.
-		b := &pgx.Batch{}
+		b = &pgx.Batch{}
 		b.Queue(`
 UPDATE tasks SET state = 'completed', completed_at = $3, ended_at = coalesce(ended_at, $3), closed_at = $3,
 	contact_reason_id = $4, cancellation_reason_id = $5, resolution_code = $6, updated_at = $3
@@ -209,7 +221,7 @@ WHERE account_id = $1 AND id = $2`, accountID, t.ticketID, o.ContactReasonID, o.
 		b.Queue(`
 SELECT p.state, EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = $1 AND t.agent_id = $2 AND t.state = 'wrapping')
 FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID)
-		br := tx.SendBatch(ctx, b)
+		br = tx.SendBatch(ctx, b)
 		for i := 0; i < b.Len()-1; i++ {
 			if _, err := br.Exec(); err != nil {
 				br.Close()
@@ -236,16 +248,15 @@ FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID)
 	})
 }
 
-// checkReasons checks that the outcome's reasons exist in the account and
-// are of the right kind, in one query.
-func checkReasons(ctx context.Context, tx pgx.Tx, accountID int64, o agentdesk.Outcome) error {
-	var contactKind, cancelKind *string
-	err := tx.QueryRow(ctx, `
+// reasonsSQL reads the kinds of an outcome's contact and cancellation
+// reasons, NULL for a reason not in the account.
+const reasonsSQL = `
 SELECT (SELECT kind FROM reasons WHERE account_id = $1 AND id = $2),
-       (SELECT kind FROM reasons WHERE account_id = $1 AND id = $3)`, accountID, o.ContactReasonID, o.CancellationReasonID).Scan(&contactKind, &cancelKind)
-	if err != nil {
-		return err
-	}
+       (SELECT kind FROM reasons WHERE account_id = $1 AND id = $3)`
+
+// checkReasonKinds checks that the outcome's reasons exist in the account
+// and are of the right kind, from what reasonsSQL read.
+func checkReasonKinds(o agentdesk.Outcome, contactKind, cancelKind *string) error {
 	if contactKind == nil || *contactKind != string(agentdesk.ContactReason) {
 		return agentdesk.FieldError("outcome.contact_reason_id", "is not a %s reason", agentdesk.ContactReason)
 	}

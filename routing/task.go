@@ -362,11 +362,17 @@ func (e *Engine) wake(ctx context.Context, tx pgx.Tx, accountID int64) error {
 
 // lockTask locks a task row for a transition.
 func lockTask(ctx context.Context, tx pgx.Tx, accountID, taskID int64) (*lockedTask, error) {
-	var t lockedTask
-	err := tx.QueryRow(ctx, `
+	return scanLockedTask(tx.QueryRow(ctx, lockTaskSQL, accountID, taskID), accountID)
+}
+
+const lockTaskSQL = `
 SELECT id, queue_id, state, capacity_channel, coalesce(offered_to, 0), coalesce(agent_id, 0), enqueued_at,
 	priority, priority_name, coalesce(ticket_id, 0), coalesce(customer_id, 0), offer_expires_at
-FROM tasks WHERE account_id = $1 AND id = $2 FOR UPDATE`, accountID, taskID).Scan(
+FROM tasks WHERE account_id = $1 AND id = $2 FOR UPDATE`
+
+func scanLockedTask(row pgx.Row, accountID int64) (*lockedTask, error) {
+	var t lockedTask
+	err := row.Scan(
 		&t.id, &t.queueID, &t.state, &t.capChannel, &t.offeredTo, &t.agentID, &t.enqueuedAt,
 		&t.priority, &t.priorityName, &t.ticketID, &t.customerID, &t.offerExpires)
 	if err != nil {

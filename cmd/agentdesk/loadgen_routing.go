@@ -477,7 +477,7 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 // API does. t0 is when the task was due; an offer made before Enqueue
 // returned (on arrival) is waiting in offeredAt.
 func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
-	id, err := l.engine.Enqueue(ctx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
+	id, err := l.api.Enqueue(ctx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
 	if err != nil {
 		return err
 	}
