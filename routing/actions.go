@@ -15,48 +15,17 @@ import (
 // Accept turns the agent's offer into an assignment.
 func (e *Engine) Accept(ctx context.Context, accountID, agentID, taskID int64) error {
 	return e.inTx(ctx, func(tx pgx.Tx) error {
-		t, err := lockOffer(ctx, tx, accountID, agentID, taskID)
-		if err != nil {
-			return err
-		}
 		now := e.now()
-		if t.offerExpires != nil && now.After(*t.offerExpires) {
+		var prev int64
+		err := queryRowGeneric(ctx, tx, []any{&prev}, acceptSQL, accountID, taskID, agentID, now)
+		if errors.Is(err, pgx.ErrNoRows) {
+			// Not accepted: say why.
+			if _, err := lockOffer(ctx, tx, accountID, agentID, taskID); err != nil {
+				return err
+			}
 			return agentdesk.Errorf(agentdesk.Conflict, "the offer of task %d has expired", taskID)
 		}
-		wait := int(now.Sub(t.enqueuedAt) / time.Second)
-		// One round trip for the writes: they depend on nothing read back.
-		b := &pgx.Batch{}
-		b.Queue(`
-UPDATE tasks SET state = 'assigned', agent_id = $3, assigned_at = $4, wait_seconds = $5, offered_to = NULL,
-	offer_expires_at = NULL, excluded_agents = '{}', updated_at = $4
-WHERE account_id = $1 AND id = $2`, accountID, taskID, agentID, now, wait)
-		b.Queue(`UPDATE agent_presence SET missed_offers = 0, last_assigned_at = $2 WHERE agent_id = $1`, agentID, now)
-		b.Queue(countSQL, accountID, t.queueID, now, taskID, 1, wait, 0)
-		b.Queue(insertTaskEvent, accountID, taskID, string(StateOffered), string(StateAssigned), agentID, t.queueID, "", now)
-		if t.ticketID != 0 {
-			// The ticket's assignee before this one, for the re-check of who
-			// may still follow the ticket.
-			b.Queue(`
-WITH old AS (SELECT id, assignee_id FROM tickets WHERE account_id = $1 AND id = $2 FOR UPDATE)
-UPDATE tickets t SET assignee_id = $3, updated_at = $4 FROM old
-WHERE t.account_id = $1 AND t.id = old.id
-RETURNING coalesce(old.assignee_id, 0)`, accountID, t.ticketID, agentID, now)
-		}
-		br := tx.SendBatch(ctx, b)
-		var prev int64
-		for range 4 {
-			if _, err := br.Exec(); err != nil {
-				br.Close()
-				return fmt.Errorf("accept task %d: %w", taskID, err)
-			}
-		}
-		if t.ticketID != 0 {
-			if err := br.QueryRow().Scan(&prev); err != nil && !errors.Is(err, pgx.ErrNoRows) {
-				br.Close()
-				return fmt.Errorf("accept task %d: assign ticket: %w", taskID, err)
-			}
-		}
-		if err := br.Close(); err != nil {
+		if err != nil {
 			return fmt.Errorf("accept task %d: %w", taskID, err)
 		}
 		if prev == agentID {
@@ -71,6 +40,44 @@ RETURNING coalesce(old.assignee_id, 0)`, accountID, t.ticketID, agentID, now)
 		return nil
 	})
 }
+
+// acceptSQL assigns task $2 to agent $3 at $4 if it is offered to them and
+// the offer has not expired, in one statement: the task, the agent's missed
+// offers, the queue's answered count for the day (on the task's shard), the
+// event, and the ticket's assignee. It returns the ticket's assignee before
+// (0: none or no ticket), for the re-check of who may still follow the
+// ticket; no row when nothing was accepted.
+const acceptSQL = `
+WITH t AS (
+	UPDATE tasks SET state = 'assigned', agent_id = $3, assigned_at = $4,
+		wait_seconds = trunc(extract(epoch FROM $4::timestamptz - enqueued_at))::int,
+		offered_to = NULL, offer_expires_at = NULL, excluded_agents = '{}', updated_at = $4
+	WHERE account_id = $1 AND id = $2 AND state = 'offered' AND offered_to = $3
+	  AND (offer_expires_at IS NULL OR offer_expires_at >= $4)
+	RETURNING queue_id, ticket_id, wait_seconds
+), agent AS (
+	UPDATE agent_presence SET missed_offers = 0, last_assigned_at = $4
+	WHERE agent_id = $3 AND EXISTS (SELECT 1 FROM t)
+), counts AS (
+	INSERT INTO queue_day_counts AS c (account_id, queue_id, day, shard, answered, within_sl, abandoned)
+	SELECT $1, q.id, ($4::timestamptz AT TIME ZONE q.timezone)::date, $2::bigint % 16,
+		1, CASE WHEN t.wait_seconds <= q.sl_target_seconds THEN 1 ELSE 0 END, 0
+	FROM t JOIN queues q ON q.account_id = $1 AND q.id = t.queue_id
+	ON CONFLICT (account_id, queue_id, day, shard) DO UPDATE
+	SET answered = c.answered + EXCLUDED.answered, within_sl = c.within_sl + EXCLUDED.within_sl,
+		abandoned = c.abandoned + EXCLUDED.abandoned
+), ev AS (
+	INSERT INTO task_events (account_id, task_id, from_state, to_state, agent_id, queue_id, reason, at)
+	SELECT $1, $2, 'offered', 'assigned', $3, t.queue_id, '', $4 FROM t
+), old AS (
+	SELECT tk.id, tk.assignee_id FROM tickets tk JOIN t ON tk.account_id = $1 AND tk.id = t.ticket_id
+	FOR UPDATE OF tk
+), ticket AS (
+	UPDATE tickets tk SET assignee_id = $3, updated_at = $4 FROM old
+	WHERE tk.account_id = $1 AND tk.id = old.id
+	RETURNING coalesce(old.assignee_id, 0) AS prev
+)
+SELECT coalesce((SELECT prev FROM ticket), 0) FROM t`
 
 // lockOffer locks a task whose offer the agent holds: only they may accept
 // or reject it.

@@ -30,6 +30,24 @@ WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = a.id AND t.state = 'que
 	return e.dispatchAccounts(ctx, accounts)
 }
 
+// dispatchWoken dispatches the accounts a wake-up named that have tasks
+// waiting. Most wake-ups (freed capacity, with every contact offered on
+// arrival) find none, and this one read is then all they cost, instead of a
+// dispatch transaction each.
+func (e *Engine) dispatchWoken(ctx context.Context, woken []int64) (int, error) {
+	rows, err := e.db.Query(ctx, `
+SELECT a FROM unnest($1::bigint[]) a
+WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = a AND t.state = 'queued')`, woken)
+	if err != nil {
+		return 0, err
+	}
+	accounts, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, err
+	}
+	return e.dispatchAccounts(ctx, accounts)
+}
+
 // dispatchAccounts dispatches the waiting tasks of the given accounts.
 func (e *Engine) dispatchAccounts(ctx context.Context, accounts []int64) (int, error) {
 	total := 0

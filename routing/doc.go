@@ -44,7 +44,8 @@
 // # Durability and locking
 //
 // PostgreSQL holds all state; the engine keeps none worth losing. A task
-// exists once EnqueueTx's transaction commits. Several engines (one per
+// exists once EnqueueTx's transaction commits, or once Enqueue's statement
+// returns. Several engines (one per
 // server process) can run against one database:
 //
 //   - The dispatcher claims waiting tasks with SELECT … FOR UPDATE SKIP
@@ -69,6 +70,17 @@
 //     dispatcher, so arrivals never jump the line. The agent row stays
 //     locked until the caller's transaction commits; dispatchers skip it
 //     meanwhile.
+//   - One round trip: the engine keeps a copy of the queues it enqueues to
+//     (queueCache), and the insert itself checks that copy against the
+//     queue row's version (xmin) and, for a channel's default queue, the
+//     default; a stale copy inserts nothing and is read again, so a change
+//     made by any process is followed by the next contact. The customer's
+//     sticky agent is read by the same statement. Enqueue, given a
+//     publisher that takes committed events (CommittedPublisher), runs the
+//     statement as its own transaction; with the hub's publisher, which
+//     stores events with the change, it runs in one. The statement runs
+//     with its generic plan (withGenericPlan): PostgreSQL would otherwise
+//     plan it on every call, which cost more than running it.
 //   - Every other transition locks the task row first and the agent's
 //     presence row second (two agents: in id order). Load counters
 //     (load_voice/chat/email) change only in the transaction that changes

@@ -237,7 +237,7 @@ func (e *Engine) run(ctx context.Context, first bool) {
 			for a := range woken {
 				accounts = append(accounts, a)
 			}
-			n, err = e.dispatchAccounts(ctx, accounts)
+			n, err = e.dispatchWoken(ctx, accounts)
 		} else {
 			n, err = e.Dispatch(ctx)
 		}

@@ -766,6 +766,54 @@ func TestEnqueueLeavesPlanSettingAsFound(t *testing.T) {
 	}
 }
 
+// Accept refuses an offer that is not the agent's, one that expired before
+// any sweep noticed, and a task that does not exist, each with its reason,
+// and leaves the task, the agents and the day's counts as they were.
+func TestAcceptRefusals(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	id := f.enqueue(agentdesk.TaskRequest{})
+	f.offeredTo(id, a)
+	b := f.agent(map[string]int{"chat": 1}, nil)
+	snapshot := func() string {
+		var s string
+		f.must(f.db.QueryRow(f.ctx, `
+SELECT (SELECT row(state, offered_to, agent_id, assigned_at)::text FROM tasks WHERE id = $1)
+	|| (SELECT string_agg(row(agent_id, load_chat, missed_offers, last_assigned_at)::text, ',' ORDER BY agent_id) FROM agent_presence)
+	|| (SELECT count(*) FROM task_events WHERE task_id = $1)::text
+	|| coalesce((SELECT sum(answered)::text FROM queue_day_counts), '-')`, id).Scan(&s))
+		return s
+	}
+	before := snapshot()
+	for _, c := range []struct {
+		name        string
+		agent, task int64
+		kind        agentdesk.Kind
+		says        string
+	}{
+		{"another agent's offer", b, id, agentdesk.Conflict, "not offered to you"},
+		{"unknown task", a, id + 1000, agentdesk.NotFound, "not found"},
+	} {
+		err := f.e.Accept(f.ctx, f.account, c.agent, c.task)
+		if !agentdesk.IsKind(err, c.kind) || !strings.Contains(err.Error(), c.says) {
+			t.Fatalf("%s: %v, want %s saying %q", c.name, err, c.kind, c.says)
+		}
+	}
+	f.clock.Advance(21 * time.Second) // past the 20 s offer, no sweep yet
+	err := f.e.Accept(f.ctx, f.account, a, id)
+	if !agentdesk.IsKind(err, agentdesk.Conflict) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired offer: %v", err)
+	}
+	if after := snapshot(); after != before {
+		t.Fatalf("a refused accept changed the store:\n%s\n%s", before, after)
+	}
+	f.clock.Advance(-2 * time.Second) // back within the offer
+	f.must(f.e.Accept(f.ctx, f.account, a, id))
+	f.state(id, StateAssigned)
+	checkConsistency(t, f.ctx, f.db)
+}
+
 // A rejection while the other eligible agents are merely busy is not
 // "refused by everyone": the task waits without a pause and goes to the
 // first agent with room; an agent who signs in ends a pause at once.
