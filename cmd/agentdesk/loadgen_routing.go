@@ -71,6 +71,7 @@ type routingLoad struct {
 	acceptMin, acceptMax time.Duration
 	handleMin, handleMax time.Duration
 	silent               bool // agents never answer: measures the dispatcher alone
+	inTx                 bool // enqueue in a transaction of the caller's (EnqueueTx), as a channel does
 	offers, accepted     atomic.Int64
 	completed, errs      atomic.Int64
 	inflight             sync.WaitGroup
@@ -169,6 +170,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	conns := fs.Int("db-max-conns", 8, "PostgreSQL connections of the dispatching engine")
 	apiConns := fs.Int("api-max-conns", 16, "PostgreSQL connections serving the simulated agents' actions and the enqueues")
 	keep := fs.Bool("keep", false, "keep the benchmark database afterwards")
+	inTx := fs.Bool("enqueue-in-tx", false, "enqueue inside a transaction of the caller's (EnqueueTx), as a channel stores a contact with its task, instead of Enqueue")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	debug := fs.Bool("debug", false, "log the engine's debug messages to stderr")
 	if err := parseFlags(fs, args); err != nil {
@@ -213,7 +215,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	if *debug {
 		routingLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	steady := routingRun{agents: *agents, rate: *rate, duration: *duration, conns: *conns, apiConns: *apiConns,
+	steady := routingRun{agents: *agents, rate: *rate, duration: *duration, conns: *conns, apiConns: *apiConns, inTx: *inTx,
 		acceptMin: *acceptMin, acceptMax: *acceptMax, handleMin: *handleMin, handleMax: *handleMax}
 	if *rate > 0 && *duration > 0 {
 		benchURL, err := fresh()
@@ -254,7 +256,7 @@ var routingLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 type routingRun struct {
 	agents, rate, conns, apiConns, preload int
 	chatCap                                int
-	silent                                 bool
+	silent, inTx                           bool
 	duration                               time.Duration
 	acceptMin, acceptMax                   time.Duration
 	handleMin, handleMax                   time.Duration
@@ -271,7 +273,7 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 		return err
 	}
 	defer apiDB.Close()
-	l := &routingLoad{db: apiDB, enqueuedAt: map[int64]time.Time{}, silent: r.silent,
+	l := &routingLoad{db: apiDB, enqueuedAt: map[int64]time.Time{}, silent: r.silent, inTx: r.inTx,
 		committedAt: map[int64]time.Time{}, offeredAt: map[int64]time.Time{},
 		acceptMin: r.acceptMin, acceptMax: r.acceptMax, handleMin: r.handleMin, handleMax: r.handleMax}
 	cfg := routing.Config{WrapUp: -1, StatsInterval: time.Second}
@@ -477,10 +479,21 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 }
 
 // enqueue adds one task through the engine's Enqueue, as the integration
-// API does. t0 is when the task was due; an offer made before Enqueue
+// API does (or, with --enqueue-in-tx, through EnqueueTx in a transaction of
+// its own, as a channel does). t0 is when the task was due; an offer made before Enqueue
 // returned (on arrival) is waiting in offeredAt.
 func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
-	id, err := l.api.Enqueue(ctx, agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat})
+	req := agentdesk.TaskRequest{AccountID: l.account, Channel: agentdesk.ChannelChat}
+	var id int64
+	var err error
+	if l.inTx {
+		err = postgres.InTx(ctx, l.db, func(tx pgx.Tx) error {
+			id, err = l.api.EnqueueTx(ctx, tx, req)
+			return err
+		})
+	} else {
+		id, err = l.api.Enqueue(ctx, req)
+	}
 	if err != nil {
 		return err
 	}
