@@ -12,33 +12,76 @@ import (
 	"agentdesk/agentdesk"
 )
 
-// Accept turns the agent's offer into an assignment.
+// Accept turns the agent's offer into an assignment. Like Enqueue, it is a
+// single statement of its own, its events published after it, when the
+// publisher takes committed events and no AlsoInTx function must join it.
 func (e *Engine) Accept(ctx context.Context, accountID, agentID, taskID int64) error {
-	return e.inTx(ctx, func(tx pgx.Tx) error {
-		now := e.now()
+	if cp, ok := e.pub.(CommittedPublisher); ok && !hasAlsoInTx(ctx) {
 		var prev int64
-		err := queryRowGeneric(ctx, tx, []any{&prev}, acceptSQL, accountID, taskID, agentID, now)
-		if errors.Is(err, pgx.ErrNoRows) {
-			// Not accepted: say why.
-			if _, err := lockOffer(ctx, tx, accountID, agentID, taskID); err != nil {
+		for attempt := 0; ; attempt++ {
+			var err error
+			prev, err = e.accept(ctx, e.db, accountID, agentID, taskID)
+			if err == nil {
+				break
+			}
+			if !retryable(err) || attempt == 4 {
 				return err
 			}
-			return agentdesk.Errorf(agentdesk.Conflict, "the offer of task %d has expired", taskID)
 		}
+		for _, ev := range acceptEvents(accountID, agentID, taskID, prev) {
+			if err := cp.PublishCommitted(ctx, ev); err != nil {
+				e.log.Warn("routing: publish after accept", "task_id", taskID, "type", ev.Type, "err", err)
+			}
+		}
+		return nil
+	}
+	return e.inTx(ctx, func(tx pgx.Tx) error {
+		prev, err := e.accept(ctx, tx, accountID, agentID, taskID)
 		if err != nil {
-			return fmt.Errorf("accept task %d: %w", taskID, err)
+			return err
 		}
-		if prev == agentID {
-			prev = 0
-		}
-		ch := TaskChange{TaskID: taskID, State: StateAssigned, AgentID: agentID, PreviousAssignee: prev}
-		for _, s := range []string{AgentStream(agentID), TaskStream(taskID)} {
-			if err := e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: s, Type: "task_assigned", Data: ch}); err != nil {
+		for _, ev := range acceptEvents(accountID, agentID, taskID, prev) {
+			if err := e.pub.Publish(ctx, tx, ev); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// accept runs acceptSQL on db and returns the ticket's assignee before
+// (0: none, or the agent themself); when nothing was accepted it says why.
+func (e *Engine) accept(ctx context.Context, db batcher, accountID, agentID, taskID int64) (int64, error) {
+	now := e.now()
+	var prev int64
+	err := queryRowGeneric(ctx, db, []any{&prev}, acceptSQL, accountID, taskID, agentID, now)
+	if errors.Is(err, pgx.ErrNoRows) {
+		t, err := scanLockedTask(db.QueryRow(ctx, lockTaskSQL, accountID, taskID), accountID)
+		if err != nil {
+			return 0, err
+		}
+		if err := t.offeredToAgent(agentID); err != nil {
+			return 0, err
+		}
+		return 0, agentdesk.Errorf(agentdesk.Conflict, "the offer of task %d has expired", taskID)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("accept task %d: %w", taskID, err)
+	}
+	if prev == agentID {
+		prev = 0
+	}
+	return prev, nil
+}
+
+// acceptEvents tell the agent's desk and the task's followers (the waiting
+// customer, and the web's re-check of who may follow the ticket).
+func acceptEvents(accountID, agentID, taskID, prev int64) []Event {
+	ch := TaskChange{TaskID: taskID, State: StateAssigned, AgentID: agentID, PreviousAssignee: prev}
+	return []Event{
+		{AccountID: accountID, Stream: AgentStream(agentID), Type: "task_assigned", Data: ch},
+		{AccountID: accountID, Stream: TaskStream(taskID), Type: "task_assigned", Data: ch},
+	}
 }
 
 // acceptSQL assigns task $2 to agent $3 at $4 if it is offered to them and
@@ -86,10 +129,18 @@ func lockOffer(ctx context.Context, tx pgx.Tx, accountID, agentID, taskID int64)
 	if err != nil {
 		return nil, err
 	}
-	if t.state != StateOffered || t.offeredTo != agentID {
-		return nil, agentdesk.Errorf(agentdesk.Conflict, "task %d is not offered to you (it is %s)", taskID, t.state)
+	if err := t.offeredToAgent(agentID); err != nil {
+		return nil, err
 	}
 	return t, nil
+}
+
+// offeredToAgent refuses an action on an offer the agent does not hold.
+func (t *lockedTask) offeredToAgent(agentID int64) error {
+	if t.state != StateOffered || t.offeredTo != agentID {
+		return agentdesk.Errorf(agentdesk.Conflict, "task %d is not offered to you (it is %s)", t.id, t.state)
+	}
+	return nil
 }
 
 // Reject hands the offer to the next agent. The rejecting agent is skipped
