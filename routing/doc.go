@@ -78,9 +78,10 @@
 //     sticky agent is read by the same statement. Enqueue, given a
 //     publisher that takes committed events (CommittedPublisher), runs the
 //     statement as its own transaction; with the hub's publisher, which
-//     stores events with the change, it runs in one. The statement runs
-//     with its generic plan (withGenericPlan): PostgreSQL would otherwise
-//     plan it on every call, which cost more than running it.
+//     stores events with the change, it runs in one. Accept likewise. The
+//     statements run with their generic plans (withGenericPlan):
+//     PostgreSQL would otherwise plan the enqueue on every call, which cost
+//     more than running it.
 //   - Every other transition locks the task row first and the agent's
 //     presence row second (two agents: in id order). Load counters
 //     (load_voice/chat/email) change only in the transaction that changes

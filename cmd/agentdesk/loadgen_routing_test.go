@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"strings"
+	"testing"
+
+	"agentdesk/agentdesk/postgres/pgtest"
+)
+
+// The routing load generator runs its three phases end to end on a small
+// scale and reports every task offered, accepted and completed, with the
+// task history, the plan settings and the one-statement enqueue in play.
+// Not parallel: it captures the process's standard output.
+func TestLoadgenRoutingSmall(t *testing.T) {
+	url := pgtest.NewURL(t)
+	for _, mode := range [][]string{nil, {"--enqueue-in-tx"}} {
+		out := captureStdout(t, func() error {
+			return loadgenRouting(context.Background(), append([]string{"--database-url", url,
+				"--agents", "20", "--rate", "20", "--duration", "2s", "--saturate-tasks", "100",
+				"--accept-min", "10ms", "--accept-max", "50ms", "--handle-min", "50ms", "--handle-max", "200ms"}, mode...))
+		})
+		for _, want := range []string{
+			"40 tasks enqueued",
+			"40 offered, 40 accepted, 40 completed, 0 not offered, 0 errors (+0 enqueue)",
+			"saturate dispatch: 100 offers",
+			"saturate: 100 assignments",
+		} {
+			if !strings.Contains(out, want) {
+				t.Fatalf("%v: output lacks %q:\n%s", mode, want, out)
+			}
+		}
+	}
+}
+
+// captureStdout runs fn with os.Stdout going to a pipe, and returns what it
+// printed.
+func captureStdout(t *testing.T, fn func() error) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stdout
+	os.Stdout = w
+	done := make(chan string)
+	go func() {
+		var b bytes.Buffer
+		io.Copy(&b, r) //nolint:errcheck
+		done <- b.String()
+	}()
+	ferr := fn()
+	os.Stdout = old
+	w.Close()
+	out := <-done
+	if ferr != nil {
+		t.Fatalf("%v\n%s", ferr, out)
+	}
+	return out
+}
