@@ -17,17 +17,9 @@ import (
 // once: tasks are claimed with FOR UPDATE SKIP LOCKED and agents likewise, so
 // two engines never touch the same task or agent row at the same time.
 func (e *Engine) Dispatch(ctx context.Context) (int, error) {
-	rows, err := e.db.Query(ctx, `
+	return e.dispatchWhere(ctx, `
 SELECT a.id FROM accounts a
 WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = a.id AND t.state = 'queued')`)
-	if err != nil {
-		return 0, err
-	}
-	accounts, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return 0, err
-	}
-	return e.dispatchAccounts(ctx, accounts)
 }
 
 // dispatchWoken dispatches the accounts a wake-up named that have tasks
@@ -35,9 +27,14 @@ WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = a.id AND t.state = 'que
 // arrival) find none, and this one read is then all they cost, instead of a
 // dispatch transaction each.
 func (e *Engine) dispatchWoken(ctx context.Context, woken []int64) (int, error) {
-	rows, err := e.db.Query(ctx, `
+	return e.dispatchWhere(ctx, `
 SELECT a FROM unnest($1::bigint[]) a
 WHERE EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = a AND t.state = 'queued')`, woken)
+}
+
+// dispatchWhere dispatches the accounts the query names.
+func (e *Engine) dispatchWhere(ctx context.Context, accountsSQL string, args ...any) (int, error) {
+	rows, err := e.db.Query(ctx, accountsSQL, args...)
 	if err != nil {
 		return 0, err
 	}
