@@ -85,10 +85,7 @@ func TestChatStateAfterResync(t *testing.T) {
 
 	carla := ct.visitor(t, "")
 	carla.connect(ct)
-	res := carla.post("/chat", map[string]any{"name": "Carla", "email": "carla@example.org", "body": "Where is my order?"})
-	wantStatus(t, "start", res, http.StatusCreated)
-	var started chatStarted
-	res.json(t, &started)
+	started := carla.startChat(map[string]any{"name": "Carla", "email": "carla@example.org", "body": "Where is my order?"})
 	readFrame(t, carla.ws, ChatQueued)
 
 	// Waiting: position and estimated wait.
@@ -98,8 +95,7 @@ func TestChatStateAfterResync(t *testing.T) {
 	}
 
 	// Joined, messages both ways; then the widget goes away.
-	var taskID int64
-	ct.store.DB().QueryRow(ctx, `SELECT task_id FROM chats WHERE ticket_id = $1`, started.TicketID).Scan(&taskID) //nolint:errcheck
+	taskID := ct.chatTask(t, started.TicketID)
 	wantStatus(t, "available", agent.do(t, "PUT", "/api/v1/presence", map[string]string{"state": "available"}), http.StatusOK)
 	if _, err := ct.eng.Dispatch(ctx); err != nil {
 		t.Fatal(err)

@@ -148,10 +148,7 @@ func TestTicketCreatedReachesItsLists(t *testing.T) {
 
 	// A chat started in the widget.
 	v := ct.visitor(t, "")
-	res := v.post("/chat", map[string]any{"name": "Pia", "email": "pia@example.org", "body": "Hello"})
-	wantStatus(t, "start chat", res, http.StatusCreated)
-	var started chatStarted
-	res.json(t, &started)
+	started := v.startChat(map[string]any{"name": "Pia", "email": "pia@example.org", "body": "Hello"})
 	readCreated(t, supWS, hub.SupervisorStream(acct), started.TicketID)
 	readCreated(t, agentWS, hub.AccountStream(acct), started.TicketID)
 
@@ -177,7 +174,7 @@ func TestTicketCreatedReachesItsLists(t *testing.T) {
 	var before, after int
 	db := ct.store.DB()
 	db.QueryRow(context.Background(), `SELECT count(*) FROM stream_events WHERE account_id = $1 AND type = $2`, acct, TicketCreated).Scan(&before) //nolint:errcheck
-	res = ct.clients["supervisor"].do(t, "POST", "/api/v1/tickets", map[string]any{"subject": "x", "customer_id": cust.ID, "assignee_id": 999999})
+	res := ct.clients["supervisor"].do(t, "POST", "/api/v1/tickets", map[string]any{"subject": "x", "customer_id": cust.ID, "assignee_id": 999999})
 	if res.status < 400 {
 		t.Fatalf("ticket with a missing assignee: HTTP %d", res.status)
 	}

@@ -36,10 +36,7 @@ func TestWidgetAttachments(t *testing.T) {
 	if res := v.upload("early.png", pngBytes); res.status != http.StatusConflict {
 		t.Errorf("upload before a chat: %d %s", res.status, res.body)
 	}
-	res := v.post("/chat", map[string]any{"name": "Pia", "email": "pia@example.org", "queue_id": ct.queueID, "body": "My parcel is damaged"})
-	wantStatus(t, "start chat", res, http.StatusCreated)
-	var started chatStarted
-	res.json(t, &started)
+	started := v.startChat(map[string]any{"name": "Pia", "email": "pia@example.org", "queue_id": ct.queueID, "body": "My parcel is damaged"})
 	desk := ct.agentSocket(t, "agent", hub.TicketStream(started.TicketID))
 
 	// The preflight allows the download's GET.
@@ -49,7 +46,7 @@ func TestWidgetAttachments(t *testing.T) {
 		t.Errorf("preflight: %d %v", pre.status, pre.header)
 	}
 
-	res = v.upload("damage.png", pngBytes)
+	res := v.upload("damage.png", pngBytes)
 	wantStatus(t, "visitor upload", res, http.StatusCreated)
 	if res.header.Get("Access-Control-Allow-Origin") != shopOrigin {
 		t.Errorf("upload CORS %v", res.header)

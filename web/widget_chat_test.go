@@ -121,6 +121,28 @@ func (v *visitor) post(path string, body any) response {
 	return v.c.do(v.t, "POST", "/api/v1/widget/acme"+path, body, "Origin", shopOrigin, "Authorization", "Bearer "+v.token)
 }
 
+// startChat starts the visitor's chat with the widget form's fields and
+// returns what the widget is told.
+func (v *visitor) startChat(fields map[string]any) chatStarted {
+	v.t.Helper()
+	res := v.post("/chat", fields)
+	wantStatus(v.t, "start chat", res, http.StatusCreated)
+	var started chatStarted
+	res.json(v.t, &started)
+	return started
+}
+
+// chatTask is the routing task of the chat on the ticket.
+func (ct *chatTest) chatTask(t *testing.T, ticketID int64) int64 {
+	t.Helper()
+	var id int64
+	if err := ct.store.DB().QueryRow(context.Background(), `SELECT task_id FROM chats WHERE account_id = $1 AND ticket_id = $2`,
+		ct.account, ticketID).Scan(&id); err != nil {
+		t.Fatalf("task of the chat on ticket %d: %v", ticketID, err)
+	}
+	return id
+}
+
 // readFrame reads until a frame of type typ and returns it.
 func readFrame(t *testing.T, ws *websocket.Conn, typ string) map[string]any {
 	t.Helper()
@@ -173,20 +195,14 @@ func TestChatFlow(t *testing.T) {
 	v.connect(ct)
 
 	// The pre-chat form starts the chat: queued at position 1.
-	res := v.post("/chat", map[string]any{"name": "Carla Customer", "email": "Carla@Example.org", "queue_id": ct.queueID, "body": "Where is my order?"})
-	wantStatus(t, "start chat", res, http.StatusCreated)
-	var started chatStarted
-	res.json(t, &started)
+	started := v.startChat(map[string]any{"name": "Carla Customer", "email": "Carla@Example.org", "queue_id": ct.queueID, "body": "Where is my order?"})
 	if started.Position != 1 || started.TicketID == 0 {
 		t.Fatalf("started %+v", started)
 	}
 	if d := dataOf(readFrame(t, v.ws, ChatQueued)); d["position"] != float64(1) || d["ticket_id"] != float64(started.TicketID) {
 		t.Errorf("chat.queued %v", d)
 	}
-	var taskID int64
-	if err := db.QueryRow(ctx, `SELECT task_id FROM chats WHERE account_id = $1 AND ticket_id = $2`, ct.account, started.TicketID).Scan(&taskID); err != nil {
-		t.Fatal(err)
-	}
+	taskID := ct.chatTask(t, started.TicketID)
 
 	// The agent goes available, gets the offer and accepts: the visitor
 	// learns the agent's name.
@@ -273,10 +289,7 @@ func TestChatEndWhileQueued(t *testing.T) {
 	ctx := context.Background()
 	v := ct.visitor(t, "")
 	v.connect(ct)
-	res := v.post("/chat", map[string]any{"name": "Ann", "email": "ann@example.org", "body": "Hello"})
-	wantStatus(t, "start", res, http.StatusCreated)
-	var started chatStarted
-	res.json(t, &started)
+	started := v.startChat(map[string]any{"name": "Ann", "email": "ann@example.org", "body": "Hello"})
 	again := ct.visitor(t, v.id)
 	if again.session.Chat == nil || again.session.Chat.Status != "queued" || len(again.session.Chat.Messages) != 1 || again.session.Chat.Position != 1 {
 		t.Errorf("open chat after a reload: %+v", again.session.Chat)
@@ -285,7 +298,7 @@ func TestChatEndWhileQueued(t *testing.T) {
 	// Bob waits behind Ann.
 	bob := ct.visitor(t, "")
 	bob.connect(ct)
-	res = bob.post("/chat", map[string]any{"name": "Bob", "email": "bob@example.org", "body": "Hi"})
+	res := bob.post("/chat", map[string]any{"name": "Bob", "email": "bob@example.org", "body": "Hi"})
 	wantStatus(t, "bob starts", res, http.StatusCreated)
 	if d := dataOf(readFrame(t, bob.ws, ChatQueued)); d["position"] != float64(2) {
 		t.Errorf("bob's first chat.queued %v", d)
@@ -533,12 +546,8 @@ func TestChatEmailLinkDoesNotLeak(t *testing.T) {
 	ctx := context.Background()
 	carla := ct.visitor(t, "")
 	carla.connect(ct)
-	res := carla.post("/chat", map[string]any{"name": "Carla", "email": "carla@example.org", "body": "Hello"})
-	wantStatus(t, "start", res, http.StatusCreated)
-	var started chatStarted
-	res.json(t, &started)
-	var taskID int64
-	ct.store.DB().QueryRow(ctx, `SELECT task_id FROM chats WHERE ticket_id = $1`, started.TicketID).Scan(&taskID) //nolint:errcheck
+	started := carla.startChat(map[string]any{"name": "Carla", "email": "carla@example.org", "body": "Hello"})
+	taskID := ct.chatTask(t, started.TicketID)
 	wantStatus(t, "available", ct.clients["agent"].do(t, "PUT", "/api/v1/presence", map[string]string{"state": "available"}), http.StatusOK)
 	if _, err := ct.eng.Dispatch(ctx); err != nil {
 		t.Fatal(err)

@@ -18,12 +18,9 @@ func TestWidgetTranscriptListsFiles(t *testing.T) {
 	agent := ct.clients["agent"]
 	v := ct.visitor(t, "")
 	v.connect(ct)
-	res := v.post("/chat", map[string]any{"name": "Pia", "email": "pia@example.org", "queue_id": ct.queueID, "body": "My parcel is damaged"})
-	wantStatus(t, "start chat", res, http.StatusCreated)
-	var started chatStarted
-	res.json(t, &started)
+	started := v.startChat(map[string]any{"name": "Pia", "email": "pia@example.org", "queue_id": ct.queueID, "body": "My parcel is damaged"})
 
-	res = v.upload("damage.png", pngBytes)
+	res := v.upload("damage.png", pngBytes)
 	wantStatus(t, "visitor upload", res, http.StatusCreated)
 	var photo agentdesk.Attachment
 	res.json(t, &photo)

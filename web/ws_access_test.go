@@ -454,14 +454,8 @@ func TestAccessChangeTicketTransferred(t *testing.T) {
 
 	v := ct.visitor(t, "")
 	v.connect(ct)
-	res := v.post("/chat", map[string]any{"name": "Carla", "email": "carla@example.org", "queue_id": ct.queueID, "body": "Hello"})
-	wantStatus(t, "start chat", res, http.StatusCreated)
-	var started chatStarted
-	res.json(t, &started)
-	var taskID int64
-	if err := ct.store.DB().QueryRow(ctx, `SELECT task_id FROM chats WHERE account_id = $1 AND ticket_id = $2`, ct.account, started.TicketID).Scan(&taskID); err != nil {
-		t.Fatal(err)
-	}
+	started := v.startChat(map[string]any{"name": "Carla", "email": "carla@example.org", "queue_id": ct.queueID, "body": "Hello"})
+	taskID := ct.chatTask(t, started.TicketID)
 	for _, who := range []string{"agent", "agent2"} {
 		wantStatus(t, "capacity", admin.do(t, "PUT", fmt.Sprintf("/api/v1/agents/%d/capacity", ct.ids[who]), map[string]int{"chat": 2}), http.StatusOK)
 	}
@@ -494,7 +488,7 @@ func TestAccessChangeTicketTransferred(t *testing.T) {
 	if err := ct.store.CreateCustomer(ctx, ct.account, cust); err != nil {
 		t.Fatal(err)
 	}
-	res = sup.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "Mine", "assignee_id": agentID})
+	res := sup.do(t, "POST", "/api/v1/tickets", map[string]any{"customer_id": cust.ID, "subject": "Mine", "assignee_id": agentID})
 	wantStatus(t, "create ticket", res, http.StatusCreated)
 	var mine agentdesk.Ticket
 	res.json(t, &mine)
