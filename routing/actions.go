@@ -18,21 +18,13 @@ import (
 func (e *Engine) Accept(ctx context.Context, accountID, agentID, taskID int64) error {
 	if cp, ok := e.pub.(CommittedPublisher); ok && !hasAlsoInTx(ctx) {
 		var prev int64
-		for attempt := 0; ; attempt++ {
-			var err error
+		if err := e.retrying(func() (err error) {
 			prev, err = e.accept(ctx, e.db, accountID, agentID, taskID)
-			if err == nil {
-				break
-			}
-			if !retryable(err) || attempt == 4 {
-				return err
-			}
+			return err
+		}); err != nil {
+			return err
 		}
-		for _, ev := range acceptEvents(accountID, agentID, taskID, prev) {
-			if err := cp.PublishCommitted(ctx, ev); err != nil {
-				e.log.Warn("routing: publish after accept", "task_id", taskID, "type", ev.Type, "err", err)
-			}
-		}
+		e.publishCommitted(ctx, cp, taskID, acceptEvents(accountID, agentID, taskID, prev))
 		return nil
 	}
 	return e.inTx(ctx, func(tx pgx.Tx) error {

@@ -342,7 +342,7 @@ func (e *Engine) listenOnce(ctx context.Context) error {
 
 // inTx runs fn in a transaction, retrying deadlocks between engines.
 func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	for attempt := 0; ; attempt++ {
+	return e.retrying(func() error {
 		var woken map[int64]bool
 		// postgres.InTx, so that publishers may act once the change is
 		// visible (postgres.AfterCommit).
@@ -365,10 +365,31 @@ func (e *Engine) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
 			markAlsoInTxDone(ctx)
 			e.notify(ctx, woken)
 		}
+		return err
+	})
+}
+
+// retrying runs fn, a transaction or a statement that is one, again after
+// a deadlock or serialization failure between engines, up to five times.
+func (e *Engine) retrying(fn func() error) error {
+	for attempt := 0; ; attempt++ {
+		err := fn()
 		if err == nil || !retryable(err) || attempt == 4 {
 			return err
 		}
 		e.log.Debug("routing: retrying transaction", "err", err, "attempt", attempt)
+	}
+}
+
+// publishCommitted hands the events of a change that committed without a
+// transaction of the engine's (Enqueue's and Accept's single statements) to
+// the publisher. The change is stored whatever happens here: an offer the
+// agent never sees expires and goes to the next agent.
+func (e *Engine) publishCommitted(ctx context.Context, cp CommittedPublisher, taskID int64, events []Event) {
+	for _, ev := range events {
+		if err := cp.PublishCommitted(ctx, ev); err != nil {
+			e.log.Warn("routing: publish a committed change", "task_id", taskID, "type", ev.Type, "err", err)
+		}
 	}
 }
 

@@ -169,23 +169,13 @@ func (e *Engine) EnqueueTx(ctx context.Context, tx pgx.Tx, req agentdesk.TaskReq
 // exactly as in a transaction; its events go out once it has returned.
 func (e *Engine) enqueueDirect(ctx context.Context, cp CommittedPublisher, req agentdesk.TaskRequest) (int64, error) {
 	var res *enqueued
-	for attempt := 0; ; attempt++ {
-		var err error
+	if err := e.retrying(func() (err error) {
 		res, err = e.insertTask(ctx, e.db, req)
-		if err == nil {
-			break
-		}
-		if !retryable(err) || attempt == 4 {
-			return 0, err
-		}
+		return err
+	}); err != nil {
+		return 0, err
 	}
-	for _, ev := range res.events() {
-		if err := cp.PublishCommitted(ctx, ev); err != nil {
-			// The task and its reservation are stored: an offer the agent
-			// never sees expires and goes to the next agent.
-			e.log.Warn("routing: publish after enqueue", "task_id", res.id, "type", ev.Type, "err", err)
-		}
-	}
+	e.publishCommitted(ctx, cp, res.id, res.events())
 	if res.waits() {
 		e.notify(ctx, map[int64]bool{res.req.AccountID: true})
 	}
