@@ -895,6 +895,57 @@ func TestQueueStatsTodayIsTheQueuesDay(t *testing.T) {
 	checkConsistency(t, f.ctx, f.db)
 }
 
+// The live stats run every second on every busy account: what they read
+// must not grow with the queue's history. A queue with 20,000 contacts, 200
+// of them offered now: the newest by enqueued_at, but spread over the
+// table's pages as rows of a busy table are. The oldest offered task was
+// once found by walking the queue's tasks in enqueued_at order (the planner
+// expected to meet an offered one within a hundred rows; they are all at
+// the end): every contact the queue ever had.
+func TestQueueStatsDoNotReadHistory(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	q := f.queue(Queue{Name: "Support"})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	_, err := f.db.Exec(f.ctx, `
+INSERT INTO tasks (account_id, queue_id, channel, capacity_channel, state, priority, priority_name,
+	enqueued_at, queue_entered_at, updated_at, agent_id, offered_to, offer_expires_at,
+	assigned_at, ended_at, completed_at, closed_at, wait_seconds)
+SELECT $1, $2, 'chat', 'chat', s.state, 200, 'normal', s.t, s.t, s.t, s.agent, s.offered_to, s.expires,
+	s.done, s.done, s.done, s.done, s.wait
+FROM generate_series(1, 20000) g CROSS JOIN LATERAL (
+	SELECT 'offered' AS state, $4::timestamptz - interval '42 seconds' + (g - 100) * interval '1 ms' AS t,
+		NULL::bigint AS agent, $3::bigint AS offered_to, $4::timestamptz + interval '20 seconds' AS expires,
+		NULL::timestamptz AS done, NULL::int AS wait
+	WHERE g % 100 = 0
+	UNION ALL
+	SELECT 'completed', $4::timestamptz - interval '1 hour' - g * interval '1 second', $3, NULL, NULL,
+		$4::timestamptz - interval '1 hour', 0
+	WHERE g % 100 <> 0
+) s`, f.account, q, a, monday10)
+	f.must(err)
+	_, err = f.db.Exec(f.ctx, `ANALYZE tasks`)
+	f.must(err)
+
+	stats, err := f.e.QueueStats(f.ctx, f.account)
+	f.must(err)
+	if len(stats) != 1 || stats[0].Offered != 200 || stats[0].Waiting != 0 || stats[0].LongestWaitSeconds != 42 {
+		t.Fatalf("stats = %+v, want 200 offered tasks, the oldest waiting 42 s", stats)
+	}
+	var plan []struct {
+		Plan struct {
+			SharedHit  int `json:"Shared Hit Blocks"`
+			SharedRead int `json:"Shared Read Blocks"`
+		}
+	}
+	f.must(f.db.QueryRow(f.ctx, `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) `+queueStatsQuery, f.account, f.clock.Now()).Scan(&plan))
+	// About 200 pages: one per offered task, spread as they are. Walking
+	// the history read 933 here.
+	if pages := plan[0].Plan.SharedHit + plan[0].Plan.SharedRead; pages > 500 {
+		t.Fatalf("the stats read %d pages: they walk the queue's history", pages)
+	}
+}
+
 // A contact that arrives while an agent is free and nobody waits ahead of it
 // is offered in the transaction that creates it: no dispatch pass, the
 // reservation and both events commit with it, and the offer reaches the

@@ -15,7 +15,9 @@ package main
 //     completing at once; reports durable assignments (accepted offers,
 //     committed) per second, and offers per second.
 //
-// --cpuprofile writes a pprof CPU profile of the whole run.
+// --cpuprofile writes a pprof CPU profile of the whole run; --latency-log
+// writes each steady task's latency with when it was due, to line the slow
+// ones up with what else happened then (a server log, a sampler).
 
 import (
 	"context"
@@ -60,6 +62,7 @@ type routingLoad struct {
 	mu         sync.Mutex
 	enqueuedAt map[int64]time.Time
 	latencies  []time.Duration
+	dueAt      []time.Time // when each of latencies' tasks was due, for --latency-log
 	// committed → offered: the enqueue's commit is seen when EnqueueTx's
 	// transaction returns; an offer made by that same commit (on arrival)
 	// counts as 0.
@@ -111,6 +114,7 @@ func (l *routingLoad) offered(e routing.Event) {
 	l.mu.Lock()
 	if t0, ok := l.enqueuedAt[off.TaskID]; ok {
 		l.latencies = append(l.latencies, now.Sub(t0))
+		l.dueAt = append(l.dueAt, t0)
 		delete(l.enqueuedAt, off.TaskID)
 		l.afterCommit = append(l.afterCommit, now.Sub(l.committedAt[off.TaskID]))
 		delete(l.committedAt, off.TaskID)
@@ -172,6 +176,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	keep := fs.Bool("keep", false, "keep the benchmark database afterwards")
 	inTx := fs.Bool("enqueue-in-tx", false, "enqueue inside a transaction of the caller's (EnqueueTx), as a channel stores a contact with its task, instead of Enqueue")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
+	latencyLog := fs.String("latency-log", "", "write each task's enqueue → offer latency of the steady run to this file (CSV: ms since the start, latency in ms), to find when the slow ones happened")
 	debug := fs.Bool("debug", false, "log the engine's debug messages to stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -215,7 +220,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	if *debug {
 		routingLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	steady := routingRun{agents: *agents, rate: *rate, duration: *duration, conns: *conns, apiConns: *apiConns, inTx: *inTx,
+	steady := routingRun{latencyLog: *latencyLog, agents: *agents, rate: *rate, duration: *duration, conns: *conns, apiConns: *apiConns, inTx: *inTx,
 		acceptMin: *acceptMin, acceptMax: *acceptMax, handleMin: *handleMin, handleMax: *handleMax}
 	if *rate > 0 && *duration > 0 {
 		benchURL, err := fresh()
@@ -257,6 +262,7 @@ type routingRun struct {
 	agents, rate, conns, apiConns, preload int
 	chatCap                                int
 	silent, inTx                           bool
+	latencyLog                             string
 	duration                               time.Duration
 	acceptMin, acceptMax                   time.Duration
 	handleMin, handleMax                   time.Duration
@@ -475,6 +481,12 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 	l.mu.Lock()
 	lat := slices.Clone(l.latencies)
 	unoffered := len(l.enqueuedAt)
+	if r.latencyLog != "" {
+		if err := writeLatencyLog(r.latencyLog, start.wall, l.dueAt, l.latencies); err != nil {
+			l.mu.Unlock()
+			return err
+		}
+	}
 	l.mu.Unlock()
 	slices.Sort(lat)
 	wall := sent.wall.Sub(start.wall)
@@ -525,6 +537,7 @@ func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
 	l.enqueueDur = append(l.enqueueDur, now.Sub(t0))
 	if at, ok := l.offeredAt[id]; ok {
 		l.latencies = append(l.latencies, at.Sub(t0))
+		l.dueAt = append(l.dueAt, t0)
 		l.afterCommit = append(l.afterCommit, max(at.Sub(now), 0))
 		delete(l.offeredAt, id)
 		return nil
@@ -532,6 +545,22 @@ func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
 	l.enqueuedAt[id] = t0
 	l.committedAt[id] = now
 	return nil
+}
+
+// writeLatencyLog writes one line per offered task, in due order: when it
+// was due (ms since the run started) and its enqueue → offer latency (ms).
+func writeLatencyLog(path string, start time.Time, due []time.Time, lat []time.Duration) error {
+	order := make([]int, len(due))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return due[a].Compare(due[b]) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "# run started at %s\ndue_ms,latency_ms\n", start.UTC().Format(time.RFC3339Nano))
+	for _, i := range order {
+		fmt.Fprintf(&b, "%.1f,%.3f\n", float64(due[i].Sub(start).Microseconds())/1000, float64(lat[i].Microseconds())/1000)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func pct(sorted []time.Duration, p int) time.Duration {

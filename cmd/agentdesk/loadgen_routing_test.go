@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,7 +19,8 @@ import (
 // Not parallel: it captures the process's standard output.
 func TestLoadgenRoutingSmall(t *testing.T) {
 	url := pgtest.NewURL(t)
-	for _, mode := range [][]string{nil, {"--enqueue-in-tx"}} {
+	latencyLog := filepath.Join(t.TempDir(), "latency.csv")
+	for _, mode := range [][]string{{"--latency-log", latencyLog}, {"--enqueue-in-tx"}} {
 		out := captureStdout(t, func() error {
 			return loadgenRouting(context.Background(), append([]string{"--database-url", url,
 				"--agents", "20", "--rate", "20", "--duration", "2s", "--saturate-tasks", "100",
@@ -33,6 +36,24 @@ func TestLoadgenRoutingSmall(t *testing.T) {
 				t.Fatalf("%v: output lacks %q:\n%s", mode, want, out)
 			}
 		}
+	}
+	// The latency log has a line for each of the first run's 40 tasks, in
+	// the order they were due.
+	b, err := os.ReadFile(latencyLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 42 || !strings.HasPrefix(lines[0], "# run started at ") || lines[1] != "due_ms,latency_ms" {
+		t.Fatalf("latency log: %d lines, starting %q", len(lines), lines[:min(len(lines), 2)])
+	}
+	last := -1.0
+	for _, l := range lines[2:] {
+		var due, lat float64
+		if _, err := fmt.Sscanf(l, "%f,%f", &due, &lat); err != nil || due < last || lat <= 0 {
+			t.Fatalf("latency log line %q (after due %.1f): %v", l, last, err)
+		}
+		last = due
 	}
 }
 
