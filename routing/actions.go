@@ -218,6 +218,12 @@ func (e *Engine) wrapUpFor(ctx context.Context, tx pgx.Tx, queueID int64) (time.
 // required, and a cancellation reason when the outcome is a cancellation;
 // the outcome is also written to the task's ticket. Completing an assigned
 // task ends the interaction and the wrap-up at once.
+//
+// Like Accept, it is a single statement of its own,
+// its event published after it, when the publisher takes committed events,
+// no AlsoInTx function must join it and the agent is not in wrap-up (ending
+// their last wrap-up early changes their presence too, which the
+// transaction does).
 func (e *Engine) Complete(ctx context.Context, accountID, agentID, taskID int64, o agentdesk.Outcome) error {
 	if o.ContactReasonID == nil {
 		return agentdesk.FieldError("outcome.contact_reason_id", "is required to complete a contact")
@@ -225,78 +231,144 @@ func (e *Engine) Complete(ctx context.Context, accountID, agentID, taskID int64,
 	if err := o.Validate(agentdesk.StatusSolved); err != nil {
 		return err
 	}
+	if cp, ok := e.pub.(CommittedPublisher); ok && !hasAlsoInTx(ctx) {
+		var done bool
+		if err := e.retrying(func() (err error) {
+			done, _, err = e.complete(ctx, e.db, accountID, agentID, taskID, o, false)
+			return err
+		}); err != nil {
+			return err
+		}
+		if done {
+			e.publishCommitted(ctx, cp, taskID, []Event{completedEvent(accountID, agentID, taskID)})
+			e.notify(ctx, map[int64]bool{accountID: true})
+			return nil
+		}
+		// Refused, or the agent is in wrap-up: the transaction says why,
+		// or does it all.
+	}
 	return e.inTx(ctx, func(tx pgx.Tx) error {
-		// The task's lock and the reasons' kinds in one round trip.
-		b := &pgx.Batch{}
-		b.Queue(lockTaskSQL, accountID, taskID)
-		b.Queue(reasonsSQL, accountID, o.ContactReasonID, o.CancellationReasonID)
-		br := tx.SendBatch(ctx, b)
-		t, err := scanLockedTask(br.QueryRow(), accountID)
-		var contactKind, cancelKind *string
-		if err == nil {
-			err = br.QueryRow().Scan(&contactKind, &cancelKind)
-		}
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
+		done, endWrapUp, err := e.complete(ctx, tx, accountID, agentID, taskID, o, true)
 		if err != nil {
 			return err
 		}
-		if (t.state != StateAssigned && t.state != StateWrapping) || t.agentID != agentID {
-			return agentdesk.Errorf(agentdesk.Conflict, "task %d is not yours to complete (it is %s)", taskID, t.state)
+		if !done {
+			return explainRefusedCompletion(ctx, tx, accountID, agentID, taskID, o)
 		}
-		if err := checkReasonKinds(o, contactKind, cancelKind); err != nil {
+		if err := e.pub.Publish(ctx, tx, completedEvent(accountID, agentID, taskID)); err != nil {
 			return err
 		}
-		now := e.now()
-		// One round trip for the writes and the agent's wrap-up state.
-		b = &pgx.Batch{}
-		b.Queue(`
-UPDATE tasks SET state = 'completed', completed_at = $3, ended_at = coalesce(ended_at, $3), closed_at = $3,
-	contact_reason_id = $4, cancellation_reason_id = $5, resolution_code = $6, updated_at = $3
-WHERE account_id = $1 AND id = $2`, accountID, taskID, now, o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode)
-		if t.ticketID != 0 {
-			b.Queue(`
-UPDATE tickets SET contact_reason_id = $3, cancellation_reason_id = $4, resolution_code = $5,
-	revenue_lost_cents = $6, retention_offered = $7, retention_accepted = $8, updated_at = $9
-WHERE account_id = $1 AND id = $2`, accountID, t.ticketID, o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode,
-				o.RevenueLostCents, o.RetentionOffered, o.RetentionAccepted, now)
-		}
-		if t.state == StateAssigned {
-			col := loadColumn(t.capChannel)
-			b.Queue(`UPDATE agent_presence SET `+col+` = `+col+` - 1 WHERE agent_id = $1`, agentID)
-		}
-		b.Queue(insertTaskEvent, accountID, taskID, string(t.state), string(StateCompleted), agentID, t.queueID, o.ResolutionCode, now)
-		// The last wrap-up done ends the agent's wrap_up state early.
-		b.Queue(`
+		if endWrapUp {
+			// The last wrap-up done ends the agent's wrap_up state early:
+			// confirmed under the agent's lock.
+			var state PresenceState
+			var open bool
+			if err := tx.QueryRow(ctx, `
 SELECT p.state, EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = $1 AND t.agent_id = $2 AND t.state = 'wrapping')
-FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID)
-		br = tx.SendBatch(ctx, b)
-		for i := 0; i < b.Len()-1; i++ {
-			if _, err := br.Exec(); err != nil {
-				br.Close()
-				return translate(err, "ticket")
+FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID).Scan(&state, &open); err != nil {
+				return err
 			}
-		}
-		var state PresenceState
-		var open bool
-		if err := br.QueryRow().Scan(&state, &open); err != nil {
-			br.Close()
-			return err
-		}
-		if err := br.Close(); err != nil {
-			return err
-		}
-		if err := e.pub.Publish(ctx, tx, Event{AccountID: accountID, Stream: AgentStream(agentID), Type: "task_state",
-			Data: TaskChange{TaskID: taskID, State: StateCompleted, AgentID: agentID}}); err != nil {
-			return err
-		}
-		if state == WrapUp && !open {
-			return e.changePresence(ctx, tx, accountID, agentID, WrapUp, Available, "", 0, now)
+			if state == WrapUp && !open {
+				return e.changePresence(ctx, tx, accountID, agentID, WrapUp, Available, "", 0, e.now())
+			}
 		}
 		return e.wake(ctx, tx, accountID)
 	})
 }
+
+// complete runs completeSQL on db. done says whether the task was
+// completed; endWrapUp, that the agent was in wrap-up with no other task
+// left wrapping. inWrapUp false refuses (done false) when the agent is in
+// wrap-up.
+func (e *Engine) complete(ctx context.Context, db batcher, accountID, agentID, taskID int64, o agentdesk.Outcome, inWrapUp bool) (done, endWrapUp bool, err error) {
+	var presence PresenceState
+	var open bool
+	err = queryRowGeneric(ctx, db, []any{&presence, &open}, completeSQL, accountID, taskID, agentID, e.now(),
+		o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode, o.RevenueLostCents, o.RetentionOffered, o.RetentionAccepted, inWrapUp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, translate(fmt.Errorf("complete task %d: %w", taskID, err), "ticket")
+	}
+	return true, presence == WrapUp && !open, nil
+}
+
+// explainRefusedCompletion says why completeSQL completed nothing, reading
+// what it checked: the task (not found, or not the agent's assigned or
+// wrapping task), then the outcome's reasons.
+func explainRefusedCompletion(ctx context.Context, tx pgx.Tx, accountID, agentID, taskID int64, o agentdesk.Outcome) error {
+	b := &pgx.Batch{}
+	b.Queue(lockTaskSQL, accountID, taskID)
+	b.Queue(reasonsSQL, accountID, o.ContactReasonID, o.CancellationReasonID)
+	br := tx.SendBatch(ctx, b)
+	defer br.Close()
+	t, err := scanLockedTask(br.QueryRow(), accountID)
+	if err != nil {
+		return err
+	}
+	var contactKind, cancelKind *string
+	if err := br.QueryRow().Scan(&contactKind, &cancelKind); err != nil {
+		return err
+	}
+	if (t.state != StateAssigned && t.state != StateWrapping) || t.agentID != agentID {
+		return agentdesk.Errorf(agentdesk.Conflict, "task %d is not yours to complete (it is %s)", taskID, t.state)
+	}
+	if err := checkReasonKinds(o, contactKind, cancelKind); err != nil {
+		return err
+	}
+	return agentdesk.Errorf(agentdesk.Conflict, "task %d changed while it was being completed; try again", taskID)
+}
+
+func completedEvent(accountID, agentID, taskID int64) Event {
+	return Event{AccountID: accountID, Stream: AgentStream(agentID), Type: "task_state",
+		Data: TaskChange{TaskID: taskID, State: StateCompleted, AgentID: agentID}}
+}
+
+// completeSQL completes task $2 of agent $3 at $4 if it is their assigned
+// or wrapping task and the outcome's reasons are a contact reason ($5) and,
+// if given, a cancellation reason ($6) of the account; unless $11, only
+// while the agent is not in wrap-up. In one statement: the task, the
+// ticket's outcome ($7 resolution code, $8 revenue lost, $9 and $10 the
+// retention offer), the agent's load (an assigned task still holds its
+// capacity; a wrapping one gave it back when the interaction ended) and
+// the event. It returns the agent's presence and whether another of their
+// tasks is still wrapping, as the statement found them; no row when nothing
+// was completed.
+//
+// The task is locked by the subquery that reads its state before the
+// update (READ COMMITTED re-reads a row changed meanwhile); the agent's
+// presence is read, not locked, as the transaction locks it only to end a
+// wrap-up: tasks before agents, the engine's lock order.
+const completeSQL = `
+WITH old AS (
+	SELECT id, state, capacity_channel, queue_id, ticket_id FROM tasks
+	WHERE account_id = $1 AND id = $2 AND agent_id = $3 AND state IN ('assigned', 'wrapping')
+	  AND (SELECT kind FROM reasons WHERE account_id = $1 AND id = $5) = 'contact'
+	  AND ($6::bigint IS NULL OR (SELECT kind FROM reasons WHERE account_id = $1 AND id = $6) = 'cancellation')
+	  AND ($11::bool OR (SELECT state FROM agent_presence WHERE agent_id = $3) IS DISTINCT FROM 'wrap_up')
+	FOR UPDATE
+), t AS (
+	UPDATE tasks SET state = 'completed', completed_at = $4, ended_at = coalesce(ended_at, $4), closed_at = $4,
+		contact_reason_id = $5, cancellation_reason_id = $6, resolution_code = $7, updated_at = $4
+	FROM old WHERE tasks.account_id = $1 AND tasks.id = old.id
+	RETURNING old.state AS from_state, old.capacity_channel, old.queue_id, old.ticket_id
+), ticket AS (
+	UPDATE tickets tk SET contact_reason_id = $5, cancellation_reason_id = $6, resolution_code = $7,
+		revenue_lost_cents = $8, retention_offered = $9, retention_accepted = $10, updated_at = $4
+	FROM t WHERE tk.account_id = $1 AND tk.id = t.ticket_id
+), load AS (
+	UPDATE agent_presence SET load_voice = load_voice - (t.capacity_channel = 'voice')::int,
+		load_chat = load_chat - (t.capacity_channel = 'chat')::int,
+		load_email = load_email - (t.capacity_channel = 'email')::int
+	FROM t WHERE agent_id = $3 AND t.from_state = 'assigned'
+), ev AS (
+	INSERT INTO task_events (account_id, task_id, from_state, to_state, agent_id, queue_id, reason, at)
+	SELECT $1, $2, t.from_state, 'completed', $3, t.queue_id, $7, $4 FROM t
+)
+SELECT coalesce((SELECT state FROM agent_presence WHERE agent_id = $3), 'offline'),
+	EXISTS (SELECT 1 FROM tasks w WHERE w.account_id = $1 AND w.agent_id = $3 AND w.state = 'wrapping' AND w.id <> $2)
+FROM t`
 
 // reasonsSQL reads the kinds of an outcome's contact and cancellation
 // reasons, NULL for a reason not in the account.

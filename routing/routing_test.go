@@ -814,6 +814,65 @@ SELECT (SELECT row(state, offered_to, agent_id, assigned_at)::text FROM tasks WH
 	checkConsistency(t, f.ctx, f.db)
 }
 
+// A completion that is refused says why and changes nothing, on both of
+// Complete's paths: the single statement, and the transaction an AlsoInTx
+// function joins. The one that goes through frees the agent's capacity,
+// writes the event and tells the agent's desk.
+func TestCompleteRefusals(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	b := f.agent(map[string]int{"chat": 1}, nil)
+	id := f.enqueue(agentdesk.TaskRequest{})
+	f.offeredTo(id, a)
+	f.must(f.e.Accept(f.ctx, f.account, a, id))
+	contact := f.reason(agentdesk.ContactReason, "Billing question")
+	cancel := f.reason(agentdesk.CancellationReason, "Too expensive")
+	unknownReason := contact + 1000
+	snapshot := func() string {
+		var s string
+		f.must(f.db.QueryRow(f.ctx, `
+SELECT (SELECT row(state, agent_id, completed_at, contact_reason_id)::text FROM tasks WHERE id = $1)
+	|| (SELECT string_agg(row(agent_id, state, load_chat)::text, ',' ORDER BY agent_id) FROM agent_presence)
+	|| (SELECT count(*) FROM task_events WHERE task_id = $1)::text`, id).Scan(&s))
+		return s
+	}
+	before := snapshot()
+	txPath := AlsoInTx(f.ctx, func(context.Context, pgx.Tx) error { return nil })
+	for _, ctx := range []context.Context{f.ctx, txPath} {
+		for _, c := range []struct {
+			name        string
+			agent, task int64
+			o           agentdesk.Outcome
+			kind        agentdesk.Kind
+			says        string
+		}{
+			{"another agent's task", b, id, agentdesk.Outcome{ContactReasonID: &contact}, agentdesk.Conflict, "not yours to complete"},
+			{"unknown task", a, id + 1000, agentdesk.Outcome{ContactReasonID: &contact}, agentdesk.NotFound, "not found"},
+			{"contact reason of the wrong kind", a, id, agentdesk.Outcome{ContactReasonID: &cancel}, agentdesk.Invalid, "outcome.contact_reason_id"},
+			{"contact reason of another account", a, id, agentdesk.Outcome{ContactReasonID: &unknownReason}, agentdesk.Invalid, "outcome.contact_reason_id"},
+		} {
+			err := f.e.Complete(ctx, f.account, c.agent, c.task, c.o)
+			if !agentdesk.IsKind(err, c.kind) || !strings.Contains(err.Error(), c.says) {
+				t.Fatalf("%s (AlsoInTx %v): %v, want %s saying %q", c.name, ctx == txPath, err, c.kind, c.says)
+			}
+		}
+	}
+	if after := snapshot(); after != before {
+		t.Fatalf("a refused completion changed the store:\n%s\n%s", before, after)
+	}
+	f.must(f.e.Complete(f.ctx, f.account, a, id, agentdesk.Outcome{ContactReasonID: &contact}))
+	f.state(id, StateCompleted)
+	if got := f.pub.find(AgentStream(a), "task_state"); len(got) != 1 || got[0].Data.(TaskChange).State != StateCompleted {
+		t.Fatalf("task_state events on the agent's stream: %+v", got)
+	}
+	err := f.e.Complete(f.ctx, f.account, a, id, agentdesk.Outcome{ContactReasonID: &contact})
+	if !agentdesk.IsKind(err, agentdesk.Conflict) || !strings.Contains(err.Error(), "it is completed") {
+		t.Fatalf("completed twice: %v", err)
+	}
+	checkConsistency(t, f.ctx, f.db) // the agent's load is back to 0
+}
+
 // A rejection while the other eligible agents are merely busy is not
 // "refused by everyone": the task waits without a pause and goes to the
 // first agent with room; an agent who signs in ends a pause at once.

@@ -51,11 +51,12 @@ func init() {
 }
 
 type routingLoad struct {
-	db     *pgxpool.Pool
-	engine *routing.Engine // dispatches: started, on its own pool
-	// api serves the simulated agents' accepts and completions on another
-	// pool, as the API handlers of a server would: it is not started.
-	api     *routing.Engine
+	db *pgxpool.Pool
+	// engine is set up as agentdesk serve sets up its own: one engine on
+	// the process's pool, started (it dispatches, sweeps and publishes the
+	// stats), which also takes the enqueues and the simulated agents'
+	// accepts and completions, as serve's API handlers hand them to it.
+	engine  *routing.Engine
 	account int64
 	reason  int64
 
@@ -131,7 +132,7 @@ func (l *routingLoad) offered(e routing.Event) {
 
 func (l *routingLoad) work(agent, task int64) {
 	ctx := context.Background()
-	if err := l.api.Accept(ctx, l.account, agent, task); err != nil {
+	if err := l.engine.Accept(ctx, l.account, agent, task); err != nil {
 		// An offer published in a transaction that was retried is stale.
 		if !agentdesk.IsKind(err, agentdesk.Conflict) {
 			if l.errs.Add(1) == 1 {
@@ -144,7 +145,7 @@ func (l *routingLoad) work(agent, task int64) {
 	l.accepted.Add(1)
 	time.AfterFunc(randBetween(l.handleMin, l.handleMax), func() {
 		defer l.inflight.Done()
-		if err := l.api.Complete(ctx, l.account, agent, task, agentdesk.Outcome{ContactReasonID: &l.reason}); err != nil {
+		if err := l.engine.Complete(ctx, l.account, agent, task, agentdesk.Outcome{ContactReasonID: &l.reason}); err != nil {
 			l.errs.Add(1)
 			return
 		}
@@ -171,8 +172,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	handleMin := fs.Duration("handle-min", 2*time.Second, "shortest handle time")
 	handleMax := fs.Duration("handle-max", 20*time.Second, "longest handle time")
 	satTasks := fs.Int("saturate-tasks", 20000, "waiting tasks for the saturating run (0 skips it)")
-	conns := fs.Int("db-max-conns", 8, "PostgreSQL connections of the dispatching engine")
-	apiConns := fs.Int("api-max-conns", 16, "PostgreSQL connections serving the simulated agents' actions and the enqueues")
+	conns := fs.Int("db-max-conns", 20, "PostgreSQL connections of the engine (agentdesk serve's default)")
 	keep := fs.Bool("keep", false, "keep the benchmark database afterwards")
 	inTx := fs.Bool("enqueue-in-tx", false, "enqueue inside a transaction of the caller's (EnqueueTx), as a channel stores a contact with its task, instead of Enqueue")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
@@ -220,7 +220,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	if *debug {
 		routingLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	steady := routingRun{latencyLog: *latencyLog, agents: *agents, rate: *rate, duration: *duration, conns: *conns, apiConns: *apiConns, inTx: *inTx,
+	steady := routingRun{latencyLog: *latencyLog, agents: *agents, rate: *rate, duration: *duration, conns: *conns, inTx: *inTx,
 		acceptMin: *acceptMin, acceptMax: *acceptMax, handleMin: *handleMin, handleMax: *handleMax}
 	if *rate > 0 && *duration > 0 {
 		benchURL, err := fresh()
@@ -235,7 +235,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 		// First the dispatcher alone: nobody answers, and every agent has
 		// room for its share, so each offer is a durable reservation.
 		room := (*satTasks + *agents - 1) / *agents
-		disp := routingRun{agents: *agents, conns: *conns, apiConns: *apiConns, preload: *satTasks, silent: true, chatCap: max(room, 3)}
+		disp := routingRun{agents: *agents, conns: *conns, preload: *satTasks, silent: true, chatCap: max(room, 3)}
 		benchURL, err := fresh()
 		if err != nil {
 			return err
@@ -244,7 +244,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 			return err
 		}
 		// Then the whole cycle: offer, accept, complete.
-		sat := routingRun{agents: *agents, conns: *conns, apiConns: *apiConns, preload: *satTasks, chatCap: 3}
+		sat := routingRun{agents: *agents, conns: *conns, preload: *satTasks, chatCap: 3}
 		benchURL, err = fresh()
 		if err != nil {
 			return err
@@ -259,13 +259,13 @@ func loadgenRouting(ctx context.Context, args []string) error {
 var routingLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 type routingRun struct {
-	agents, rate, conns, apiConns, preload int
-	chatCap                                int
-	silent, inTx                           bool
-	latencyLog                             string
-	duration                               time.Duration
-	acceptMin, acceptMax                   time.Duration
-	handleMin, handleMax                   time.Duration
+	agents, rate, conns, preload int
+	chatCap                      int
+	silent, inTx                 bool
+	latencyLog                   string
+	duration                     time.Duration
+	acceptMin, acceptMax         time.Duration
+	handleMin, handleMax         time.Duration
 }
 
 func (r routingRun) run(ctx context.Context, benchURL string) error {
@@ -274,12 +274,7 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 		return err
 	}
 	defer db.Close()
-	apiDB, err := postgres.Open(ctx, benchURL, int32(r.apiConns))
-	if err != nil {
-		return err
-	}
-	defer apiDB.Close()
-	l := &routingLoad{db: apiDB, enqueuedAt: map[int64]time.Time{}, silent: r.silent, inTx: r.inTx,
+	l := &routingLoad{db: db, enqueuedAt: map[int64]time.Time{}, silent: r.silent, inTx: r.inTx,
 		committedAt: map[int64]time.Time{}, offeredAt: map[int64]time.Time{},
 		acceptMin: r.acceptMin, acceptMax: r.acceptMax, handleMin: r.handleMin, handleMax: r.handleMax}
 	cfg := routing.Config{WrapUp: -1, StatsInterval: time.Second}
@@ -289,7 +284,6 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 		cfg.OfferTimeout = map[agentdesk.Channel]time.Duration{agentdesk.ChannelChat: time.Hour}
 	}
 	l.engine = routing.New(db, nil, routingLog, l, cfg)
-	l.api = routing.New(apiDB, nil, routingLog, l, routing.Config{WrapUp: -1})
 	if err := l.setup(ctx, r.agents, max(r.chatCap, 3)); err != nil {
 		return err
 	}
@@ -522,11 +516,11 @@ func (l *routingLoad) enqueue(ctx context.Context, t0 time.Time) error {
 	var err error
 	if l.inTx {
 		err = postgres.InTx(ctx, l.db, func(tx pgx.Tx) error {
-			id, err = l.api.EnqueueTx(ctx, tx, req)
+			id, err = l.engine.EnqueueTx(ctx, tx, req)
 			return err
 		})
 	} else {
-		id, err = l.api.Enqueue(ctx, req)
+		id, err = l.engine.Enqueue(ctx, req)
 	}
 	if err != nil {
 		return err
