@@ -172,7 +172,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	handleMin := fs.Duration("handle-min", 2*time.Second, "shortest handle time")
 	handleMax := fs.Duration("handle-max", 20*time.Second, "longest handle time")
 	satTasks := fs.Int("saturate-tasks", 20000, "waiting tasks for the saturating run (0 skips it)")
-	conns := fs.Int("db-max-conns", 20, "PostgreSQL connections of the engine (agentdesk serve's default)")
+	conns := fs.Int("db-max-conns", defaultDBMaxConns(), "PostgreSQL connections of the engine: by default agentdesk serve's")
 	keep := fs.Bool("keep", false, "keep the benchmark database afterwards")
 	inTx := fs.Bool("enqueue-in-tx", false, "enqueue inside a transaction of the caller's (EnqueueTx), as a channel stores a contact with its task, instead of Enqueue")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")

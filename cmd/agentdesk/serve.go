@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -98,6 +99,20 @@ func (c *channelConfig) absBlobDir() error {
 	return nil
 }
 
+// defaultDBMaxConns sizes the process's PostgreSQL pool by the CPUs it may
+// use: 4 per CPU, at least 8 (8 on the 2-core reference machine). More
+// connections than the database's cores can serve do not add throughput,
+// and each costs: every backend rebuilds its catalog caches and re-plans
+// its statements after each autovacuum of a busy table, all at once, and a
+// pool that grows during a slow moment adds cold backends just then. With
+// 20 connections on 2 cores, the routing benchmark showed stalls of 30–80
+// ms when autovacuum came by; with 8, under 35 ms (BENCHMARKS.md). A
+// database server of its own, with more cores, is sized with
+// --db-max-conns.
+func defaultDBMaxConns() int {
+	return max(8, 4*runtime.GOMAXPROCS(0))
+}
+
 func runServe(ctx context.Context, args []string) error {
 	smallStacks()
 	fs := newFlagSet("serve")
@@ -108,7 +123,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.secureCookies, "secure-cookies", false, "mark session cookies Secure (set when served over HTTPS)")
 	fs.StringVar(&c.trustedOrigins, "trusted-origins", "", "comma-separated extra origins allowed to make cookie-authenticated writes")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
-	fs.IntVar(&c.dbMaxConns, "db-max-conns", 20, "maximum PostgreSQL connections of this process")
+	fs.IntVar(&c.dbMaxConns, "db-max-conns", defaultDBMaxConns(), "maximum PostgreSQL connections of this process: by default 4 per CPU, at least 8")
 	fs.BoolVar(&c.migrate, "migrate", true, "apply pending migrations at start")
 	fs.DurationVar(&c.shutdown, "shutdown-timeout", 20*time.Second, "how long to wait for in-flight requests on SIGTERM")
 	c.channels.flags(fs)
