@@ -78,7 +78,9 @@
 //     sticky agent is read by the same statement. Enqueue, given a
 //     publisher that takes committed events (CommittedPublisher), runs the
 //     statement as its own transaction; with the hub's publisher, which
-//     stores events with the change, it runs in one. Accept likewise. The
+//     stores events with the change, it runs in one. Accept and Complete
+//     likewise (Complete keeps its transaction while the agent is in
+//     wrap-up: ending their last wrap-up changes their presence too). The
 //     statements run with their generic plans (withGenericPlan):
 //     PostgreSQL would otherwise plan the enqueue on every call, which cost
 //     more than running it.
@@ -108,7 +110,9 @@
 // Live queue stats read today's answered, within-service-level and abandoned
 // counts from queue_day_counts (migration 012), kept by the accept and
 // abandon transactions on 16 shards per queue and day, so publishing them
-// every second costs the same at 9:00 and at 17:00.
+// every second costs the same at 9:00 and at 17:00; waiting and offered
+// tasks come from their partial indexes alone, never from the queue's
+// history (TestQueueStatsDoNotReadHistory).
 //
 // Events go through the Publisher inside the transaction of the change, so a
 // Publisher that writes them to a table delivers exactly what committed. One
