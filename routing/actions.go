@@ -232,33 +232,35 @@ func (e *Engine) Complete(ctx context.Context, accountID, agentID, taskID int64,
 		return err
 	}
 	if cp, ok := e.pub.(CommittedPublisher); ok && !hasAlsoInTx(ctx) {
-		var done bool
+		var c completion
 		if err := e.retrying(func() (err error) {
-			done, _, err = e.complete(ctx, e.db, accountID, agentID, taskID, o, false)
+			c, err = e.complete(ctx, e.db, accountID, agentID, taskID, o, false)
 			return err
 		}); err != nil {
 			return err
 		}
-		if done {
+		if c.done {
 			e.publishCommitted(ctx, cp, taskID, []Event{completedEvent(accountID, agentID, taskID)})
-			e.notify(ctx, map[int64]bool{accountID: true})
+			if c.waiting {
+				e.notify(ctx, map[int64]bool{accountID: true})
+			}
 			return nil
 		}
 		// Refused, or the agent is in wrap-up: the transaction says why,
 		// or does it all.
 	}
 	return e.inTx(ctx, func(tx pgx.Tx) error {
-		done, endWrapUp, err := e.complete(ctx, tx, accountID, agentID, taskID, o, true)
+		c, err := e.complete(ctx, tx, accountID, agentID, taskID, o, true)
 		if err != nil {
 			return err
 		}
-		if !done {
+		if !c.done {
 			return explainRefusedCompletion(ctx, tx, accountID, agentID, taskID, o)
 		}
 		if err := e.pub.Publish(ctx, tx, completedEvent(accountID, agentID, taskID)); err != nil {
 			return err
 		}
-		if endWrapUp {
+		if c.endWrapUp {
 			// The last wrap-up done ends the agent's wrap_up state early:
 			// confirmed under the agent's lock.
 			var state PresenceState
@@ -272,26 +274,45 @@ FROM agent_presence p WHERE p.agent_id = $2 FOR UPDATE`, accountID, agentID).Sca
 				return e.changePresence(ctx, tx, accountID, agentID, WrapUp, Available, "", 0, e.now())
 			}
 		}
+		if !c.waiting {
+			return nil
+		}
 		return e.wake(ctx, tx, accountID)
 	})
 }
 
-// complete runs completeSQL on db. done says whether the task was
-// completed; endWrapUp, that the agent was in wrap-up with no other task
-// left wrapping. inWrapUp false refuses (done false) when the agent is in
-// wrap-up.
-func (e *Engine) complete(ctx context.Context, db batcher, accountID, agentID, taskID int64, o agentdesk.Outcome, inWrapUp bool) (done, endWrapUp bool, err error) {
+// completion is what completeSQL did.
+type completion struct {
+	done bool // the task was completed
+	// endWrapUp: the agent was in wrap-up with no other task left wrapping.
+	endWrapUp bool
+	// waiting: the account had tasks waiting, which the freed capacity may
+	// serve, so the dispatchers are woken. With none waiting they are not:
+	// most completions in a staffed center. A task that starts waiting
+	// after the statement read wakes them itself when it commits; if that
+	// dispatch runs before this completion commits, it misses the slot
+	// freed here, and the task goes to the next agent to free one, or at
+	// the next sweep (SweepInterval) at the latest.
+	waiting bool
+}
+
+// complete runs completeSQL on db. inWrapUp false refuses (done false) when
+// the agent is in wrap-up.
+func (e *Engine) complete(ctx context.Context, db batcher, accountID, agentID, taskID int64, o agentdesk.Outcome, inWrapUp bool) (completion, error) {
+	var c completion
 	var presence PresenceState
 	var open bool
-	err = queryRowGeneric(ctx, db, []any{&presence, &open}, completeSQL, accountID, taskID, agentID, e.now(),
+	err := queryRowGeneric(ctx, db, []any{&presence, &open, &c.waiting}, completeSQL, accountID, taskID, agentID, e.now(),
 		o.ContactReasonID, o.CancellationReasonID, o.ResolutionCode, o.RevenueLostCents, o.RetentionOffered, o.RetentionAccepted, inWrapUp)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, false, nil
+		return completion{}, nil
 	}
 	if err != nil {
-		return false, false, translate(fmt.Errorf("complete task %d: %w", taskID, err), "ticket")
+		return completion{}, translate(fmt.Errorf("complete task %d: %w", taskID, err), "ticket")
 	}
-	return true, presence == WrapUp && !open, nil
+	c.done = true
+	c.endWrapUp = presence == WrapUp && !open
+	return c, nil
 }
 
 // explainRefusedCompletion says why completeSQL completed nothing, reading
@@ -332,9 +353,9 @@ func completedEvent(accountID, agentID, taskID int64) Event {
 // ticket's outcome ($7 resolution code, $8 revenue lost, $9 and $10 the
 // retention offer), the agent's load (an assigned task still holds its
 // capacity; a wrapping one gave it back when the interaction ended) and
-// the event. It returns the agent's presence and whether another of their
-// tasks is still wrapping, as the statement found them; no row when nothing
-// was completed.
+// the event. It returns the agent's presence, whether another of their
+// tasks is still wrapping and whether the account has tasks waiting, as the
+// statement found them; no row when nothing was completed.
 //
 // The task is locked by the subquery that reads its state before the
 // update (READ COMMITTED re-reads a row changed meanwhile); the agent's
@@ -367,7 +388,8 @@ WITH old AS (
 	SELECT $1, $2, t.from_state, 'completed', $3, t.queue_id, $7, $4 FROM t
 )
 SELECT coalesce((SELECT state FROM agent_presence WHERE agent_id = $3), 'offline'),
-	EXISTS (SELECT 1 FROM tasks w WHERE w.account_id = $1 AND w.agent_id = $3 AND w.state = 'wrapping' AND w.id <> $2)
+	EXISTS (SELECT 1 FROM tasks w WHERE w.account_id = $1 AND w.agent_id = $3 AND w.state = 'wrapping' AND w.id <> $2),
+	EXISTS (SELECT 1 FROM tasks q WHERE q.account_id = $1 AND q.state = 'queued')
 FROM t`
 
 // reasonsSQL reads the kinds of an outcome's contact and cancellation

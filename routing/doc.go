@@ -100,8 +100,11 @@
 // by a goroutine of its own: a NOTIFY inside a transaction would hold
 // PostgreSQL's cluster-wide notify lock through the commit. A channel's own
 // transaction (EnqueueTx) gets the same after-commit wake-up when it runs
-// through postgres.InTx. Wake-ups only speed things up: every SweepInterval
-// each engine also dispatches every account with waiting tasks. Sweep, on its own goroutine, expires
+// through postgres.InTx. A completion frees capacity, but wakes anyone only
+// when its statement found tasks of the account waiting: with every contact
+// offered on arrival, most completions have nobody to serve. Wake-ups only
+// speed things up: every SweepInterval each engine also dispatches every
+// account with waiting tasks. Sweep, on its own goroutine, expires
 // offers, ends wrap-ups, applies relaxation, overflow and maximum wait, and
 // is also the crash recovery: Start runs it first, so offers made by a
 // process that died re-queue when they time out. The clock is injected;

@@ -3,6 +3,7 @@ package routing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -871,6 +872,68 @@ SELECT (SELECT row(state, agent_id, completed_at, contact_reason_id)::text FROM 
 		t.Fatalf("completed twice: %v", err)
 	}
 	checkConsistency(t, f.ctx, f.db) // the agent's load is back to 0
+}
+
+// A completion wakes the dispatchers (this engine's, and the others'
+// through NOTIFY) only when the account has tasks waiting for the capacity
+// it frees; with every contact offered on arrival, most wake nobody.
+// NOTIFYs arrive in commit order, so the test's own marker arriving first
+// shows that the completion before it sent none.
+func TestCompletionWakesOnlyForWaitingTasks(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, Config{WrapUp: -1})
+	a := f.agent(map[string]int{"chat": 1}, nil)
+	reason := f.reason(agentdesk.ContactReason, "Question")
+	conn, err := pgx.ConnectConfig(f.ctx, f.db.Config().ConnConfig.Copy())
+	f.must(err)
+	defer conn.Close(f.ctx)
+	_, err = conn.Exec(f.ctx, `LISTEN agentdesk_routing`)
+	f.must(err)
+	next := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
+		defer cancel()
+		n, err := conn.WaitForNotification(ctx)
+		f.must(err)
+		return n.Payload
+	}
+	marker := func() {
+		_, err := f.db.Exec(f.ctx, `SELECT pg_notify('agentdesk_routing', 'marker')`)
+		f.must(err)
+	}
+	forAccount := fmt.Sprintf("%d/", f.account)
+	handleAndComplete := func(ctx context.Context, id int64) {
+		t.Helper()
+		f.offeredTo(id, a)
+		f.must(f.e.Accept(f.ctx, f.account, a, id))
+		f.must(f.e.Complete(ctx, f.account, a, id, agentdesk.Outcome{ContactReasonID: &reason}))
+	}
+
+	// On both of Complete's paths: its own statement, and a transaction.
+	txPath := AlsoInTx(f.ctx, func(context.Context, pgx.Tx) error { return nil })
+	for _, ctx := range []context.Context{f.ctx, txPath} {
+		handleAndComplete(ctx, f.enqueue(agentdesk.TaskRequest{}))
+		marker()
+		if got := next(); got != "marker" {
+			t.Fatalf("a completion with nobody waiting woke the dispatchers (%q; AlsoInTx %v)", got, ctx == txPath)
+		}
+	}
+
+	second := f.enqueue(agentdesk.TaskRequest{})
+	f.offeredTo(second, a)
+	f.must(f.e.Accept(f.ctx, f.account, a, second))
+	third := f.enqueue(agentdesk.TaskRequest{}) // waits: a is full
+	f.state(third, StateQueued)
+	if got := next(); !strings.HasPrefix(got, forAccount) {
+		t.Fatalf("the waiting task's wake-up: %q", got)
+	}
+	f.must(f.e.Complete(f.ctx, f.account, a, second, agentdesk.Outcome{ContactReasonID: &reason}))
+	if got := next(); !strings.HasPrefix(got, forAccount) {
+		t.Fatalf("a completion with a task waiting did not wake the dispatchers (%q)", got)
+	}
+	f.dispatch()
+	handleAndComplete(f.ctx, third)
+	checkConsistency(t, f.ctx, f.db)
 }
 
 // A rejection while the other eligible agents are merely busy is not
