@@ -219,11 +219,10 @@ func (e *Engine) wrapUpFor(ctx context.Context, tx pgx.Tx, queueID int64) (time.
 // the outcome is also written to the task's ticket. Completing an assigned
 // task ends the interaction and the wrap-up at once.
 //
-// Like Accept, it is a single statement of its own,
-// its event published after it, when the publisher takes committed events,
-// no AlsoInTx function must join it and the agent is not in wrap-up (ending
-// their last wrap-up early changes their presence too, which the
-// transaction does).
+// Like Accept, it is a single statement of its own, its event published
+// after it, when the publisher takes committed events, no AlsoInTx function
+// must join it and the agent is not in wrap-up (ending their last wrap-up
+// early changes their presence too, which the transaction does).
 func (e *Engine) Complete(ctx context.Context, accountID, agentID, taskID int64, o agentdesk.Outcome) error {
 	if o.ContactReasonID == nil {
 		return agentdesk.FieldError("outcome.contact_reason_id", "is required to complete a contact")
