@@ -16,7 +16,7 @@ import (
 // single statement of its own, its events published after it, when the
 // publisher takes committed events and no AlsoInTx function must join it.
 func (e *Engine) Accept(ctx context.Context, accountID, agentID, taskID int64) error {
-	if cp, ok := e.pub.(CommittedPublisher); ok && !hasAlsoInTx(ctx) {
+	if cp, ok := e.singleStatement(ctx); ok {
 		var prev int64
 		if err := e.retrying(func() (err error) {
 			prev, err = e.accept(ctx, e.db, accountID, agentID, taskID)
@@ -230,7 +230,7 @@ func (e *Engine) Complete(ctx context.Context, accountID, agentID, taskID int64,
 	if err := o.Validate(agentdesk.StatusSolved); err != nil {
 		return err
 	}
-	if cp, ok := e.pub.(CommittedPublisher); ok && !hasAlsoInTx(ctx) {
+	if cp, ok := e.singleStatement(ctx); ok {
 		var c completion
 		if err := e.retrying(func() (err error) {
 			c, err = e.complete(ctx, e.db, accountID, agentID, taskID, o, false)

@@ -409,15 +409,24 @@ type alsoInTx struct {
 	done bool
 }
 
-// hasAlsoInTx says a function given to AlsoInTx waits for the next change.
-func hasAlsoInTx(ctx context.Context) bool {
-	h, _ := ctx.Value(alsoInTxKey{}).(*alsoInTx)
-	if h == nil {
-		return false
+// singleStatement says whether a change (Enqueue, Accept, Complete) may run
+// as one statement in its own transaction, and returns the publisher that
+// takes its events once it has committed: only when the engine's publisher
+// takes committed events and no function given to AlsoInTx waits to join
+// the change's transaction.
+func (e *Engine) singleStatement(ctx context.Context) (CommittedPublisher, bool) {
+	cp, ok := e.pub.(CommittedPublisher)
+	if !ok {
+		return nil, false
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return !h.done
+	if h, _ := ctx.Value(alsoInTxKey{}).(*alsoInTx); h != nil {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !h.done {
+			return nil, false
+		}
+	}
+	return cp, true
 }
 
 func runAlsoInTx(ctx context.Context, tx pgx.Tx) error {

@@ -134,7 +134,7 @@ func validateRequest(req *agentdesk.TaskRequest) error {
 // round trip to the database. Otherwise the task and its events commit in one
 // transaction, as with EnqueueTx.
 func (e *Engine) Enqueue(ctx context.Context, req agentdesk.TaskRequest) (int64, error) {
-	if cp, ok := e.pub.(CommittedPublisher); ok && !hasAlsoInTx(ctx) {
+	if cp, ok := e.singleStatement(ctx); ok {
 		return e.enqueueDirect(ctx, cp, req)
 	}
 	var id int64
