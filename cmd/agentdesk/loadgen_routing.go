@@ -44,6 +44,7 @@ import (
 	"agentdesk/agentdesk"
 	"agentdesk/agentdesk/postgres"
 	"agentdesk/routing"
+	"agentdesk/web"
 )
 
 func init() {
@@ -103,6 +104,23 @@ func (l *routingLoad) PublishCommitted(_ context.Context, e routing.Event) error
 		l.offered(e)
 	}
 	return nil
+}
+
+// storedEvents is serve's publisher (next) with the simulated agents
+// listening: they learn of an offer once the transaction that stored it has
+// committed, as the hub would deliver it. It takes no committed events, so
+// the engine keeps every change in a transaction with its events, as it
+// does in serve.
+type storedEvents struct {
+	next   routing.Publisher
+	agents *routingLoad
+}
+
+func (s storedEvents) Publish(ctx context.Context, tx pgx.Tx, e routing.Event) error {
+	if err := s.next.Publish(ctx, tx, e); err != nil {
+		return err
+	}
+	return s.agents.Publish(ctx, tx, e)
 }
 
 // offered notes an offer. The enqueue that made it may not have returned
@@ -174,6 +192,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	satTasks := fs.Int("saturate-tasks", 20000, "waiting tasks for the saturating run (0 skips it)")
 	conns := fs.Int("db-max-conns", defaultDBMaxConns(), "PostgreSQL connections of the engine: by default agentdesk serve's")
 	keep := fs.Bool("keep", false, "keep the benchmark database afterwards")
+	publisher := fs.String("publisher", "hub", "where the engine's events go: hub (as agentdesk serve: stored in the hub's streams in the change's transaction, for the websockets) or engine (the simulated agents alone, after the commit: the engine's own statements, no event stored)")
 	inTx := fs.Bool("enqueue-in-tx", false, "enqueue inside a transaction of the caller's (EnqueueTx), as a channel stores a contact with its task, instead of Enqueue")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile to this file")
 	latencyLog := fs.String("latency-log", "", "write each task's enqueue → offer latency of the steady run to this file (CSV: ms since the start, latency in ms), to find when the slow ones happened")
@@ -183,6 +202,9 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	}
 	if *dbURL == "" {
 		return fmt.Errorf("loadgen routing: --database-url (or DATABASE_URL) is required")
+	}
+	if *publisher != "hub" && *publisher != "engine" {
+		return fmt.Errorf("loadgen routing: --publisher: %q is neither hub nor engine", *publisher)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -220,7 +242,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	if *debug {
 		routingLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	steady := routingRun{latencyLog: *latencyLog, agents: *agents, rate: *rate, duration: *duration, conns: *conns, inTx: *inTx,
+	steady := routingRun{latencyLog: *latencyLog, agents: *agents, rate: *rate, duration: *duration, conns: *conns, inTx: *inTx, hub: *publisher == "hub",
 		acceptMin: *acceptMin, acceptMax: *acceptMax, handleMin: *handleMin, handleMax: *handleMax}
 	if *rate > 0 && *duration > 0 {
 		benchURL, err := fresh()
@@ -235,7 +257,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 		// First the dispatcher alone: nobody answers, and every agent has
 		// room for its share, so each offer is a durable reservation.
 		room := (*satTasks + *agents - 1) / *agents
-		disp := routingRun{agents: *agents, conns: *conns, preload: *satTasks, silent: true, chatCap: max(room, 3)}
+		disp := routingRun{agents: *agents, conns: *conns, hub: *publisher == "hub", preload: *satTasks, silent: true, chatCap: max(room, 3)}
 		benchURL, err := fresh()
 		if err != nil {
 			return err
@@ -244,7 +266,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 			return err
 		}
 		// Then the whole cycle: offer, accept, complete.
-		sat := routingRun{agents: *agents, conns: *conns, preload: *satTasks, chatCap: 3}
+		sat := routingRun{agents: *agents, conns: *conns, hub: *publisher == "hub", preload: *satTasks, chatCap: 3}
 		benchURL, err = fresh()
 		if err != nil {
 			return err
@@ -262,10 +284,19 @@ type routingRun struct {
 	agents, rate, conns, preload int
 	chatCap                      int
 	silent, inTx                 bool
+	hub                          bool // events through serve's publisher (--publisher hub)
 	latencyLog                   string
 	duration                     time.Duration
 	acceptMin, acceptMax         time.Duration
 	handleMin, handleMax         time.Duration
+}
+
+// events names where the run's events go, for its report.
+func (r routingRun) events() string {
+	if r.hub {
+		return "hub (stored with each change, as serve)"
+	}
+	return "simulated agents only (after the commit, none stored)"
 }
 
 func (r routingRun) run(ctx context.Context, benchURL string) error {
@@ -283,7 +314,13 @@ func (r routingRun) run(ctx context.Context, benchURL string) error {
 		// would re-queue tasks and set the agents away for missed offers.
 		cfg.OfferTimeout = map[agentdesk.Channel]time.Duration{agentdesk.ChannelChat: time.Hour}
 	}
-	l.engine = routing.New(db, nil, routingLog, l, cfg)
+	var pub routing.Publisher = l
+	if r.hub {
+		// serve's publisher: every event stored in the hub's streams in the
+		// transaction of the change, which the websockets deliver.
+		pub = storedEvents{next: web.ChatRoutingEvents(hubEvents{}), agents: l}
+	}
+	l.engine = routing.New(db, nil, routingLog, pub, cfg)
 	if err := l.setup(ctx, r.agents, max(r.chatCap, 3)); err != nil {
 		return err
 	}
@@ -421,8 +458,8 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 	if err := l.engine.Start(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("steady: %d agents, %d tasks/s for %s, accept after %s-%s, handle %s-%s\n",
-		r.agents, r.rate, r.duration, r.acceptMin, r.acceptMax, r.handleMin, r.handleMax)
+	fmt.Printf("steady: %d agents, %d tasks/s for %s, accept after %s-%s, handle %s-%s, events to the %s\n",
+		r.agents, r.rate, r.duration, r.acceptMin, r.acceptMax, r.handleMin, r.handleMax, r.events())
 	start := readCPU()
 	total := int(r.duration.Seconds() * float64(r.rate))
 	interval := time.Second / time.Duration(r.rate)
@@ -498,6 +535,13 @@ func (r routingRun) steady(ctx context.Context, l *routingLoad) error {
 	if len(enq) > 0 && len(ac) > 0 {
 		fmt.Printf("steady: of which the enqueue transaction p50 %s, p99 %s; its commit → offer p50 %s, p99 %s, max %s\n",
 			pct(enq, 50), pct(enq, 99), pct(ac, 50), pct(ac, 99), ac[len(ac)-1])
+	}
+	if r.hub {
+		var offers, events int64
+		if err := l.db.QueryRow(ctx, `SELECT count(*) FILTER (WHERE type = 'offer'), count(*) FROM stream_events WHERE account_id = $1`, l.account).Scan(&offers, &events); err != nil {
+			return err
+		}
+		fmt.Printf("steady: the hub's streams hold %d offers (%d events in all)\n", offers, events)
 	}
 	cpu := end.cpu - start.cpu
 	secs := end.wall.Sub(start.wall).Seconds()

@@ -15,12 +15,13 @@ import (
 
 // The routing load generator runs its three phases end to end on a small
 // scale and reports every task offered, accepted and completed, with the
-// task history, the plan settings and the one-statement enqueue in play.
+// task history, the plan settings and the one-statement enqueue in play,
+// with serve's publisher and with the engine's own.
 // Not parallel: it captures the process's standard output.
 func TestLoadgenRoutingSmall(t *testing.T) {
 	url := pgtest.NewURL(t)
 	latencyLog := filepath.Join(t.TempDir(), "latency.csv")
-	for _, mode := range [][]string{{"--latency-log", latencyLog}, {"--enqueue-in-tx"}} {
+	for _, mode := range [][]string{{"--latency-log", latencyLog}, {"--enqueue-in-tx"}, {"--publisher", "engine"}} {
 		out := captureStdout(t, func() error {
 			return loadgenRouting(context.Background(), append([]string{"--database-url", url,
 				"--agents", "20", "--rate", "20", "--duration", "2s", "--saturate-tasks", "100",
@@ -35,6 +36,12 @@ func TestLoadgenRoutingSmall(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Fatalf("%v: output lacks %q:\n%s", mode, want, out)
 			}
+		}
+		// serve's publisher (the default) stores each offer in the hub's
+		// streams, which the engine's own does not.
+		stored := strings.Contains(out, "the hub's streams hold 40 offers")
+		if hub := mode[0] != "--publisher"; stored != hub {
+			t.Fatalf("%v: offers stored in the hub's streams: %v, want %v:\n%s", mode, stored, hub, out)
 		}
 	}
 	// The latency log has a line for each of the first run's 40 tasks, in
