@@ -670,7 +670,7 @@ func deref(p *int64) any {
 }
 
 // TestBrowserOffer: a contact form is routed to the available agent, whose
-// desk shows the offer card; the agent accepts with the keyboard, works the
+// desk shows the offer card (naming a queue made after the desk opened); the agent accepts with the keyboard, works the
 // ticket and wraps up, which completes the routing task and frees the agent.
 func TestBrowserOffer(t *testing.T) {
 	if testing.Short() {
@@ -692,6 +692,18 @@ func TestBrowserOffer(t *testing.T) {
 	agent.choose("[data-testid=presence]", "available")
 	agent.waitJS("presence available", `document.querySelector(".presence-available") !== null`)
 
+	// The contact goes to a queue made after the desk loaded its list of
+	// queues: the offer names it all the same.
+	if _, err := srv.DB.DB().Exec(ctx, `
+WITH support AS (
+	SELECT * FROM queues WHERE account_id = $1 AND name = 'Support'
+), q AS (
+	INSERT INTO queues (account_id, name, channels, team_id) SELECT account_id, 'Returns', channels, team_id FROM support RETURNING id
+)
+UPDATE queue_defaults SET queue_id = (SELECT id FROM q) WHERE account_id = $1 AND queue_id = (SELECT id FROM support)`, srv.Account); err != nil {
+		t.Fatal(err)
+	}
+
 	form := `{"name": "Dora Form", "email": "dora@example.org", "subject": "Broken rake", "message": "The rake I bought broke on day one."}`
 	res, err := http.Post(fmt.Sprintf("%s/api/v1/inbound/form?account=%d", srv.URL, srv.Account), "application/json", strings.NewReader(form))
 	if err != nil {
@@ -704,7 +716,7 @@ func TestBrowserOffer(t *testing.T) {
 
 	agent.waitJS("the offer card", `document.querySelector(".offer") !== null`)
 	agent.waitJS("the customer on the offer", `document.querySelector("[data-testid=offer-customer]")?.textContent === "Dora Form"`)
-	agent.waitJS("the queue on the offer", `document.querySelector(".offer")?.textContent.includes("Support")`)
+	agent.waitJS("the queue on the offer", `document.querySelector(".offer")?.textContent.includes("Returns")`)
 	agent.screenshot("offer")
 	agent.do(chromedp.KeyEvent("a", chromedp.KeyModifiers(chromedp.ModifierAlt)))
 	agent.waitJS("the ticket with the form message", `document.querySelector(".timeline")?.textContent.includes("broke on day one")`)

@@ -81,10 +81,22 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
   const names = useRef(new Map<number, string>());
   const watched = useRef(new Set<number>());
   const queueNames = useRef(new Map<number, string>());
+  const queuesLoaded = useRef<Promise<unknown>>(Promise.resolve());
   const counted = useRef(new Set<number>());
   const presenceKnown = useRef(false);
   const routeRef = useRef(route);
   routeRef.current = route;
+
+  // queueName is the name of queue id once the list has loaded, read again
+  // when the list has no such queue (created after the desk was opened).
+  async function queueName(id: number): Promise<string | undefined> {
+    await queuesLoaded.current;
+    if (!queueNames.current.has(id)) {
+      queuesLoaded.current = queues().then((m) => (queueNames.current = m));
+      await queuesLoaded.current;
+    }
+    return queueNames.current.get(id);
+  }
 
   function go(r: Route, replace = false) {
     if (replace) history.replaceState(null, "", routePath(r));
@@ -100,7 +112,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     listAgents().then((l) => setAgents(new Map(l.items.map((a) => [a.id, a]))), () => {});
     // The first read must not undo a change made or announced while it ran.
     getPresence().then((p) => !presenceKnown.current && setPres(p), () => {});
-    queues().then((m) => (queueNames.current = m));
+    queuesLoaded.current = queues().then((m) => (queueNames.current = m));
     socket.start();
     // Lists follow events; a slow poll catches what no event announced.
     const poll = setInterval(() => !document.hidden && setRefresh((x) => x + 1), 30000);
@@ -109,6 +121,13 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
       socket.on(EV.offer, (d) => {
         const o: Offer = normalizeOffer(d.offer ?? d);
         if (!o.queue_name && o.queue_id) o.queue_name = queueNames.current.get(o.queue_id);
+        // An offer can arrive before the queue list has loaded, or name a
+        // queue created since: fill the name in when it is known.
+        if (!o.queue_name && o.queue_id) {
+          queueName(o.queue_id).then((name) => {
+            if (name) setOffers((old) => old.map((x) => (x.offer.offer_id === o.offer_id ? { ...x, offer: { ...x.offer, queue_name: name } } : x)));
+          }, () => {});
+        }
         setOffers((old) => (old.some((x) => x.offer.offer_id === o.offer_id) ? old : [...old, { offer: o, at: Date.now() }]));
         chime();
         notify(o);
