@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,58 +34,6 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 		return nil, fmt.Errorf("ping database: %w", err)
 	}
 	return pool, nil
-}
-
-// InTx runs fn in a transaction, committing if it returns nil. Functions
-// that fn registers with AfterCommit run once the commit succeeded.
-func InTx(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) error {
-	var hooks *commitHooks
-	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
-		hooks = &commitHooks{}
-		afterCommit.Store(tx, hooks)
-		defer afterCommit.Delete(tx)
-		return fn(tx)
-	})
-	if err == nil && hooks != nil {
-		for _, f := range hooks.take() {
-			f()
-		}
-	}
-	return err
-}
-
-// afterCommit holds the hooks of the transactions InTx runs, by transaction.
-var afterCommit sync.Map // pgx.Tx → *commitHooks
-
-type commitHooks struct {
-	mu  sync.Mutex
-	fns []func()
-}
-
-func (h *commitHooks) take() []func() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	fns := h.fns
-	h.fns = nil
-	return fns
-}
-
-// AfterCommit arranges for f to run after tx commits, and reports whether it
-// could: only transactions run by InTx have hooks. A rolled-back transaction
-// runs none. Code that must do something outside the transaction once its
-// change is visible (wake a dispatcher, signal another process) uses this
-// instead of doing it inside the transaction, where a NOTIFY would hold
-// PostgreSQL's cluster-wide commit lock.
-func AfterCommit(tx pgx.Tx, f func()) bool {
-	v, ok := afterCommit.Load(tx)
-	if !ok {
-		return false
-	}
-	h := v.(*commitHooks)
-	h.mu.Lock()
-	h.fns = append(h.fns, f)
-	h.mu.Unlock()
-	return true
 }
 
 // translate turns database errors into domain errors: a unique violation is a

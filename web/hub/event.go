@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 )
 
 // Event is one thing that happened, published to one stream of one account.
@@ -50,6 +51,13 @@ const insertEvent = `INSERT INTO stream_events (account_id, stream, type, data) 
 // Publish appends e to its stream inside tx. The event gets its sequence
 // number when tx commits and is never seen by anyone if tx rolls back; the
 // hubs of every process pick it up from the change feed after the commit.
+//
+// In a transaction of postgres.InTx the row is written in the round trip
+// of the COMMIT (postgres.AtCommit), not in one of its own: nothing in the
+// transaction reads the events it publishes, and a change that tells three
+// streams would otherwise wait for three more round trips. A row that
+// fails to insert then fails the commit, so the change and its events
+// still commit or roll back together.
 func Publish(ctx context.Context, tx pgx.Tx, e Event) error {
 	if err := e.validate(); err != nil {
 		return err
@@ -57,6 +65,9 @@ func Publish(ctx context.Context, tx pgx.Tx, e Event) error {
 	data, err := json.Marshal(e.Data)
 	if err != nil {
 		return fmt.Errorf("publish %s to %s: encode data: %w", e.Type, e.Stream, err)
+	}
+	if postgres.AtCommit(tx, insertEvent, e.AccountID, e.Stream, e.Type, data) {
+		return nil
 	}
 	if _, err := tx.Exec(ctx, insertEvent, e.AccountID, e.Stream, e.Type, data); err != nil {
 		return fmt.Errorf("publish %s to %s: %w", e.Type, e.Stream, err)
