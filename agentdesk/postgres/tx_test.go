@@ -303,7 +303,7 @@ func TestInTxRollsBack(t *testing.T) {
 		t.Fatalf("error: %v", err)
 	}
 	func() {
-		defer func() { recover() }() //nolint:errcheck
+		defer func() { recover() }()                     //nolint:errcheck
 		postgres.InTx(ctx, pool, func(tx pgx.Tx) error { //nolint:errcheck
 			tx.Exec(ctx, `INSERT INTO t (id) VALUES ($1)`, 3) //nolint:errcheck
 			panic("fn panics")
