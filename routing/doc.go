@@ -78,7 +78,9 @@
 //     sticky agent is read by the same statement. Enqueue, given a
 //     publisher that takes committed events (CommittedPublisher), runs the
 //     statement as its own transaction; with the hub's publisher, which
-//     stores events with the change, it runs in one. Accept and Complete
+//     stores events with the change, it runs in one, which postgres.InTx
+//     pipelines: BEGIN with the statement, the event rows with the COMMIT,
+//     two round trips in all. Accept and Complete
 //     likewise (Complete keeps its transaction while the agent is in
 //     wrap-up: ending their last wrap-up changes their presence too). The
 //     statements run with their generic plans (withGenericPlan):

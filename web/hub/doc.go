@@ -5,7 +5,8 @@
 // Streams. Anything that changes what someone sees on screen is an Event
 // published to a stream ("agent:42", "supervisor:7", "ticket:9",
 // "visitor:v_ab12") with Publish, inside the transaction that made the
-// change. The commit trigger of migration 004 numbers events per stream
+// change (in a postgres.InTx transaction the row is sent with the COMMIT,
+// in its round trip, not one of its own). The commit trigger of migration 004 numbers events per stream
 // (gap-free, in commit order) and stamps the stream's head with a change
 // id. Every process's Hub reads that change feed every 10 ms, reads what
 // its clients miss (many streams per query) and fans it out; a full poll of

@@ -46,18 +46,36 @@ func TeamStream(teamID int64) string { return fmt.Sprintf("team:%d", teamID) }
 // "all open" list.
 func AccountStream(accountID int64) string { return fmt.Sprintf("account:%d", accountID) }
 
+// insertEvent stores an event inside its transaction; the commit trigger of
+// migration 004 numbers it at the commit.
 const insertEvent = `INSERT INTO stream_events (account_id, stream, type, data) VALUES ($1, $2, $3, $4)`
+
+// insertNumberedEvent stores an event with its number, bumping the stream's
+// head as the commit trigger would. It is for statements sent with the
+// COMMIT (postgres.AtCommit), where it runs where the trigger would: just
+// before the commit, holding the head's row lock through it. The trigger
+// passes over rows that come numbered (migration 013), so each event is
+// written once instead of inserted and then updated.
+const insertNumberedEvent = `
+WITH head AS (
+	INSERT INTO stream_heads AS h (account_id, stream, last_seq, change_id)
+	VALUES ($1, $2, 1, nextval('stream_change_seq'))
+	ON CONFLICT (account_id, stream)
+	DO UPDATE SET last_seq = h.last_seq + 1, change_id = nextval('stream_change_seq'), updated_at = now()
+	RETURNING last_seq
+)
+INSERT INTO stream_events (account_id, stream, seq, type, data) SELECT $1, $2, last_seq, $3, $4 FROM head`
 
 // Publish appends e to its stream inside tx. The event gets its sequence
 // number when tx commits and is never seen by anyone if tx rolls back; the
 // hubs of every process pick it up from the change feed after the commit.
 //
 // In a transaction of postgres.InTx the row is written in the round trip
-// of the COMMIT (postgres.AtCommit), not in one of its own: nothing in the
-// transaction reads the events it publishes, and a change that tells three
-// streams would otherwise wait for three more round trips. A row that
-// fails to insert then fails the commit, so the change and its events
-// still commit or roll back together.
+// of the COMMIT (postgres.AtCommit), not in one of its own, and numbered by
+// its insert: nothing in the transaction reads the events it publishes, and
+// a change that tells three streams would otherwise wait for three more
+// round trips. A row that fails to insert then fails the commit, so the
+// change and its events still commit or roll back together.
 func Publish(ctx context.Context, tx pgx.Tx, e Event) error {
 	if err := e.validate(); err != nil {
 		return err
@@ -66,7 +84,7 @@ func Publish(ctx context.Context, tx pgx.Tx, e Event) error {
 	if err != nil {
 		return fmt.Errorf("publish %s to %s: encode data: %w", e.Type, e.Stream, err)
 	}
-	if postgres.AtCommit(tx, insertEvent, e.AccountID, e.Stream, e.Type, data) {
+	if postgres.AtCommit(tx, insertNumberedEvent, e.AccountID, e.Stream, e.Type, data) {
 		return nil
 	}
 	if _, err := tx.Exec(ctx, insertEvent, e.AccountID, e.Stream, e.Type, data); err != nil {

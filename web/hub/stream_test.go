@@ -11,15 +11,34 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"agentdesk/agentdesk"
+	"agentdesk/agentdesk/postgres"
 )
 
 // Concurrent writers to one stream: numbers are 1..N without gaps, and a
 // reader that repeatedly reads "seq > last" sees a contiguous sequence
-// (never 105 before 104 is visible).
+// (never 105 before 104 is visible) — whether the commit trigger numbers
+// the events (a pgx transaction) or their inserts do, sent with the COMMIT
+// (postgres.InTx), and with both kinds of writer at once.
 func TestPublishIsGapFreeAndCommitOrdered(t *testing.T) {
 	t.Parallel()
+	inTx := func(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) error { return postgres.InTx(ctx, db, fn) }
+	beginFunc := func(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) error { return pgx.BeginFunc(ctx, db, fn) }
+	for name, txs := range map[string][]func(context.Context, *pgxpool.Pool, func(pgx.Tx) error) error{
+		"numbered by the commit trigger": {beginFunc},
+		"numbered with the commit":       {inTx},
+		"both":                           {beginFunc, inTx},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			publishConcurrently(t, txs)
+		})
+	}
+}
+
+func publishConcurrently(t *testing.T, txs []func(context.Context, *pgxpool.Pool, func(pgx.Tx) error) error) {
 	e := newEnv(t)
 	ctx := context.Background()
 	const writers, each = 8, 40
@@ -56,7 +75,8 @@ func TestPublishIsGapFreeAndCommitOrdered(t *testing.T) {
 	for w := range writers {
 		wg.Go(func() {
 			for i := range each {
-				err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+				inTx := txs[w%len(txs)]
+				err := inTx(ctx, e.db, func(tx pgx.Tx) error {
 					if err := Publish(ctx, tx, Event{AccountID: e.account, Stream: "supervisor:1", Type: "x", Data: []int{w, i}}); err != nil {
 						return err
 					}
@@ -84,6 +104,40 @@ func TestPublishIsGapFreeAndCommitOrdered(t *testing.T) {
 	e.db.QueryRow(ctx, "SELECT last_seq FROM stream_heads WHERE account_id = $1 AND stream = 'supervisor:1'", e.account).Scan(&head)
 	if head != n {
 		t.Errorf("head %d, want %d", head, n)
+	}
+}
+
+// An event that comes numbered (sent with an InTx transaction's COMMIT) is
+// numbered once: the commit trigger passes over it, so the stream's head
+// and the row agree, and the next event follows on.
+func TestNumberedEventIsNumberedOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	err := pgx.BeginFunc(ctx, e.db, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, insertNumberedEvent, e.account, "agent:1", "a", "1")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish("agent:1", "b", 2)
+	if err := postgres.InTx(ctx, e.db, func(tx pgx.Tx) error {
+		return Publish(ctx, tx, Event{AccountID: e.account, Stream: "agent:1", Type: "c", Data: 3})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := e.db.Query(ctx, "SELECT type || seq FROM stream_events WHERE account_id = $1 AND stream = 'agent:1' ORDER BY id", e.account)
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head int64
+	if err := e.db.QueryRow(ctx, "SELECT last_seq FROM stream_heads WHERE account_id = $1 AND stream = 'agent:1'", e.account).Scan(&head); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []string{"a1", "b2", "c3"}) || head != 3 {
+		t.Errorf("events %v with head %d, want [a1 b2 c3] and 3", got, head)
 	}
 }
 
