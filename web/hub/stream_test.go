@@ -24,8 +24,12 @@ import (
 // (postgres.InTx), and with both kinds of writer at once.
 func TestPublishIsGapFreeAndCommitOrdered(t *testing.T) {
 	t.Parallel()
-	inTx := func(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) error { return postgres.InTx(ctx, db, fn) }
-	beginFunc := func(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) error { return pgx.BeginFunc(ctx, db, fn) }
+	inTx := func(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) error {
+		return postgres.InTx(ctx, db, fn)
+	}
+	beginFunc := func(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) error {
+		return pgx.BeginFunc(ctx, db, fn)
+	}
 	for name, txs := range map[string][]func(context.Context, *pgxpool.Pool, func(pgx.Tx) error) error{
 		"numbered by the commit trigger": {beginFunc},
 		"numbered with the commit":       {inTx},
