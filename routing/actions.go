@@ -360,7 +360,7 @@ func completedEvent(accountID, agentID, taskID int64) Event {
 // update (READ COMMITTED re-reads a row changed meanwhile); the agent's
 // presence is read, not locked, as the transaction locks it only to end a
 // wrap-up: tasks before agents, the engine's lock order.
-const completeSQL = `
+var completeSQL = `
 WITH old AS (
 	SELECT id, state, capacity_channel, queue_id, ticket_id FROM tasks
 	WHERE account_id = $1 AND id = $2 AND agent_id = $3 AND state IN ('assigned', 'wrapping')
@@ -388,7 +388,7 @@ WITH old AS (
 )
 SELECT coalesce((SELECT state FROM agent_presence WHERE agent_id = $3), 'offline'),
 	EXISTS (SELECT 1 FROM tasks w WHERE w.account_id = $1 AND w.agent_id = $3 AND w.state = 'wrapping' AND w.id <> $2),
-	EXISTS (SELECT 1 FROM tasks q WHERE q.account_id = $1 AND q.state = 'queued')
+	` + anyWaiting("$1", "") + `
 FROM t`
 
 // reasonsSQL reads the kinds of an outcome's contact and cancellation

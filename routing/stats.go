@@ -254,7 +254,7 @@ func (e *Engine) PublishStats(ctx context.Context) error {
 		rows, err := tx.Query(ctx, `
 SELECT a.id FROM accounts a
 WHERE EXISTS (SELECT 1 FROM agent_presence p WHERE p.account_id = a.id AND p.state <> 'offline')
-   OR EXISTS (SELECT 1 FROM tasks t WHERE t.account_id = a.id AND t.state = 'queued')`)
+   OR `+anyWaiting("a.id", ""))
 		if err != nil {
 			return err
 		}
