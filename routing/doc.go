@@ -117,7 +117,10 @@
 // abandon transactions on 16 shards per queue and day, so publishing them
 // every second costs the same at 9:00 and at 17:00; waiting and offered
 // tasks come from their partial indexes alone, never from the queue's
-// history (TestQueueStatsDoNotReadHistory).
+// history (TestQueueStatsDoNotReadHistory). Every "is anything waiting"
+// check (completion, arrival, wake-ups, stats) is anyWaiting: a walk of
+// the line's partial index stopped at its head, which no statistics can
+// turn into a scan of the history (TestWaitingChecksDoNotReadHistory).
 //
 // Events go through the Publisher inside the transaction of the change, so a
 // Publisher that writes them to a table delivers exactly what committed. One

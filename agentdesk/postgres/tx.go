@@ -23,10 +23,23 @@ import (
 // which is what makes a transaction's slow tail (BENCHMARKS.md, Routing).
 // What the server executes, and in which order, is exactly what pgx's
 // transaction would have it execute.
-func InTx(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) (err error) {
+func InTx(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	tx, err := runTx(ctx, db, fn)
+	if err != nil {
+		return err
+	}
+	// The connection is back in the pool: a hook may use one.
+	for _, f := range tx.hooks.take() {
+		f()
+	}
+	return nil
+}
+
+// runTx runs fn in a pipelinedTx on a connection of db and commits it.
+func runTx(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) (*pipelinedTx, error) {
 	conn, err := db.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return nil, fmt.Errorf("begin: %w", err)
 	}
 	// A connection left inside a transaction (a failed commit or rollback)
 	// is destroyed by the pool rather than reused.
@@ -40,15 +53,9 @@ func InTx(ctx context.Context, db *pgxpool.Pool, fn func(pgx.Tx) error) (err err
 		}
 	}()
 	if err := fn(tx); err != nil {
-		return err
+		return nil, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return err
-	}
-	for _, f := range tx.hooks.take() {
-		f()
-	}
-	return nil
+	return tx, tx.Commit(ctx)
 }
 
 // AfterCommit arranges for f to run after tx commits, and reports whether it

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -384,5 +385,30 @@ func TestAtCommitOutsideInTx(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// After-commit hooks run once the connection is back in the pool, so a
+// hook may use the pool even when the transaction held its last
+// connection.
+func TestAfterCommitHooksRunWithTheConnectionReturned(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pool, _ := txPool(t) // one connection
+	var n int
+	var hookErr error
+	err := postgres.InTx(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO t (id) VALUES ($1)`, 1); err != nil {
+			return err
+		}
+		postgres.AfterCommit(tx, func() { hookErr = pool.QueryRow(ctx, `SELECT count(*) FROM t`).Scan(&n) })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hookErr != nil || n != 1 {
+		t.Fatalf("the hook read %d rows, %v; want the committed row", n, hookErr)
 	}
 }
