@@ -78,9 +78,8 @@ func AfterCommit(tx pgx.Tx, f func()) bool {
 // in the order queued; it reports whether it could: only transactions run
 // by InTx queue statements, so when it returns false the caller runs the
 // statement itself, now. A queued statement that fails fails the commit,
-// and the whole transaction rolls back. Statements queued in a savepoint
-// are sent with the outer COMMIT even when the savepoint is rolled back:
-// queue nothing from inside one.
+// and the whole transaction rolls back. A savepoint queues nothing (false):
+// what is done in it must be undone with it.
 func AtCommit(tx pgx.Tx, sql string, args ...any) bool {
 	t := rootOf(tx)
 	if t == nil || t.closed {
@@ -90,14 +89,11 @@ func AtCommit(tx pgx.Tx, sql string, args ...any) bool {
 	return true
 }
 
+// rootOf is tx as InTx's transaction, or nil: another transaction, or a
+// savepoint (whose hooks and queued statements would outlive its rollback).
 func rootOf(tx pgx.Tx) *pipelinedTx {
-	switch t := tx.(type) {
-	case *pipelinedTx:
-		return t
-	case *savepointTx:
-		return t.root
-	}
-	return nil
+	t, _ := tx.(*pipelinedTx)
+	return t
 }
 
 type commitHooks struct {

@@ -332,7 +332,8 @@ func TestInTxRollsBack(t *testing.T) {
 	}
 }
 
-// Savepoints (pgx's nested transactions) undo only their own part.
+// Savepoints (pgx's nested transactions) undo only their own part, and
+// queue nothing for the commit that their rollback could not take back.
 func TestInTxSavepoints(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -351,6 +352,9 @@ func TestInTxSavepoints(t *testing.T) {
 		sp, err = tx.Begin(ctx)
 		if err != nil {
 			return err
+		}
+		if postgres.AtCommit(sp, `INSERT INTO t (id) VALUES ($1)`, 3) || postgres.AfterCommit(sp, func() {}) {
+			t.Error("a savepoint queued a statement or a hook that its rollback would not undo")
 		}
 		if _, err := sp.Exec(ctx, `INSERT INTO t (id) VALUES ($1)`, 1); err == nil {
 			t.Error("a duplicate key inside a savepoint was accepted")
