@@ -156,7 +156,7 @@ func (a *HubActions) visitorMessage(ctx context.Context, s *Server, v *hub.Widge
 	if m.ClientMsgID != "" {
 		msg.Meta = map[string]any{"client_msg_id": m.ClientMsgID}
 	}
-	err := pgx.BeginFunc(ctx, s.store.DB(), func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, s.store.DB(), func(tx pgx.Tx) error {
 		if m.ClientMsgID != "" {
 			err := tx.QueryRow(ctx, visitorRetry, acct, ticketID, m.ClientMsgID).Scan(&msg.ID)
 			if err == nil {

@@ -23,7 +23,7 @@ type chatReplies struct{ s *Server }
 const MessageCreated = "message.created"
 
 func (c chatReplies) SendReply(ctx context.Context, actor agentdesk.Actor, t *agentdesk.Ticket, m *agentdesk.Message) (int64, error) {
-	err := pgx.BeginFunc(ctx, c.s.store.DB(), func(tx pgx.Tx) error {
+	err := postgres.InTx(ctx, c.s.store.DB(), func(tx pgx.Tx) error {
 		after, err := postgres.AddMessageTx(ctx, tx, actor, m)
 		if err != nil {
 			return err
