@@ -206,6 +206,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	if *publisher != "hub" && *publisher != "engine" {
 		return fmt.Errorf("loadgen routing: --publisher: %q is neither hub nor engine", *publisher)
 	}
+	hub := *publisher == "hub"
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -242,7 +243,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 	if *debug {
 		routingLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	steady := routingRun{latencyLog: *latencyLog, agents: *agents, rate: *rate, duration: *duration, conns: *conns, inTx: *inTx, hub: *publisher == "hub",
+	steady := routingRun{latencyLog: *latencyLog, agents: *agents, rate: *rate, duration: *duration, conns: *conns, inTx: *inTx, hub: hub,
 		acceptMin: *acceptMin, acceptMax: *acceptMax, handleMin: *handleMin, handleMax: *handleMax}
 	if *rate > 0 && *duration > 0 {
 		benchURL, err := fresh()
@@ -257,7 +258,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 		// First the dispatcher alone: nobody answers, and every agent has
 		// room for its share, so each offer is a durable reservation.
 		room := (*satTasks + *agents - 1) / *agents
-		disp := routingRun{agents: *agents, conns: *conns, hub: *publisher == "hub", preload: *satTasks, silent: true, chatCap: max(room, 3)}
+		disp := routingRun{agents: *agents, conns: *conns, hub: hub, preload: *satTasks, silent: true, chatCap: max(room, 3)}
 		benchURL, err := fresh()
 		if err != nil {
 			return err
@@ -266,7 +267,7 @@ func loadgenRouting(ctx context.Context, args []string) error {
 			return err
 		}
 		// Then the whole cycle: offer, accept, complete.
-		sat := routingRun{agents: *agents, conns: *conns, hub: *publisher == "hub", preload: *satTasks, chatCap: 3}
+		sat := routingRun{agents: *agents, conns: *conns, hub: hub, preload: *satTasks, chatCap: 3}
 		benchURL, err = fresh()
 		if err != nil {
 			return err

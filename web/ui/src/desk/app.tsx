@@ -87,13 +87,18 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
   const routeRef = useRef(route);
   routeRef.current = route;
 
+  /** (Re)reads the queue list; queueName waits for the read in flight. */
+  function loadQueues() {
+    queuesLoaded.current = queues().then((m) => (queueNames.current = m));
+    return queuesLoaded.current;
+  }
+
   // queueName is the name of queue id once the list has loaded, read again
   // when the list has no such queue (created after the desk was opened).
   async function queueName(id: number): Promise<string | undefined> {
     await queuesLoaded.current;
     if (!queueNames.current.has(id)) {
-      queuesLoaded.current = queues().then((m) => (queueNames.current = m));
-      await queuesLoaded.current;
+      await loadQueues();
     }
     return queueNames.current.get(id);
   }
@@ -112,7 +117,7 @@ function Desk({ me, onLogout }: { me: Agent; onLogout: () => void }) {
     listAgents().then((l) => setAgents(new Map(l.items.map((a) => [a.id, a]))), () => {});
     // The first read must not undo a change made or announced while it ran.
     getPresence().then((p) => !presenceKnown.current && setPres(p), () => {});
-    queuesLoaded.current = queues().then((m) => (queueNames.current = m));
+    loadQueues();
     socket.start();
     // Lists follow events; a slow poll catches what no event announced.
     const poll = setInterval(() => !document.hidden && setRefresh((x) => x + 1), 30000);
